@@ -1,0 +1,236 @@
+"""``oltpseed``: a thin Typer shell over the core modules.
+
+Each command parses options, calls the core, and renders the result; rules
+(precedence, guardrails, SQL, servers) live in the modules it calls. Errors
+from the core become one line on stderr and the contract's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pytest_oltpseed import __version__, db, logs, schema
+from pytest_oltpseed.config import Settings, describe, load_settings
+from pytest_oltpseed.domains import Domain, select
+from pytest_oltpseed.errors import OltpseedError, ServerError
+from pytest_oltpseed.server import EmbeddedServer
+
+app = typer.Typer(
+    name="oltpseed",
+    help="Seed PostgreSQL with realistic, FK-consistent OLTP data and stream changes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+server_app = typer.Typer(
+    help="The embedded PostgreSQL server (private cluster, wal_level=logical).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DsnOption = Annotated[
+    str | None,
+    typer.Option("--dsn", help="PostgreSQL URL or conninfo; beats DATABASE_URL/PG_*."),
+]
+DomainOption = Annotated[str, typer.Option("--domain", help="hospital, retail or all.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Write even when APP_ENV is production-like."),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
+]
+
+
+def _say(line: str) -> None:
+    err.print(f"oltpseed: {line}", soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"oltpseed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Seed PostgreSQL with realistic, FK-consistent OLTP data and stream changes."""
+
+
+def _writing_settings(
+    action: str, dsn: str | None, force: bool, dry_run: bool
+) -> Settings:
+    settings = load_settings(dsn=dsn, force=force, dry_run=dry_run)
+    if not settings.dry_run:
+        settings.guard_write(action)
+        logs.setup(settings.logging, console=False)
+    return settings
+
+
+def _target(settings: Settings) -> str:
+    if settings.connection.conninfo is None:
+        return "the embedded server (not started by a dry run)"
+    return describe(settings.connection.conninfo)
+
+
+def _print_plan(action: str, settings: Settings, files: list[Path]) -> None:
+    out.print(
+        f"dry run: {action} would apply, in one transaction, to {_target(settings)}:"
+    )
+    for path in files:
+        out.print(f"  {path.parent.name}/{path.name}")
+    out.print("nothing was written")
+
+
+@app.command("init-db")
+def init_db(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Create tables, triggers, indexes and lookup rows (safe to run twice)."""
+    domains = select(domain)
+    settings = _writing_settings("init-db", dsn, force, dry_run)
+    if settings.dry_run:
+        _print_plan("init-db", settings, schema.install_plan(domains))
+        return
+    with db.session(settings, _say) as conn:
+        schema.install(conn, domains)
+        counts = db.table_counts(conn, _tables(domains))
+    logs.get().info("init-db: installed %s", ", ".join(d.name for d in domains))
+    _print_counts(domains, counts, title="schema installed")
+
+
+@app.command()
+def reset(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Drop oltpseed's own tables and recreate them (your other tables survive)."""
+    domains = select(domain)
+    settings = _writing_settings("reset", dsn, force, dry_run)
+    if settings.dry_run:
+        _print_plan("reset", settings, schema.reset_plan(domains))
+        return
+    with db.session(settings, _say) as conn:
+        schema.reset(conn, domains)
+        counts = db.table_counts(conn, _tables(domains))
+    logs.get().info("reset: recreated %s", ", ".join(d.name for d in domains))
+    _print_counts(domains, counts, title="reset done")
+
+
+@app.command()
+def counts(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {table: rows} as JSON.")
+    ] = False,
+) -> None:
+    """Exact row count of every table (null/absent when not installed)."""
+    domains = select(domain)
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        found = db.table_counts(conn, _tables(domains))
+    if as_json:
+        out.print_json(json.dumps(found))
+    else:
+        _print_counts(domains, found, title="row counts")
+
+
+def _tables(domains: list[Domain]) -> list[str]:
+    return [table for domain in domains for table in domain.tables]
+
+
+def _print_counts(
+    domains: list[Domain], counts: dict[str, int | None], *, title: str
+) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("domain")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for domain in domains:
+        for name in domain.tables:
+            value = counts.get(name)
+            table.add_row(
+                domain.name, name, "not installed" if value is None else f"{value:,}"
+            )
+    out.print(table)
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the embedded server, or reuse it when it already runs."""
+    info, started = EmbeddedServer().start()
+    out.print(f"{'started' if started else 'already running'}: {info.url}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the embedded server (its data is kept for the next start)."""
+    stopped = EmbeddedServer().stop()
+    out.print("stopped" if stopped else "not running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the embedded server runs (exit 0) or not (exit 1)."""
+    server = EmbeddedServer()
+    info = server.status()
+    if info is None:
+        out.print(f"not running (data directory: {server.home})")
+        raise typer.Exit(1)
+    out.print(f"running: {info.url} (data directory: {info.datadir})")
+
+
+@server_app.command("dsn")
+def server_dsn() -> None:
+    """Print the embedded server's URL, for DATABASE_URL or psql."""
+    info = EmbeddedServer().status()
+    if info is None:
+        raise ServerError("the embedded server is not running: oltpseed server start")
+    out.print(info.url, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app; map errors to one line and an exit code."""
+    try:
+        app(args=argv, prog_name="oltpseed")
+    except OltpseedError as exc:
+        _fail(str(exc), exc.exit_code)
+    except psycopg.OperationalError as exc:
+        _fail(f"database connection failed: {db.first_line(exc)}", 1)
+    except psycopg.Error as exc:
+        _fail(f"database error: {db.first_line(exc)}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"oltpseed: error: {message}", soft_wrap=True)
+    sys.exit(code)

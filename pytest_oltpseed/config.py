@@ -1,0 +1,355 @@
+"""Settings: where each value comes from, validation, and the guardrails.
+
+Precedence (DESIGN.md): command-line flag > environment > ``config/.env`` >
+``config/settings.toml`` > built-in default. Every invalid value raises
+:class:`~pytest_oltpseed.errors.ConfigError` naming the variable, its source
+and what is allowed, so entry points can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from dotenv import dotenv_values
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pytest_oltpseed.errors import ConfigError, GuardrailRefused, UsageError
+from pytest_oltpseed.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+
+CONFIG_DIR_ENV = "OLTPSEED_CONFIG_DIR"
+PRODUCTION_LIKE = frozenset({"STAGING", "RENDER", "PROD"})
+APP_ENVS = ("DEV", "TEST", "STAGING", "RENDER", "PROD")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ROTATE_WHEN = ("S", "M", "H", "D", "MIDNIGHT", "W0", "W1", "W2", "W3", "W4", "W5", "W6")
+PG_KEYS = ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "PG_DATABASE")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+# Environment name -> (settings.toml section, key). Names absent here are read
+# from the environment and config/.env only (the guardrail switches, on purpose:
+# a committed settings.toml must not be able to disarm them).
+TOML_KEYS: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("db", "dsn"),
+    "PG_HOST": ("db", "host"),
+    "PG_PORT": ("db", "port"),
+    "PG_USER": ("db", "user"),
+    "PG_PASSWORD": ("db", "password"),
+    "PG_DATABASE": ("db", "database"),
+    "PG_SEARCH_PATH": ("db", "search_path"),
+    "PG_CONNECT_TIMEOUT": ("db", "connect_timeout"),
+    "PG_APPLICATION_NAME": ("db", "application_name"),
+    "STREAM_INTERVAL_SECONDS": ("stream", "interval_seconds"),
+    "BATCH_SIZE": ("stream", "batch_size"),
+    "MAX_JITTER_MS": ("stream", "max_jitter_ms"),
+    "STREAM_FAIL_FAST_ON_CRITICAL": ("stream", "fail_fast_on_critical"),
+    "SEED_SIZE": ("seed", "size"),
+    "SEED_RANDOM": ("seed", "random"),
+    "LOG_LEVEL": ("logging", "level"),
+    "LOG_DIR": ("logging", "directory"),
+    "LOG_ROTATE_WHEN": ("logging", "rotate_when"),
+    "LOG_BACKUP_COUNT": ("logging", "backup_count"),
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A raw setting and where it came from (for error messages)."""
+
+    raw: Any
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The layered configuration sources, highest precedence first."""
+
+    env: Mapping[str, str]
+    dotenv: Mapping[str, str]
+    toml: Mapping[str, Any]
+    config_dir: Path
+
+    @classmethod
+    def load(
+        cls, config_dir: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> Sources:
+        env = dict(os.environ if env is None else env)
+        directory = Path(config_dir or env.get(CONFIG_DIR_ENV) or "config")
+        return cls(
+            env=env,
+            dotenv=_read_dotenv(directory / ".env"),
+            toml=_read_toml(directory / "settings.toml"),
+            config_dir=directory,
+        )
+
+    def levels(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """(label, mapping keyed by environment name), highest precedence first."""
+        flat: dict[str, Any] = {}
+        for name, (section, key) in TOML_KEYS.items():
+            table = self.toml.get(section)
+            if isinstance(table, Mapping) and key in table:
+                flat[name] = table[key]
+        return [
+            ("environment", self.env),
+            (str(self.config_dir / ".env"), self.dotenv),
+            (str(self.config_dir / "settings.toml"), flat),
+        ]
+
+    def get(self, name: str) -> Value | None:
+        for label, mapping in self.levels():
+            if name in mapping:
+                shown = name
+                if label.endswith("settings.toml"):
+                    section, key = TOML_KEYS[name]
+                    shown = f"[{section}] {key}"
+                return Value(mapping[name], shown, label)
+        return None
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"cannot parse {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where to connect: a conninfo string, or ``None`` for the embedded server."""
+
+    conninfo: str | None
+    source: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.conninfo is None
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    interval_seconds: float = 2.0
+    batch_size: int = 50
+    max_jitter_ms: int = 400
+    fail_fast_on_critical: bool = True
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    directory: Path = Path("logs")
+    rotate_when: str = "midnight"
+    backup_count: int = 7
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs, validated; build it with :func:`load_settings`."""
+
+    connection: Connection
+    connect_timeout: int = 10
+    application_name: str = "oltp-simulator"
+    search_path: str = "public"
+    app_env: str = "DEV"
+    render: bool = False
+    force: bool = False
+    dry_run: bool = False
+    seed_size: str = DEFAULT_PROFILE
+    seed_random: int = 0
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    logging: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def production_like(self) -> bool:
+        return self.app_env in PRODUCTION_LIKE or self.render
+
+    def guard_write(self, action: str) -> None:
+        """Refuse a writing command in a production-like environment (exit 3)."""
+        if self.production_like and not self.force:
+            why = f"APP_ENV={self.app_env}" if not self.render else "RENDER=true"
+            raise GuardrailRefused(
+                f"refusing to {action}: {why} is production-like; "
+                "set FORCE_SEED=true or pass --force to write anyway"
+            )
+
+
+def load_settings(
+    *,
+    dsn: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    seed_size: str | None = None,
+    seed_random: int | None = None,
+    config_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read every source once and validate; flags given here win over all."""
+    src = Sources.load(config_dir, env)
+    flag_size = Value(seed_size, "--profile", "command line") if seed_size else None
+    flag_random = (
+        Value(seed_random, "--seed-random", "command line")
+        if seed_random is not None
+        else None
+    )
+    return Settings(
+        connection=_connection(src, dsn),
+        connect_timeout=_int(src.get("PG_CONNECT_TIMEOUT"), 10, minimum=1),
+        application_name=_str(src.get("PG_APPLICATION_NAME"), "oltp-simulator"),
+        search_path=_str(src.get("PG_SEARCH_PATH"), "public"),
+        app_env=_choice(_env_only(src, "APP_ENV"), "DEV", APP_ENVS),
+        render=_bool(_env_only(src, "RENDER"), False),
+        force=force or _bool(_env_only(src, "FORCE_SEED"), False),
+        dry_run=dry_run or _bool(_env_only(src, "DRY_RUN"), False),
+        seed_size=_choice(flag_size or src.get("SEED_SIZE"), "MEDIUM", PROFILE_NAMES),
+        seed_random=_int(flag_random or src.get("SEED_RANDOM"), 0, minimum=0),
+        stream=StreamSettings(
+            interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),
+            batch_size=_int(src.get("BATCH_SIZE"), 50, minimum=1),
+            max_jitter_ms=_int(src.get("MAX_JITTER_MS"), 400, minimum=0),
+            fail_fast_on_critical=_bool(src.get("STREAM_FAIL_FAST_ON_CRITICAL"), True),
+        ),
+        logging=LogSettings(
+            level=_choice(src.get("LOG_LEVEL"), "INFO", LOG_LEVELS),
+            directory=Path(_str(src.get("LOG_DIR"), "logs")),
+            rotate_when=_choice(src.get("LOG_ROTATE_WHEN"), "MIDNIGHT", ROTATE_WHEN),
+            backup_count=_int(src.get("LOG_BACKUP_COUNT"), 7, minimum=0),
+        ),
+    )
+
+
+def _env_only(src: Sources, name: str) -> Value | None:
+    for label, mapping in src.levels()[:2]:
+        if name in mapping:
+            return Value(mapping[name], name, label)
+    return None
+
+
+def _connection(src: Sources, dsn: str | None) -> Connection:
+    if dsn is not None:
+        return Connection(_checked_dsn(Value(dsn, "--dsn", "command line")), "--dsn")
+    for label, mapping in src.levels():
+        if "DATABASE_URL" in mapping:
+            name = "DATABASE_URL" if "toml" not in label else "[db] dsn"
+            value = Value(mapping["DATABASE_URL"], name, label)
+            return Connection(_checked_dsn(value), f"{name} ({label})")
+        if any(key in mapping for key in PG_KEYS):
+            parts = {key: src.get(key) for key in PG_KEYS}
+            port = _int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
+            conninfo = make_conninfo(
+                host=_str(parts["PG_HOST"], "localhost"),
+                port=str(port),
+                user=_str(parts["PG_USER"], "postgres"),
+                password=_str(parts["PG_PASSWORD"], "") or None,
+                dbname=_str(parts["PG_DATABASE"], "hospital_oltp"),
+            )
+            return Connection(conninfo, f"PG_* ({label})")
+    return Connection(None, "embedded server (no connection configured)")
+
+
+def _checked_dsn(value: Value) -> str:
+    text = str(value.raw).strip()
+    allowed = "a postgresql:// URL or a conninfo string"
+    try:
+        params = conninfo_to_dict(text) if text else None
+    except psycopg.ProgrammingError:
+        params = None
+    ports = str((params or {}).get("port") or "5432").split(",")
+    if not params or not all(port.strip().isdigit() for port in ports):
+        raise ConfigError(value.name, redact(text), allowed, value.source)
+    return text
+
+
+def redact(conninfo: str) -> str:
+    """The conninfo with any password replaced, for messages and logs."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<unparsable connection string>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+
+def describe(conninfo: str) -> str:
+    """``host:port/dbname`` for one-line messages (no user, no password)."""
+    params = conninfo_to_dict(conninfo)
+    host = params.get("host") or "localhost"
+    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
+
+
+def _str(value: Value | None, default: str) -> str:
+    return default if value is None else str(value.raw)
+
+
+def _int(
+    value: Value | None, default: int, *, minimum: int, maximum: int | None = None
+) -> int:
+    if value is None:
+        return default
+    allowed = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum else "")
+    raw = value.raw
+    if isinstance(raw, bool):
+        raise ConfigError(value.name, raw, allowed, value.source)
+    try:
+        number = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(value.name, raw, allowed, value.source) from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise ConfigError(value.name, raw, allowed, value.source)
+    return number
+
+
+def _float(value: Value | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(str(value.raw).strip())
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also rejects NaN
+        raise ConfigError(value.name, value.raw, "a number >= 0", value.source)
+    return number
+
+
+def _bool(value: Value | None, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value.raw, bool):
+        return value.raw
+    text = str(value.raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(value.name, value.raw, "true or false", value.source)
+
+
+def _choice(value: Value | None, default: str, allowed: tuple[str, ...]) -> str:
+    if value is None:
+        return default
+    text = str(value.raw).strip().upper()
+    if text not in allowed:
+        raise ConfigError(
+            value.name, value.raw, "one of " + ", ".join(allowed), value.source
+        )
+    return text

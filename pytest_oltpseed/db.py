@@ -1,0 +1,94 @@
+"""Connections: resolve the target, connect, report failures in one line."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import psycopg
+from psycopg import sql
+
+from pytest_oltpseed.config import Settings, describe
+from pytest_oltpseed.errors import DatabaseUnavailable
+from pytest_oltpseed.server import EmbeddedServer
+
+
+def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:
+    """The configured conninfo; with none configured, the embedded server's.
+
+    The embedded server is started if needed, and ``announce`` gets one line
+    saying so: a user should never wonder which database was written.
+    """
+    if settings.connection.conninfo is not None:
+        return settings.connection.conninfo
+    info, started = EmbeddedServer().start()
+    verb = "started" if started else "using"
+    announce(
+        f"no connection configured (--dsn, DATABASE_URL, PG_*): {verb} the "
+        f"embedded server {info.url} (stop it with: oltpseed server stop)"
+    )
+    return info.dsn()
+
+
+def connect(
+    conninfo: str, settings: Settings, *, autocommit: bool = False
+) -> psycopg.Connection:
+    """Connect with the timeout, application name and search_path of the settings."""
+    try:
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=autocommit,
+            connect_timeout=settings.connect_timeout,
+            application_name=settings.application_name,
+            options=f"-c search_path={settings.search_path}",
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {describe(conninfo)}: {first_line(exc)}"
+        ) from None
+    conn.execute("SELECT 1")  # spec 002: validate the connection before any work
+    if not autocommit:
+        conn.rollback()  # leave no implicit transaction open for the caller
+    return conn
+
+
+@contextlib.contextmanager
+def session(
+    settings: Settings, announce: Callable[[str], None], *, autocommit: bool = False
+) -> Iterator[psycopg.Connection]:
+    """Resolve, connect and close: the one way commands open their connection."""
+    with connect(
+        resolve_conninfo(settings, announce), settings, autocommit=autocommit
+    ) as conn:
+        yield conn
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver error reduced to its first meaningful line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def present_tables(conn: psycopg.Connection, tables: Sequence[str]) -> set[str]:
+    """Which of ``tables`` exist in the connection's search_path."""
+    rows = conn.execute(
+        "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL",
+        (list(tables),),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def table_counts(
+    conn: psycopg.Connection, tables: Sequence[str]
+) -> dict[str, int | None]:
+    """Exact row counts; ``None`` for a table that is not installed."""
+    present = present_tables(conn, tables)
+    counts: dict[str, int | None] = {}
+    for table in tables:
+        if table not in present:
+            counts[table] = None
+            continue
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        row = conn.execute(query).fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts

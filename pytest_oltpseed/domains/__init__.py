@@ -1,0 +1,72 @@
+"""Domain registry: a domain is data (its SQL, its tables, its factories).
+
+Each subpackage of ``pytest_oltpseed.domains`` exposes ``DOMAIN``; they are
+discovered here, so adding a third domain touches no core module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pytest_oltpseed.errors import UsageError
+
+ALL = "all"
+SQL_STEPS = ("01_schema.sql", "02_indexes.sql", "03_seed-lookups.sql")
+DROP_FILE = "99_drop_all.sql"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One business domain: its name and its tables, parents before children."""
+
+    name: str
+    tables: tuple[str, ...]
+
+    @property
+    def sql_dir(self) -> Path:
+        return sql_root() / self.name
+
+    def install_files(self) -> list[Path]:
+        """Schema, indexes and lookups, in order; a domain may have no lookups."""
+        return [p for p in (self.sql_dir / s for s in SQL_STEPS) if p.is_file()]
+
+    @property
+    def drop_file(self) -> Path:
+        return self.sql_dir / DROP_FILE
+
+
+def sql_root() -> Path:
+    """``sql/`` inside the installed wheel, else the checkout's top-level ``sql/``."""
+    package = Path(__file__).resolve().parent.parent
+    shipped = package / "sql"
+    return shipped if shipped.is_dir() else package.parent / "sql"
+
+
+@cache
+def registry() -> dict[str, Domain]:
+    found: dict[str, Domain] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.ispkg:
+            domain = importlib.import_module(f"{__name__}.{module.name}").DOMAIN
+            found[domain.name] = domain
+    return found
+
+
+def names() -> tuple[str, ...]:
+    return (*registry(), ALL)
+
+
+def select(name: str) -> list[Domain]:
+    """The domains meant by ``--domain``; one line and exit 2 for an unknown name."""
+    key = name.strip().lower()
+    if key == ALL:
+        return list(registry().values())
+    if key not in registry():
+        raise UsageError(
+            f"unknown --domain {name!r}: expected one of {', '.join(names())}"
+        )
+    return [registry()[key]]

@@ -1,0 +1,57 @@
+"""Install and drop a domain's SQL objects, atomically and never anyone else's.
+
+Every operation runs in one transaction under an advisory lock: two concurrent
+``init-db`` runs cannot race on CREATE ... IF NOT EXISTS, and a failed reset
+leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+
+from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.errors import OltpseedError
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pytest_oltpseed.schema'))"
+
+
+def install_plan(domains: Sequence[Domain]) -> list[Path]:
+    return [path for domain in domains for path in domain.install_files()]
+
+
+def reset_plan(domains: Sequence[Domain]) -> list[Path]:
+    return [d.drop_file for d in reversed(domains)] + install_plan(domains)
+
+
+def install(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
+    """Create tables, triggers, indexes and lookups; harmless when already there."""
+    return _apply(conn, install_plan(domains))
+
+
+def reset(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
+    """Drop the domains' own objects and install them again, in one transaction."""
+    return _apply(conn, reset_plan(domains))
+
+
+def _apply(conn: psycopg.Connection, files: list[Path]) -> list[Path]:
+    current: Path | None = None
+    try:
+        with conn.transaction():
+            conn.execute(_LOCK)
+            for current in files:
+                conn.execute(current.read_text(encoding="utf-8"))
+    except psycopg.errors.DependentObjectsStillExist as exc:
+        detail = exc.diag.message_detail or exc.diag.message_primary or str(exc)
+        raise OltpseedError(
+            f"nothing was changed: an object outside oltpseed depends on its tables "
+            f"({detail.splitlines()[0]}); drop or alter that object first"
+        ) from None
+    except psycopg.DatabaseError as exc:
+        where = f"{current.parent.name}/{current.name}" if current else "schema"
+        raise OltpseedError(
+            f"nothing was changed: {where} failed: {exc.diag.message_primary or exc}"
+        ) from None
+    return files

@@ -1,0 +1,439 @@
+"""Private PostgreSQL clusters: the persistent embedded server and ephemeral ones.
+
+Both are driven by pytest-postgresql's :class:`PostgreSQLExecutor` (pg_ctl
+under mirakuru) rather than a process manager of our own. What this module adds
+is what that executor lacks (pytest-postgresql issues #341 and #455):
+
+* root safety: PostgreSQL refuses to run as root, so when the effective uid is
+  0 every pg_ctl call goes through a root-owned wrapper that drops to an
+  unprivileged system user (created if missing) owning only the cluster's data;
+* a persistent mode: the embedded server keeps its data directory, survives the
+  command that started it, and is found again by the next command;
+* one server per data directory even when two ``start`` calls race (flock).
+
+Clusters listen on 127.0.0.1 only, with ``trust`` authentication for the
+``postgres`` superuser, ``wal_level=logical`` and replication slots enabled.
+They hold throwaway test data: fsync is off (pytest-postgresql's ``-F``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import port_for
+import psycopg
+from mirakuru.base import ENV_UUID
+from mirakuru.exceptions import ExecutorError
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from pytest_postgresql.executors import PostgreSQLExecutor
+
+from pytest_oltpseed.errors import ServerError
+
+HOME_ENV = "OLTPSEED_HOME"
+BINDIR_ENV = "OLTPSEED_PG_BINDIR"
+RUN_AS_ENV = "OLTPSEED_RUN_AS"
+DEFAULT_RUN_AS = "oltpseed"
+HOST = "127.0.0.1"
+SUPERUSER = "postgres"
+DATABASE = "oltpseed"
+POSTGRES_OPTIONS = (
+    f"-c listen_addresses={HOST} -c wal_level=logical "
+    "-c max_replication_slots=10 -c max_wal_senders=10"
+)
+_SEARCH_GLOBS = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/usr/local/pgsql/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql@*/bin",
+)
+_INSTALL_HINT = (
+    "PostgreSQL server binaries (pg_ctl, initdb, postgres) were not found; "
+    "install them (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install "
+    f"postgresql-server; macOS: brew install postgresql) or set {BINDIR_ENV}"
+)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How to reach a running cluster."""
+
+    port: int
+    datadir: Path
+    host: str = HOST
+    user: str = SUPERUSER
+    dbname: str = DATABASE
+
+    def dsn(self, dbname: str | None = None) -> str:
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            user=self.user,
+            dbname=dbname or self.dbname,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def find_bindir() -> Path:
+    """The directory holding pg_ctl: $OLTPSEED_PG_BINDIR, PATH, then usual places."""
+    configured = os.environ.get(BINDIR_ENV)
+    if configured:
+        if (Path(configured) / "pg_ctl").is_file():
+            return Path(configured)
+        raise ServerError(f"{BINDIR_ENV}={configured} has no pg_ctl; {_INSTALL_HINT}")
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    candidates = [
+        path
+        for pattern in _SEARCH_GLOBS
+        for path in Path("/").glob(pattern.lstrip("/"))
+        if (path / "pg_ctl").is_file()
+    ]
+    if not candidates:
+        raise ServerError(_INSTALL_HINT)
+    return max(candidates, key=_version_key)
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    digits = "".join(c if c.isdigit() else " " for c in str(path)).split()
+    return tuple(int(d) for d in digits)
+
+
+def run_as_account() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as when we are root; ``None`` when we are not.
+
+    The account is ``$OLTPSEED_RUN_AS`` (default ``oltpseed``); the default one
+    is created as a locked system user the first time it is needed.
+    """
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get(RUN_AS_ENV) or DEFAULT_RUN_AS
+    with contextlib.suppress(KeyError):
+        return _checked_account(pwd.getpwnam(name))
+    if name != DEFAULT_RUN_AS:
+        raise ServerError(f"{RUN_AS_ENV}={name}: no such user")
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise ServerError(
+            f"running as root, PostgreSQL needs an unprivileged user and useradd "
+            f"is missing: create a user and set {RUN_AS_ENV} to its name"
+        )
+    result = subprocess.run(
+        [
+            useradd,
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "pytest-oltpseed PostgreSQL runner",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:  # a concurrent start may have created it first: that is fine too
+        return _checked_account(pwd.getpwnam(name))
+    except KeyError:
+        reason = result.stderr.strip() or f"exit {result.returncode}"
+        raise ServerError(f"cannot create the system user {name!r}: {reason}") from None
+
+
+def _checked_account(account: pwd.struct_passwd) -> pwd.struct_passwd:
+    if account.pw_uid == 0:
+        raise ServerError(
+            f"{RUN_AS_ENV}={account.pw_name} is root; PostgreSQL refuses it"
+        )
+    return account
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a cluster's files live.
+
+    ``base`` and ``base/bin`` belong to the invoking user; only ``base/pg``
+    (data, socket, log) belongs to the account that runs PostgreSQL, so that
+    account can never rewrite the wrapper that root executes.
+    """
+
+    base: Path
+    account: pwd.struct_passwd | None
+
+    @property
+    def pg_root(self) -> Path:
+        return self.base / "pg"
+
+    @property
+    def datadir(self) -> Path:
+        return self.pg_root / "data"
+
+    @property
+    def socketdir(self) -> Path:
+        return self.pg_root / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.pg_root / "postgresql.log"
+
+    def prepare(self, bindir: Path) -> str:
+        """Create the directories with the right owners; return the pg_ctl to run."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.socketdir.mkdir(parents=True, exist_ok=True)
+        pg_ctl = bindir / "pg_ctl"
+        if self.account is None:
+            return str(pg_ctl)
+        self.base.chmod(self.base.stat().st_mode | 0o711)
+        uid, gid = self.account.pw_uid, self.account.pw_gid
+        for path in (self.pg_root, self.socketdir):
+            os.chown(path, uid, gid)
+            path.chmod(0o700)
+        if self.datadir.exists():
+            os.chown(self.datadir, uid, gid)
+        self._check_reachable()
+        wrapper = self.base / "bin" / "pg_ctl"
+        wrapper.parent.mkdir(mode=0o755, exist_ok=True)
+        text = (
+            "#!/bin/sh\n"
+            "# Written by pytest-oltpseed: PostgreSQL refuses to run as root, so\n"
+            "# pg_ctl and the server it starts run as an unprivileged user.\n"
+            "cd / || exit 1\n"
+            f"exec {_setpriv()} --reuid={uid} --regid={gid} --init-groups "
+            f'"{pg_ctl}" "$@"\n'
+        )
+        if not wrapper.exists() or wrapper.read_text() != text:
+            tmp = wrapper.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            tmp.replace(wrapper)
+        return str(wrapper)
+
+    def _check_reachable(self) -> None:
+        assert self.account is not None
+        result = subprocess.run(
+            [
+                _setpriv(),
+                f"--reuid={self.account.pw_uid}",
+                f"--regid={self.account.pw_gid}",
+                "--init-groups",
+                "/bin/sh",
+                "-c",
+                'test -w "$1"',
+                "sh",
+                str(self.pg_root),
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"{self.pg_root} is not reachable by {self.account.pw_name!r}, the "
+                "unprivileged user that runs PostgreSQL for root: choose a "
+                f"directory whose parents it can enter (set {HOME_ENV})"
+            )
+
+
+def _setpriv() -> str:
+    found = shutil.which("setpriv") or shutil.which("setpriv", path="/usr/bin:/bin")
+    if not found:
+        raise ServerError(
+            "running as root needs setpriv (Debian: apt-get install util-linux)"
+        )
+    return found
+
+
+class ClusterExecutor(PostgreSQLExecutor):
+    """pytest-postgresql's executor, made root-safe and optionally persistent.
+
+    ``persistent`` keeps an existing data directory (the stock executor wipes it
+    at every start and on garbage collection) and detaches the server from the
+    starting process (mirakuru kills marked children when Python exits).
+    """
+
+    def __init__(self, layout: Layout, port: int, *, persistent: bool) -> None:
+        self._persistent = persistent
+        self.layout = layout
+        bindir = find_bindir()
+        super().__init__(
+            executable=layout.prepare(bindir),
+            host=HOST,
+            port=port,
+            datadir=str(layout.datadir),
+            unixsocketdir=str(layout.socketdir),
+            logfile=str(layout.logfile),
+            startparams="-w",
+            dbname=DATABASE,
+            user=SUPERUSER,
+            postgres_options=POSTGRES_OPTIONS,
+            timeout=60,
+        )
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        envs = super().envvars
+        if self._persistent:
+            envs.pop(ENV_UUID, None)
+        return envs
+
+    def init_directory(self) -> None:
+        if (self.layout.datadir / "PG_VERSION").exists():
+            self._directory_initialised = True
+            return
+        super().init_directory()
+
+    def clean_directory(self) -> None:
+        if not self._persistent:
+            super().clean_directory()
+
+    def start_cluster(self) -> None:
+        """Start, turning every failure into one line that points at the log."""
+        try:
+            self.start()
+        except (ExecutorError, subprocess.CalledProcessError, OSError) as exc:
+            raise ServerError(
+                f"PostgreSQL did not start on {HOST}:{self.port}: {_reason(exc)}; "
+                f"see {self.layout.logfile}"
+            ) from None
+        if self._persistent:
+            self._clear_process()  # the server outlives this process
+
+
+def _reason(exc: BaseException) -> str:
+    output = getattr(exc, "output", None) or getattr(exc, "stderr", None)
+    if isinstance(output, bytes):
+        output = output.decode(errors="replace")
+    text = (output or str(exc)).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def default_home() -> Path:
+    """The per-user state directory of the embedded server."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/lib/oltpseed")
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "oltpseed"
+
+
+class EmbeddedServer:
+    """The persistent private cluster behind ``oltpseed server ...``."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or default_home()
+        self.state_file = self.home / "server.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / "server.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _saved_port(self) -> int | None:
+        try:
+            return int(json.loads(self.state_file.read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _executor(self, port: int) -> ClusterExecutor:
+        return ClusterExecutor(
+            Layout(self.home, run_as_account()), port, persistent=True
+        )
+
+    def status(self) -> ServerInfo | None:
+        """The running server, or ``None``; never starts anything."""
+        port = self._saved_port()
+        if port is None or not (self.home / "pg" / "data" / "postmaster.pid").exists():
+            return None
+        if not self._executor(port).running():
+            return None
+        return ServerInfo(port=port, datadir=self.home / "pg" / "data")
+
+    def start(self) -> tuple[ServerInfo, bool]:
+        """Start the server unless it runs; returns (info, started_now)."""
+        with self._locked():
+            running = self.status()
+            if running is not None:
+                return running, False
+            saved = self._saved_port()
+            port = saved if saved and port_for.is_available(saved) else _free_port()
+            executor = self._executor(port)
+            executor.start_cluster()
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": port, "datadir": str(executor.datadir)}))
+            tmp.replace(self.state_file)
+            info = ServerInfo(port=port, datadir=self.home / "pg" / "data")
+            ensure_database(info, DATABASE)
+            return info, True
+
+    def stop(self) -> bool:
+        """Stop the server; ``False`` when it was not running."""
+        with self._locked():
+            info = self.status()
+            if info is None:
+                return False
+            executor = self._executor(info.port)
+            try:
+                executor.stop()
+            except (ExecutorError, subprocess.CalledProcessError, OSError) as exc:
+                raise ServerError(
+                    f"could not stop PostgreSQL: {_reason(exc)}"
+                ) from None
+            return True
+
+
+def _free_port() -> int:
+    return int(port_for.select_random())
+
+
+def ensure_database(info: ServerInfo, dbname: str) -> None:
+    """Create ``dbname`` on the cluster if it does not exist yet."""
+    with psycopg.connect(info.dsn("postgres"), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+        ).fetchone()
+        if not found:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+                )
+
+
+@contextlib.contextmanager
+def ephemeral_server(base: Path | None = None) -> Iterator[ServerInfo]:
+    """A throwaway cluster for a test session: started now, removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix="oltpseed-", dir=base))
+    executor = ClusterExecutor(
+        Layout(root, run_as_account()), _free_port(), persistent=False
+    )
+    try:
+        executor.start_cluster()
+        info = ServerInfo(port=executor.port, datadir=Path(executor.datadir))
+        ensure_database(info, DATABASE)
+        yield info
+    finally:
+        with contextlib.suppress(ExecutorError, subprocess.CalledProcessError, OSError):
+            executor.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,107 @@
+"""Shared test fixtures: a real server (the plugin's own), fresh databases, the CLI.
+
+Every test that needs PostgreSQL gets it from ``oltp_server`` (an ephemeral
+cluster started by this project, root-safe) and a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pytest_oltpseed.server import ServerInfo
+
+# Variables a developer's shell may carry that would steer the CLI under test.
+_STEERING_PREFIXES = (
+    "PG",
+    "DATABASE_URL",
+    "APP_ENV",
+    "RENDER",
+    "FORCE_SEED",
+    "DRY_RUN",
+    "SEED_",
+    "LOG_",
+    "OLTPSEED_",
+    "STREAM_",
+    "BATCH_SIZE",
+    "MAX_JITTER_MS",
+)
+
+
+@pytest.fixture
+def database(oltp_server: ServerInfo) -> Iterator[str]:
+    """A new, empty database on the session's server; its conninfo."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield oltp_server.dsn(name)
+    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
+        )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no ambient configuration: only what a test sets."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_STEERING_PREFIXES)
+    }
+    (tmp_path / "config").mkdir()
+    env["OLTPSEED_CONFIG_DIR"] = str(tmp_path / "config")
+    env["LOG_DIR"] = str(tmp_path / "logs")
+    return env
+
+
+@pytest.fixture
+def server_home() -> Iterator[Path]:
+    """A home for an embedded server that the unprivileged runner can reach.
+
+    pytest's tmp_path sits under a 0700 directory of root's, which the account
+    PostgreSQL runs as cannot enter, so this one is made directly in /tmp.
+    """
+    home = Path(tempfile.mkdtemp(prefix="oltpseed-home-"))
+    yield home
+    subprocess.run(
+        [sys.executable, "-m", "pytest_oltpseed", "server", "stop"],
+        env={**os.environ, "OLTPSEED_HOME": str(home)},
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pytest_oltpseed`` exactly as a user's shell would."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_oltpseed", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def tables_in(conninfo: str) -> set[str]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {row[0] for row in rows}

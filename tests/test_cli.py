@@ -1,0 +1,70 @@
+"""CLI behaviour a user meets first: help, version, counts, unreachable servers."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from pytest_oltpseed import __version__, schema
+from pytest_oltpseed.domains import select
+from tests.conftest import run_cli
+
+
+def test_help_lists_commands(cli_env: dict[str, str]) -> None:
+    result = run_cli("--help", env=cli_env)
+    assert result.returncode == 0
+    for command in ("init-db", "reset", "counts", "server"):
+        assert command in result.stdout
+    server = run_cli("server", "--help", env=cli_env)
+    for sub in ("start", "stop", "status", "dsn"):
+        assert sub in server.stdout
+
+
+def test_version(cli_env: dict[str, str]) -> None:
+    result = run_cli("--version", env=cli_env)
+    assert result.stdout.strip() == f"oltpseed {__version__}"
+
+
+def test_unreachable_server_exit_1_one_line(cli_env: dict[str, str]) -> None:
+    result = run_cli(
+        "counts", "--dsn", "postgresql://postgres@127.0.0.1:1/nowhere", env=cli_env
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "127.0.0.1:1/nowhere" in lines[0] and "refused" in lines[0].lower()
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_from_pg_variables(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "PG_HOST": "127.0.0.1", "PG_PORT": "1", "PG_PASSWORD": "s3cret"}
+    result = run_cli("init-db", env=env)
+    assert result.returncode == 1
+    assert "127.0.0.1:1/hospital_oltp" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_counts_json_and_table(database: str, cli_env: dict[str, str]) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        schema.install(conn, select("hospital"))
+    as_json = run_cli("counts", "--json", "--dsn", database, env=cli_env)
+    assert as_json.returncode == 0, as_json.stderr
+    counts = json.loads(as_json.stdout)
+    assert counts["convenios"] == 2 and counts["pacientes"] == 0
+    assert counts["sales"] is None  # retail not installed
+    table = run_cli("counts", "--domain", "hospital", "--dsn", database, env=cli_env)
+    assert "convenios" in table.stdout and "sales" not in table.stdout
+
+
+def test_python_dash_m_and_console_script_agree(cli_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "oltpseed"
+    assert script.is_file()
+    direct = subprocess.run(
+        [script, "--version"], capture_output=True, text=True, env=cli_env, check=False
+    )
+    assert direct.stdout == run_cli("--version", env=cli_env).stdout

@@ -1,0 +1,119 @@
+"""The embedded server through the CLI, as the user runs it (root-safe)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import run_cli
+
+URL = re.compile(r"postgresql://postgres@127\.0\.0\.1:(\d+)/oltpseed")
+
+
+def _env(cli_env: dict[str, str], home: Path) -> dict[str, str]:
+    return {**cli_env, "OLTPSEED_HOME": str(home)}
+
+
+def test_start_status_dsn_stop_and_reuse(
+    cli_env: dict[str, str], server_home: Path
+) -> None:
+    env = _env(cli_env, server_home)
+    status = run_cli("server", "status", env=env)
+    assert status.returncode == 1 and "not running" in status.stdout
+
+    started = run_cli("server", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("started: ")
+    match = URL.search(started.stdout)
+    assert match is not None
+    url = match.group(0)
+
+    again = run_cli("server", "start", env=env)
+    assert again.stdout.strip() == f"already running: {url}"
+    assert run_cli("server", "dsn", env=env).stdout.strip() == url
+    status = run_cli("server", "status", env=env)
+    assert status.returncode == 0 and url in status.stdout
+
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+        slots = conn.execute("SHOW max_replication_slots").fetchone()
+        assert slots is not None and int(slots[0]) > 0
+        conn.execute("CREATE TABLE kept (x int)")
+        conn.commit()
+    if os.geteuid() == 0:
+        # PostgreSQL refuses root: the data belongs to the unprivileged runner.
+        datadir = server_home / "pg" / "data"
+        assert datadir.stat().st_uid != 0
+        assert (server_home / "bin" / "pg_ctl").stat().st_uid == 0
+
+    stopped = run_cli("server", "stop", env=env)
+    assert stopped.stdout.strip() == "stopped"
+    assert run_cli("server", "stop", env=env).stdout.strip() == "not running"
+    dsn = run_cli("server", "dsn", env=env)
+    assert dsn.returncode == 1 and "not running" in dsn.stderr
+
+    # Restart: same data directory, data kept, same port when it is free.
+    restarted = run_cli("server", "start", env=env)
+    assert restarted.returncode == 0, restarted.stderr
+    assert url in restarted.stdout
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+
+
+def test_concurrent_starts_give_one_server(
+    cli_env: dict[str, str], server_home: Path
+) -> None:
+    env = _env(cli_env, server_home)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(
+            pool.map(lambda _: run_cli("server", "start", env=env), range(3))
+        )
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    urls = {URL.search(r.stdout).group(0) for r in results}  # type: ignore[union-attr]
+    assert len(urls) == 1
+    assert sum(r.stdout.startswith("started") for r in results) == 1
+    state = json.loads((server_home / "server.json").read_text())
+    assert str(state["port"]) in urls.pop()
+
+
+def test_commands_use_embedded_server_and_say_so(
+    cli_env: dict[str, str], server_home: Path
+) -> None:
+    env = _env(cli_env, server_home)
+    first = run_cli("init-db", env=env)
+    assert first.returncode == 0, first.stderr
+    notes = [line for line in first.stderr.splitlines() if "embedded server" in line]
+    assert len(notes) == 1 and "started the embedded server" in notes[0]
+    counts = run_cli("counts", "--json", env=env)
+    assert counts.returncode == 0, counts.stderr
+    assert json.loads(counts.stdout)["convenios"] == 2
+    assert "using the embedded server" in counts.stderr
+
+
+def test_missing_binaries_one_line_exit_1(
+    cli_env: dict[str, str], server_home: Path
+) -> None:
+    env = {**_env(cli_env, server_home), "OLTPSEED_PG_BINDIR": "/nonexistent/bin"}
+    result = run_cli("server", "start", env=env)
+    assert result.returncode == 1
+    assert "apt-get install postgresql" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root needs a reachable home")
+def test_home_unreachable_by_runner_is_explained(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"  # under pytest's 0700 root-owned directory
+    result = run_cli("server", "start", env=_env(cli_env, home))
+    assert result.returncode == 1
+    assert "not reachable" in result.stderr and "OLTPSEED_HOME" in result.stderr
+    assert "Traceback" not in result.stderr
