@@ -11,6 +11,7 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from pytest_oltpseed.errors import UsageError
 
@@ -37,6 +38,18 @@ class Domain:
     @property
     def drop_file(self) -> Path:
         return self.sql_dir / DROP_FILE
+
+    @property
+    def package(self) -> str:
+        return f"{__name__}.{self.name}"
+
+    def load_factories(self) -> ModuleType:
+        """Import ``<domain>.factories`` (which registers the domain's factories)."""
+        return importlib.import_module(f"{self.package}.factories")
+
+    def load_checks(self) -> ModuleType:
+        """Import ``<domain>.checks``: its ROW_RULES and DB_RULES."""
+        return importlib.import_module(f"{self.package}.checks")
 
 
 def sql_root() -> Path:

@@ -10,6 +10,7 @@ DROP TABLE IF EXISTS internacoes;
 DROP TABLE IF EXISTS convenios;
 DROP TABLE IF EXISTS medicos;
 DROP TABLE IF EXISTS pacientes;
+DROP TABLE IF EXISTS oltpseed_hospital_sequences;
 -- set_updated_at() is shared with the retail domain (and may serve a user's
 -- trigger): drop it only once no trigger uses it any more.
 DO $$

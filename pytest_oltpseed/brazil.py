@@ -1,0 +1,168 @@
+"""Brazilian identifiers as pure functions: CPF, CNPJ, CRM, phone numbers, SKU.
+
+Generators take an *index* rather than a random number: ``cpf(n)`` is a
+bijection from indices onto valid CPFs, so a run that hands out indices from a
+sequence gets unique identifiers by construction, never by retrying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from random import Random
+
+UFS: tuple[str, ...] = (
+    "AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT",
+    "PA", "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP",
+    "TO",
+)  # fmt: skip
+# Area codes in use (ANATEL), the busiest first so choices can be weighted.
+DDDS: tuple[int, ...] = (
+    11, 21, 31, 41, 51, 61, 71, 81, 85, 19, 27, 47, 48, 62, 91, 92, 12, 13, 14,
+    15, 16, 17, 18, 22, 24, 32, 33, 34, 35, 37, 38, 42, 43, 44, 45, 46, 49, 53,
+    54, 55, 63, 64, 65, 66, 67, 68, 69, 73, 74, 75, 77, 79, 82, 83, 84, 86, 87,
+    88, 89, 93, 94, 95, 96, 97, 98, 99,
+)  # fmt: skip
+
+_CPF_SPACE = 10**9  # 9 base digits
+_CNPJ_SPACE = 10**8  # 8 root digits; the branch is always 0001 (head office)
+_CRM_SPACE = 10**6
+# Multipliers coprime with 10: n -> (a*n + b) mod 10^k is then a bijection that
+# scatters consecutive indices across the whole space.
+_CPF_A, _CPF_B = 387_420_489, 104_729_113
+_CNPJ_A, _CNPJ_B = 48_828_127, 31_415_927
+_CRM_A, _CRM_B = 524_287, 271_828
+
+
+def _check_digit(digits: list[int], weights: range | list[int]) -> int:
+    remainder = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
+    return 0 if remainder < 2 else 11 - remainder
+
+
+def cpf_check_digits(base: str) -> str:
+    """The two verification digits of a 9-digit CPF base."""
+    digits = [int(c) for c in base]
+    first = _check_digit(digits, range(10, 1, -1))
+    second = _check_digit([*digits, first], range(11, 1, -1))
+    return f"{first}{second}"
+
+
+_CNPJ_W1 = [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]
+_CNPJ_W2 = [6, *_CNPJ_W1]
+
+
+def cnpj_check_digits(base: str) -> str:
+    """The two verification digits of a 12-digit CNPJ base (root + branch)."""
+    digits = [int(c) for c in base]
+    first = _check_digit(digits, _CNPJ_W1)
+    second = _check_digit([*digits, first], _CNPJ_W2)
+    return f"{first}{second}"
+
+
+def unmask(value: str) -> str:
+    """Digits only."""
+    return re.sub(r"\D", "", value)
+
+
+def mask_cpf(digits: str) -> str:
+    d = unmask(digits)
+    return f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}"
+
+
+def mask_cnpj(digits: str) -> str:
+    d = unmask(digits)
+    return f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
+
+
+def _walk(n: int, a: int, b: int, space: int, bad: frozenset[int]) -> int:
+    if not 0 <= n < space:
+        raise ValueError(f"index {n} outside 0..{space - 1}")
+    value = (a * n + b) % space
+    while value in bad:  # cycle-walking keeps the map injective
+        value = (a * value + b) % space
+    return value
+
+
+_REPDIGIT_CPF = frozenset(int(str(d) * 9) for d in range(10))
+
+
+def cpf(n: int) -> str:
+    """The ``n``-th CPF (masked), distinct for distinct ``n``."""
+    base = f"{_walk(n, _CPF_A, _CPF_B, _CPF_SPACE, _REPDIGIT_CPF):09d}"
+    return mask_cpf(base + cpf_check_digits(base))
+
+
+# Roots of the spec's lookup convênios (00.000.000, 11.111.111) stay unused.
+_RESERVED_CNPJ = frozenset({0, 11_111_111})
+
+
+def cnpj(n: int) -> str:
+    """The ``n``-th head-office CNPJ (masked), distinct for distinct ``n``."""
+    root = f"{_walk(n, _CNPJ_A, _CNPJ_B, _CNPJ_SPACE, _RESERVED_CNPJ):08d}"
+    base = root + "0001"
+    return mask_cnpj(base + cnpj_check_digits(base))
+
+
+def crm(n: int) -> str:
+    """The ``n``-th CRM, ``CRM/UF 123456``, distinct for distinct ``n``."""
+    number = _walk(n % _CRM_SPACE, _CRM_A, _CRM_B, _CRM_SPACE, frozenset({0}))
+    uf = UFS[(n // _CRM_SPACE + n) % len(UFS)]
+    if n >= _CRM_SPACE * len(UFS):
+        raise ValueError(f"index {n} outside the CRM space")
+    return f"CRM/{uf} {number:06d}"
+
+
+def is_valid_cpf(value: str) -> bool:
+    """Check digits right, 11 digits, not a repeated digit; masked or bare."""
+    if not re.fullmatch(r"\d{3}\.\d{3}\.\d{3}-\d{2}|\d{11}", value):
+        return False
+    d = unmask(value)
+    return len(set(d)) > 1 and cpf_check_digits(d[:9]) == d[9:]
+
+
+def is_valid_cnpj(value: str) -> bool:
+    """Check digits right, 14 digits, not all zeros; masked or bare."""
+    if not re.fullmatch(r"\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}|\d{14}", value):
+        return False
+    d = unmask(value)
+    return len(set(d)) > 1 and cnpj_check_digits(d[:12]) == d[12:]
+
+
+_CRM_RE = re.compile(r"CRM/(?P<uf>[A-Z]{2}) (?P<number>\d{4,6})")
+
+
+def is_valid_crm(value: str) -> bool:
+    match = _CRM_RE.fullmatch(value)
+    return bool(match) and match["uf"] in UFS  # type: ignore[index]
+
+
+def phone(rng: Random) -> str:
+    """A Brazilian number, mobile (9 digits) four times in five, else landline."""
+    ddd = rng.choice(DDDS)
+    if rng.random() < 0.8:
+        return f"({ddd}) 9{rng.randint(6000, 9999)}-{rng.randint(0, 9999):04d}"
+    return f"({ddd}) {rng.randint(2000, 5999)}-{rng.randint(0, 9999):04d}"
+
+
+_PHONE_RE = re.compile(r"\((\d{2})\) (9\d{4}|[2-5]\d{3})-\d{4}")
+
+
+def is_valid_phone(value: str) -> bool:
+    match = _PHONE_RE.fullmatch(value)
+    return bool(match) and int(match.group(1)) in DDDS  # type: ignore[union-attr]
+
+
+def sku(name: str, prefix: str = "SKU") -> str:
+    """Deterministic SKU from a product name (spec 000 §4.2: md5 of the name)."""
+    digest = hashlib.md5(name.strip().lower().encode("utf-8")).hexdigest()
+    return f"{prefix.upper()[:3]}-{digest[:12].upper()}"
+
+
+_SKU_RE = re.compile(r"[A-Z]{3}-[0-9A-F]{12}")
+
+
+def is_valid_sku(value: str, name: str | None = None) -> bool:
+    """Shape right and, given the product name, the SKU it must derive from."""
+    if not _SKU_RE.fullmatch(value):
+        return False
+    return name is None or value == sku(name, value[:3])

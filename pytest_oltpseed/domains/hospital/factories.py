@@ -1,0 +1,211 @@
+"""Hospital factories: the single definition of every hospital column (spec 002).
+
+Rules encoded here: pt_BR names, phones and addresses; CPF/CNPJ with valid
+check digits; CRM ``CRM/UF 123456``; consulta status 55/35/5/5 (agendada in
+the next 60 days, the others in the past); internações of 3-10 days, a
+quarter still open; every event at or after its patient's ``data_cadastro``;
+at most 3 convênios per patient. Times are naive UTC around ``ctx.as_of``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from psycopg import sql
+
+from pytest_oltpseed import brazil
+from pytest_oltpseed.factory import Col, Context, Parent, SQLFactory
+
+DOMAIN = "hospital"
+ESPECIALIDADES = (
+    "Clínica Médica", "Cardiologia", "Pediatria", "Ginecologia e Obstetrícia",
+    "Ortopedia e Traumatologia", "Dermatologia", "Neurologia", "Psiquiatria",
+    "Oftalmologia", "Otorrinolaringologia", "Urologia", "Endocrinologia",
+    "Gastroenterologia", "Pneumologia", "Oncologia", "Cirurgia Geral",
+    "Anestesiologia", "Radiologia", "Nefrologia", "Infectologia", "Geriatria",
+    "Reumatologia", "Medicina de Família e Comunidade",
+)  # fmt: skip
+OPERADORAS = (
+    "Unimed", "Amil", "Bradesco Saúde", "SulAmérica", "Hapvida",
+    "NotreDame Intermédica", "Porto Seguro Saúde", "Golden Cross",
+    "Prevent Senior", "Cassi", "Geap", "Care Plus", "Mediservice", "Allianz Saúde",
+)  # fmt: skip
+PLANOS = ("Essencial", "Clássico", "Executivo", "Premium", "Nacional", "Regional",
+          "Empresarial", "Flex")  # fmt: skip
+TIPOS_CONVENIO = {"privado": 65, "empresarial": 30, "publico": 5}
+COBERTURAS = ("ambulatorial", "hospitalar", "ambulatorial e hospitalar",
+              "hospitalar com obstetrícia", "referência", "odontológico")  # fmt: skip
+STATUS_CONSULTA = {"agendada": 55, "realizada": 35, "cancelada": 5, "faltou": 5}
+MOTIVOS_CONSULTA = (
+    "Consulta de rotina", "Check-up anual", "Retorno", "Dor torácica",
+    "Cefaleia persistente", "Acompanhamento de hipertensão",
+    "Acompanhamento de diabetes", "Febre e tosse", "Dor lombar", "Dor abdominal",
+    "Avaliação pré-operatória", "Pré-natal", "Renovação de receita",
+    "Lesão no joelho", "Tontura", "Ansiedade", "Alergia respiratória",
+    "Avaliação de exames",
+)  # fmt: skip
+TIPOS_EXAME = (
+    "Hemograma completo", "Raio-X de tórax", "Tomografia computadorizada",
+    "Ultrassonografia abdominal", "PCR", "Eletrocardiograma (ECG)",
+    "Ressonância magnética", "Glicemia de jejum", "Colesterol total e frações",
+    "Urina tipo 1", "TSH", "Creatinina", "Ecocardiograma", "Mamografia",
+    "Endoscopia digestiva alta", "Hemoglobina glicada", "Teste ergométrico",
+)  # fmt: skip
+RESULTADOS = {
+    "Normal": 45, "Dentro dos valores de referência": 25,
+    "Alterado - repetir em 30 dias": 10, "Alterado - encaminhar ao especialista": 8,
+    "Inconclusivo - nova coleta": 2,
+}  # fmt: skip
+PENDING_RESULT = 0.10  # share of exams still waiting for a result
+MOTIVOS_INTERNACAO = (
+    "Pneumonia", "Cirurgia eletiva", "Fratura de fêmur", "Parto",
+    "Insuficiência cardíaca descompensada", "Apendicite", "AVC isquêmico",
+    "Infecção urinária complicada", "Observação pós-operatória", "Crise asmática",
+    "Desidratação", "Colecistite", "Celulite infecciosa",
+)  # fmt: skip
+OPEN_STAY = 0.25  # spec 002: 20-30% of internações still open
+STAY_MIN, STAY_MAX = timedelta(days=3), timedelta(days=10)
+MAX_CONVENIOS = 3
+HISTORY = timedelta(days=730)  # spec 002: events within a 2-year window
+
+
+def _cadastro(g: Context, r: Any) -> Any:
+    return g.parent(r.paciente_id, "pacientes")["data_cadastro"]
+
+
+class Medico(SQLFactory):
+    _table, _domain = "medicos", DOMAIN
+
+    nome = Col(lambda g, r: g.person_name())
+    crm = Col(lambda g, r: brazil.crm(g.next_index(DOMAIN, "medicos.crm")))
+    especialidade = Col(lambda g, r: g.rng.choice(ESPECIALIDADES))
+    telefone = Col(lambda g, r: brazil.phone(g.rng))
+
+
+class Convenio(SQLFactory):
+    _table, _domain = "convenios", DOMAIN
+
+    nome = Col(lambda g, r: f"{g.rng.choice(OPERADORAS)} {g.rng.choice(PLANOS)}")
+    cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "convenios.cnpj")))
+    tipo = Col(lambda g, r: g.weighted(TIPOS_CONVENIO))
+    cobertura = Col(lambda g, r: g.rng.choice(COBERTURAS))
+
+
+class Paciente(SQLFactory):
+    _table, _domain = "pacientes", DOMAIN
+
+    nome = Col(lambda g, r: g.person_name())
+    nascimento = Col(
+        lambda g, r: g.day(g.as_of.date() - timedelta(days=95 * 365), g.as_of.date())
+    )
+    cpf = Col(lambda g, r: brazil.cpf(g.next_index(DOMAIN, "pacientes.cpf")))
+    telefone = Col(lambda g, r: brazil.phone(g.rng))
+    endereco = Col(lambda g, r: g.address())
+    data_cadastro = Col(
+        lambda g, r: g.moment(
+            max(g.as_of - HISTORY, _midnight(r.nascimento)),
+            g.as_of - timedelta(hours=1),
+        )
+    )
+
+
+def _midnight(day: Any) -> Any:
+    from datetime import datetime
+
+    return datetime(day.year, day.month, day.day)
+
+
+def _patients_with_room(g: Context, r: Any) -> tuple[sql.Composable, list[Any]]:
+    return (
+        sql.SQL(
+            "(SELECT count(*) FROM pacientes_convenios pc WHERE pc.paciente_id = t.id)"
+            " < %s"
+        ),
+        [MAX_CONVENIOS],
+    )
+
+
+def _not_held_yet(g: Context, r: Any) -> tuple[sql.Composable, list[Any]]:
+    patient = g.parent(r.paciente_id, "pacientes")
+    return (
+        sql.SQL(
+            "NOT EXISTS (SELECT 1 FROM pacientes_convenios pc "
+            "WHERE pc.convenio_id = t.id AND pc.paciente_id = %s)"
+        ),
+        [patient.get("id")],
+    )
+
+
+class PacienteConvenio(SQLFactory):
+    _table, _domain = "pacientes_convenios", DOMAIN
+
+    paciente_id = Parent("pacientes", where=_patients_with_room)
+    convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)
+    numero_carteira = Col(
+        lambda g, r: f"{g.rng.randint(1, 999):03d}{g.rng.randint(0, 10**12 - 1):012d}"
+    )
+    validade = Col(
+        lambda g, r: g.day(
+            g.as_of.date() + timedelta(days=30),
+            g.as_of.date() + timedelta(days=3 * 365),
+        )
+    )
+
+
+def _consulta_data(g: Context, r: Any) -> Any:
+    if r.status == "agendada":
+        return g.moment(g.as_of, g.as_of + timedelta(days=60))
+    return g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of)
+
+
+class Consulta(SQLFactory):
+    _table, _domain = "consultas", DOMAIN
+
+    paciente_id = Parent("pacientes")
+    medico_id = Parent("medicos", prefer_existing=True)
+    status = Col(lambda g, r: g.weighted(STATUS_CONSULTA))
+    data = Col(_consulta_data)
+    motivo = Col(lambda g, r: g.rng.choice(MOTIVOS_CONSULTA))
+
+
+class Exame(SQLFactory):
+    _table, _domain = "exames", DOMAIN
+
+    paciente_id = Parent("pacientes")
+    tipo_exame = Col(lambda g, r: g.rng.choice(TIPOS_EXAME))
+    data = Col(lambda g, r: g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of))
+    resultado = Col(
+        lambda g, r: None if g.rng.random() < PENDING_RESULT else g.weighted(RESULTADOS)
+    )
+
+
+def _stay(g: Context) -> timedelta:
+    span = int((STAY_MAX - STAY_MIN).total_seconds())
+    return STAY_MIN + timedelta(seconds=g.rng.randint(0, span))
+
+
+def _entrada(g: Context, r: Any) -> Any:
+    earliest = max(_cadastro(g, r), g.as_of - HISTORY)
+    if r.aberta:
+        return g.moment(max(earliest, g.as_of - STAY_MAX), g.as_of)
+    return g.moment(earliest, max(earliest, g.as_of - r.duracao))
+
+
+class Internacao(SQLFactory):
+    _table, _domain = "internacoes", DOMAIN
+
+    class Meta:
+        exclude = ("aberta", "duracao")
+
+    paciente_id = Parent("pacientes")
+    aberta = Col(lambda g, r: g.rng.random() < OPEN_STAY)
+    duracao = Col(lambda g, r: _stay(g))
+    data_entrada = Col(_entrada)
+    data_saida = Col(lambda g, r: None if r.aberta else r.data_entrada + r.duracao)
+    motivo = Col(lambda g, r: g.rng.choice(MOTIVOS_INTERNACAO))
+    quarto = Col(
+        lambda g, r: (
+            f"{g.rng.randint(1, 8)}{g.rng.randint(1, 40):02d}-{g.rng.choice('AB')}"
+        )
+    )
