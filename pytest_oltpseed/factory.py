@@ -398,7 +398,9 @@ class Items(factory.declarations.BaseDeclaration):
         items: list[Row] = []
         seen: set[object] = set()
         for _ in range(ctx.rng.randint(self.low, self.high)):
-            item = child.make_row(ctx, create=create, overrides={self.fk: Ref("", head)})
+            item = child.make_row(
+                ctx, create=create, overrides={self.fk: Ref("", head)}
+            )
             if child._distinct:
                 key = _identity(item[child._distinct])
                 if key in seen:
@@ -499,8 +501,8 @@ class SQLFactory(factory.Factory):
     @classmethod
     def columns(cls, row: Mapping[str, Any]) -> dict[str, Any]:
         """The values to write: declared columns minus excluded, FKs as ids."""
-        excluded = set(cls._meta.exclude) |  # type: ignore[attr-defined]
-             {name for name, _ in cls._items()}
+        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
+        excluded |= {name for name, _ in cls._items()}
         return {k: ref_id(v) for k, v in row.items() if k not in excluded}
 
     @classmethod
