@@ -7,6 +7,7 @@ from the core become one line on stderr and the contract's exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pytest_oltpseed import __version__, db, logs, schema
+from pytest_oltpseed import __version__, db, logs, schema, validators
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import Domain, select
 from pytest_oltpseed.errors import OltpseedError, ServerError
@@ -161,6 +162,57 @@ def counts(
         out.print_json(json.dumps(found))
     else:
         _print_counts(domains, found, title="row counts")
+
+
+@app.command()
+def check(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the findings as JSON.")
+    ] = False,
+) -> None:
+    """Check FKs, data rules, totals, stock and status mixes; exit 1 on a violation."""
+    domains = select(domain)
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say) as conn:
+        findings = validators.check_database(conn, domains)
+        conn.rollback()
+    broken = [f for f in findings if not f.ok]
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "ok": not broken,
+                    "rules": [dataclasses.asdict(f) for f in findings],
+                }
+            )
+        )
+    else:
+        _print_findings(findings)
+        if broken:
+            out.print(f"{len(broken)} of {len(findings)} rules violated")
+        else:
+            out.print(f"all {sum(f.checked for f in findings)} checked rules hold")
+    if broken:
+        raise typer.Exit(1)
+
+
+def _print_findings(findings: list[validators.Finding]) -> None:
+    table = Table(title="oltpseed check", title_justify="left")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("violations", justify="right")
+    table.add_column("example id", justify="right")
+    table.add_column("note")
+    for finding in findings:
+        table.add_row(
+            finding.rule,
+            str(finding.violations) if finding.checked else "-",
+            finding.example or "",
+            finding.note,
+            style=None if finding.ok else "bold red",
+        )
+    out.print(table)
 
 
 def _tables(domains: list[Domain]) -> list[str]:

@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar
 
 import factory
@@ -55,6 +55,24 @@ class Row(dict[str, Any]):
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class _Attrs:
+    """Attribute view of a row being built, as factory_boy's resolver offers.
+
+    A :class:`Row` would not do: ``row.items`` is ``dict.items``.
+    """
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._row[name]
         except KeyError:
             raise AttributeError(name) from None
 
@@ -140,7 +158,7 @@ class Pools:
                 "uol.com.br", "bol.com.br", "terra.com.br", "icloud.com")  # fmt: skip
 
 
-@cache
+@lru_cache(maxsize=8)
 def pools(seed: int) -> Pools:
     """Pools are immutable once built: share them between contexts of one seed."""
     return Pools(seed)
@@ -156,8 +174,8 @@ class Context:
     ``sequences="reserve"`` takes identifier indices from the domain's
     ``oltpseed_<domain>_sequences`` table, so factories, the stream and a
     previous seeding never hand out the same CPF twice; ``"local"`` counts
-    from 0 in memory (the seeder, whose reruns must repeat their identifiers
-    to stay idempotent, and generation without a database).
+    from ``index_base`` in memory (the seeder, whose reruns must repeat their
+    identifiers to stay idempotent, and generation without a database).
     """
 
     def __init__(
@@ -168,6 +186,8 @@ class Context:
         as_of: datetime = DEFAULT_AS_OF,
         reuse_parents: bool = False,
         sequences: str = "reserve",
+        index_base: int = 0,
+        pool_seed: int | None = None,
     ) -> None:
         if sequences not in ("reserve", "local"):
             raise ValueError(
@@ -179,7 +199,8 @@ class Context:
         self.reuse_parents = reuse_parents
         self.sequences = sequences if conn is not None else "local"
         self.rng = random.Random(seed)
-        self.pools = pools(seed)
+        self.pools = pools(seed if pool_seed is None else pool_seed)
+        self.index_base = index_base
         self._local: dict[tuple[str, str], int] = {}
         self._id_range: dict[str, tuple[int, int]] = {}
         self._rows: dict[tuple[str, int], Row] = {}
@@ -188,11 +209,13 @@ class Context:
     def next_index(self, domain: str, key: str) -> int:
         """The next unused index of ``key`` (e.g. ``pacientes.cpf``) in ``domain``."""
         if self.sequences == "local":
-            index = self._local.get((domain, key), 0)
+            index = self._local.get((domain, key), self.index_base)
             self._local[(domain, key)] = index + 1
             return index
         assert self.conn is not None
-        table = sql.Identifier(f"oltpseed_{domain}_sequences")
+        from pytest_oltpseed.domains import registry
+
+        table = sql.Identifier(registry()[domain].sequences_table)
         row = self.conn.execute(
             sql.SQL(
                 "INSERT INTO {t} AS s (key, next_index) VALUES (%s, 1) "
@@ -367,7 +390,9 @@ class Parent(factory.declarations.BaseDeclaration):
             if picked is not None:
                 return Ref(self.table, picked)
         parent = factory_for(self.table)
-        made = parent.create() if create else parent.build()
+        made = parent.make_row(ctx, create=create)
+        if create:
+            parent.write(ctx, made)
         return Ref(self.table, made)
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
@@ -459,10 +484,30 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Row:
-        ctx = current()
+        return cls.write(current(), Row(kwargs))
+
+    @classmethod
+    def write(cls, ctx: Context, row: Row, *, standalone: bool = True) -> Row:
+        """Insert ``row`` (made by this factory): unsaved parents first, items after.
+
+        ``row`` is updated in place with what the database returned (id,
+        defaults), so :class:`Ref` values pointing at it see the id.
+        """
         if ctx.conn is None:
-            raise OltpseedError(f"{cls.__name__}.create() needs a bound connection")
-        row = Row(kwargs)
+            raise OltpseedError(f"{cls.__name__}: writing needs a bound connection")
+        token = _current.set(ctx)  # hooks may call other factories: same context
+        try:
+            return cls._write(ctx, row, standalone)
+        finally:
+            _current.reset(token)
+
+    @classmethod
+    def _write(cls, ctx: Context, row: Row, standalone: bool) -> Row:
+        assert ctx.conn is not None
+        for value in list(row.values()):
+            if isinstance(value, Ref) and value.table and "id" not in value.row:
+                assert isinstance(value.row, Row)
+                factory_for(value.table).write(ctx, value.row)
         cls._before_insert(ctx, row)
         row.update(insert(ctx.conn, cls._table, cls.columns(row)))
         ctx.forget_ids(cls._table)
@@ -470,14 +515,12 @@ class SQLFactory(factory.Factory):
             child = factory_for(items.table)
             written = []
             for given in row[name]:
-                item = Row(given)
+                item = given if isinstance(given, Row) else Row(given)
                 item[items.fk] = row["id"]
-                child._before_insert(ctx, item)
-                item.update(insert(ctx.conn, child._table, child.columns(item)))
-                written.append(item)
+                written.append(child.write(ctx, item, standalone=False))
             row[name] = written
-            ctx.forget_ids(child._table)
-        cls._after_insert(ctx, row)
+        if standalone:
+            cls._after_insert(ctx, row)
         return row
 
     @classmethod
@@ -521,6 +564,7 @@ class SQLFactory(factory.Factory):
         ``create`` (persisted first) and built otherwise.
         """
         row = Row()
+        view = _Attrs(row)
         overrides = overrides or {}
         declarations = cls._meta.pre_declarations
         for name in declarations.sorted():
@@ -529,10 +573,10 @@ class SQLFactory(factory.Factory):
                 continue
             declaration = declarations[name].declaration
             if isinstance(declaration, Col):
-                row[name] = declaration.fn(ctx, row)
+                row[name] = declaration.fn(ctx, view)
             elif isinstance(declaration, Parent):
                 pick = (parents or {}).get(name)
-                row[name] = pick() if pick else declaration.resolve(ctx, row, create)
+                row[name] = pick() if pick else declaration.resolve(ctx, view, create)
             elif isinstance(declaration, Items):
                 head = Row({h: row[h] for h in declaration.header})
                 row[name] = declaration.make(ctx, head, create)

@@ -11,6 +11,7 @@ from pytest_oltpseed.errors import OltpseedError
 from tests.conftest import run_cli, tables_in
 
 ALL_TABLES = {t for d in registry().values() for t in d.tables}
+OWN_TABLES = ALL_TABLES | {d.sequences_table for d in registry().values()}
 
 
 def test_seventeen_tables_in_two_domains() -> None:
@@ -31,7 +32,8 @@ def test_init_db_twice_is_harmless(database: str, cli_env: dict[str, str]) -> No
 def test_one_domain_only(database: str, cli_env: dict[str, str]) -> None:
     result = run_cli("init-db", "--domain", "retail", "--dsn", database, env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert tables_in(database) == set(registry()["retail"].tables)
+    retail = registry()["retail"]
+    assert tables_in(database) == {*retail.tables, retail.sequences_table}
 
 
 def test_cdc_rules_on_every_table(database: str) -> None:
@@ -120,7 +122,7 @@ def test_reset_keeps_user_table_and_empties_ours(
         )
     result = run_cli("reset", "--dsn", database, env=cli_env)
     assert result.returncode == 0, result.stderr
-    assert ALL_TABLES | {"my_notes"} == tables_in(database)
+    assert tables_in(database) == OWN_TABLES | {"my_notes"}
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT note FROM my_notes").fetchall() == [("keep me",)]
         assert conn.execute("SELECT count(*) FROM medicos").fetchone() == (0,)
@@ -156,7 +158,7 @@ def test_dependent_user_object_stops_reset_and_nothing_changes(database: str) ->
         with pytest.raises(OltpseedError, match=r"nothing was changed.*my_shifts"):
             schema.reset(conn, select("all"))
         assert conn.execute("SELECT count(*) FROM medicos").fetchone() == (1,)
-    assert ALL_TABLES | {"my_shifts"} == tables_in(database)
+    assert tables_in(database) == OWN_TABLES | {"my_shifts"}
 
 
 def test_drop_removes_function_only_when_unused(database: str) -> None:
