@@ -113,16 +113,7 @@ def init_db(
     dry_run: DryRunOption = False,
 ) -> None:
     """Create tables, triggers, indexes and lookup rows (safe to run twice)."""
-    domains = select(domain)
-    settings = _writing_settings("init-db", dsn, force, dry_run)
-    if settings.dry_run:
-        _print_plan("init-db", settings, schema.install_plan(domains))
-        return
-    with db.session(settings, _say) as conn:
-        schema.install(conn, domains)
-        counts = db.table_counts(conn, _tables(domains))
-    logs.get().info("init-db: installed %s", ", ".join(d.name for d in domains))
-    _print_counts(domains, counts, title="schema installed")
+    _schema_command("init-db", domain, dsn, force, dry_run)
 
 
 @app.command()
@@ -133,16 +124,25 @@ def reset(
     dry_run: DryRunOption = False,
 ) -> None:
     """Drop oltpseed's own tables and recreate them (your other tables survive)."""
+    _schema_command("reset", domain, dsn, force, dry_run)
+
+
+def _schema_command(
+    action: str, domain: str, dsn: str | None, force: bool, dry_run: bool
+) -> None:
     domains = select(domain)
-    settings = _writing_settings("reset", dsn, force, dry_run)
+    operation = schema.OPERATIONS[action]
+    settings = _writing_settings(action, dsn, force, dry_run)
     if settings.dry_run:
-        _print_plan("reset", settings, schema.reset_plan(domains))
+        _print_plan(action, settings, operation.plan(domains))
         return
     with db.session(settings, _say) as conn:
-        schema.reset(conn, domains)
+        operation.apply(conn, domains)
         counts = db.table_counts(conn, _tables(domains))
-    logs.get().info("reset: recreated %s", ", ".join(d.name for d in domains))
-    _print_counts(domains, counts, title="reset done")
+    logs.get().info(
+        "%s: %s %s", action, operation.done, ", ".join(d.name for d in domains)
+    )
+    _print_counts(domains, counts, title=f"{action}: {operation.done}")
 
 
 @app.command()

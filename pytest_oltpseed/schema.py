@@ -7,7 +7,8 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,21 @@ def install(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
 def reset(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
     """Drop the domains' own objects and install them again, in one transaction."""
     return _apply(conn, reset_plan(domains))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A schema command: what it would apply, how it applies it, what it says."""
+
+    plan: Callable[[Sequence[Domain]], list[Path]]
+    apply: Callable[[psycopg.Connection, Sequence[Domain]], list[Path]]
+    done: str
+
+
+OPERATIONS = {
+    "init-db": Operation(install_plan, install, "installed"),
+    "reset": Operation(reset_plan, reset, "recreated"),
+}
 
 
 def _apply(conn: psycopg.Connection, files: list[Path]) -> list[Path]:
