@@ -524,13 +524,18 @@ class SQLFactory(factory.Factory):
         return row
 
     @classmethod
+    def _declarations(cls) -> list[tuple[str, Any]]:
+        """(name, declaration) in declaration order, computed once per class."""
+        cached = cls.__dict__.get("_declaration_cache")
+        if cached is None:
+            declarations = cls._meta.pre_declarations
+            cached = [(n, declarations[n].declaration) for n in declarations.sorted()]
+            cls._declaration_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @classmethod
     def _items(cls) -> list[tuple[str, Items]]:
-        declarations = cls._meta.pre_declarations
-        return [
-            (name, declarations[name].declaration)
-            for name in declarations.sorted()
-            if isinstance(declarations[name].declaration, Items)
-        ]
+        return [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
@@ -566,12 +571,10 @@ class SQLFactory(factory.Factory):
         row = Row()
         view = _Attrs(row)
         overrides = overrides or {}
-        declarations = cls._meta.pre_declarations
-        for name in declarations.sorted():
+        for name, declaration in cls._declarations():
             if name in overrides:
                 row[name] = overrides[name]
                 continue
-            declaration = declarations[name].declaration
             if isinstance(declaration, Col):
                 row[name] = declaration.fn(ctx, view)
             elif isinstance(declaration, Parent):

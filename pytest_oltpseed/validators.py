@@ -144,11 +144,10 @@ def check_database(
 
 
 def _foreign_keys(table: str) -> dict[str, str]:
-    declarations = factory_for(table)._meta.pre_declarations
     return {
-        name: declarations[name].declaration.table
-        for name in declarations.sorted()
-        if isinstance(declarations[name].declaration, Parent)
+        name: declaration.table
+        for name, declaration in factory_for(table)._declarations()
+        if isinstance(declaration, Parent)
     }
 
 

@@ -9,7 +9,7 @@ at most 3 convênios per patient. Times are naive UTC around ``ctx.as_of``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -110,9 +110,7 @@ class Paciente(SQLFactory):
     )
 
 
-def _midnight(day: Any) -> Any:
-    from datetime import datetime
-
+def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
