@@ -12,6 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_oltpseed.errors import ConfigError, GuardrailRefused, UsageError
-from pytest_oltpseed.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from pytest_oltpseed.profiles import (
+    DEFAULT_AS_OF,
+    DEFAULT_PROFILE,
+    PROFILE_NAMES,
+    Profile,
+    resolve,
+)
 
 CONFIG_DIR_ENV = "OLTPSEED_CONFIG_DIR"
 PRODUCTION_LIKE = frozenset({"STAGING", "RENDER", "PROD"})
@@ -50,6 +57,7 @@ TOML_KEYS: dict[str, tuple[str, str]] = {
     "STREAM_FAIL_FAST_ON_CRITICAL": ("stream", "fail_fast_on_critical"),
     "SEED_SIZE": ("seed", "size"),
     "SEED_RANDOM": ("seed", "random"),
+    "SEED_AS_OF": ("seed", "as_of"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_DIR": ("logging", "directory"),
     "LOG_ROTATE_WHEN": ("logging", "rotate_when"),
@@ -176,6 +184,8 @@ class Settings:
     dry_run: bool = False
     seed_size: str = DEFAULT_PROFILE
     seed_random: int = 0
+    seed_as_of: datetime = DEFAULT_AS_OF
+    profile: Profile = field(default_factory=lambda: resolve(DEFAULT_PROFILE))
     stream: StreamSettings = field(default_factory=StreamSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 
@@ -205,7 +215,12 @@ def load_settings(
 ) -> Settings:
     """Read every source once and validate; flags given here win over all."""
     src = Sources.load(config_dir, env)
-    flag_size = Value(seed_size, "--profile", "command line") if seed_size else None
+    size = _choice(
+        (Value(seed_size, "--profile", "command line") if seed_size else None)
+        or src.get("SEED_SIZE"),
+        DEFAULT_PROFILE,
+        PROFILE_NAMES,
+    )
     flag_random = (
         Value(seed_random, "--seed-random", "command line")
         if seed_random is not None
@@ -220,8 +235,10 @@ def load_settings(
         render=_bool(_env_only(src, "RENDER"), False),
         force=force or _bool(_env_only(src, "FORCE_SEED"), False),
         dry_run=dry_run or _bool(_env_only(src, "DRY_RUN"), False),
-        seed_size=_choice(flag_size or src.get("SEED_SIZE"), "MEDIUM", PROFILE_NAMES),
+        seed_size=size,
         seed_random=_int(flag_random or src.get("SEED_RANDOM"), 0, minimum=0),
+        seed_as_of=_as_of(src.get("SEED_AS_OF")),
+        profile=resolve(size, _overrides(src)),
         stream=StreamSettings(
             interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),
             batch_size=_int(src.get("BATCH_SIZE"), 50, minimum=1),
@@ -235,6 +252,34 @@ def load_settings(
             backup_count=_int(src.get("LOG_BACKUP_COUNT"), 7, minimum=0),
         ),
     )
+
+
+def _overrides(src: Sources) -> dict[str, tuple[str, str]]:
+    """``SEED_<TABLE>`` variables from the environment and .env (highest wins)."""
+    found: dict[str, tuple[str, str]] = {}
+    for label, mapping in reversed(src.levels()[:2]):
+        for name, raw in mapping.items():
+            if name.startswith("SEED_") and name not in (
+                "SEED_SIZE",
+                "SEED_RANDOM",
+                "SEED_AS_OF",
+            ):
+                found[name] = (raw, label)
+    return found
+
+
+def _as_of(value: Value | None) -> datetime:
+    if value is None:
+        return DEFAULT_AS_OF
+    try:
+        parsed = datetime.fromisoformat(str(value.raw).strip())
+    except ValueError:
+        raise ConfigError(
+            value.name, value.raw, "an ISO date or datetime (UTC)", value.source
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.replace(microsecond=0)
 
 
 def _env_only(src: Sources, name: str) -> Value | None:

@@ -41,9 +41,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pytest_oltpseed.errors import OltpseedError
-
-DEFAULT_AS_OF = datetime(2026, 1, 1)
-"""Default "now" of generated data (naive, UTC): fixed so a seed reproduces rows."""
+from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
 _current: contextvars.ContextVar[Context] = contextvars.ContextVar("oltpseed_context")
 _FACTORIES: dict[str, type[SQLFactory]] = {}
@@ -367,19 +365,22 @@ class Parent(factory.declarations.BaseDeclaration):
     the declaration ``prefer_existing`` (few, shared rows such as convênios);
     otherwise, and when none qualifies, the parent's factory creates one
     (persisted first, so the child is FK-consistent). ``where(ctx, row)``
-    may restrict the pick with SQL over alias ``t``.
+    may restrict the pick with SQL over alias ``t``. ``carry`` names the
+    parent columns the child's rules read, which the bulk path fetches.
     """
 
     def __init__(
         self,
         table: str,
         *,
+        carry: Sequence[str] = (),
         prefer_existing: bool = False,
         where: Callable[[Context, Any], tuple[sql.Composable, Sequence[Any]]]
         | None = None,
     ) -> None:
         super().__init__()
         self.table = table
+        self.carry = tuple(carry)
         self.prefer_existing = prefer_existing
         self.where = where
 
@@ -418,13 +419,19 @@ class Items(factory.declarations.BaseDeclaration):
         self.table, self.fk, self.low, self.high = table, fk, low, high
         self.header = tuple(header)
 
-    def make(self, ctx: Context, head: Row, create: bool) -> list[Row]:
+    def make(
+        self,
+        ctx: Context,
+        head: Row,
+        create: bool,
+        parents: Mapping[str, Callable[[Any], Ref]] | None = None,
+    ) -> list[Row]:
         child = factory_for(self.table)
         items: list[Row] = []
         seen: set[object] = set()
         for _ in range(ctx.rng.randint(self.low, self.high)):
             item = child.make_row(
-                ctx, create=create, overrides={self.fk: Ref("", head)}
+                ctx, parents, create=create, overrides={self.fk: Ref("", head)}
             )
             if child._distinct:
                 key = _identity(item[child._distinct])
@@ -435,6 +442,7 @@ class Items(factory.declarations.BaseDeclaration):
         return items
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
+        # factory_boy resolves lazily: snapshot the header fields children read
         head = Row({name: getattr(instance, name) for name in self.header})
         create = step.builder.strategy == enums.CREATE_STRATEGY
         return self.make(current(), head, create)
@@ -534,6 +542,16 @@ class SQLFactory(factory.Factory):
         return cached
 
     @classmethod
+    def column_names(cls) -> list[str]:
+        """The columns this factory writes, in declaration order."""
+        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
+        return [
+            n
+            for n, d in cls._declarations()
+            if n not in excluded and not isinstance(d, Items)
+        ]
+
+    @classmethod
     def _items(cls) -> list[tuple[str, Items]]:
         return [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
 
@@ -557,16 +575,17 @@ class SQLFactory(factory.Factory):
     def make_row(
         cls,
         ctx: Context,
-        parents: Mapping[str, Callable[[], Ref]] | None = None,
+        parents: Mapping[str, Callable[[Any], Ref]] | None = None,
         *,
         create: bool = False,
         overrides: Mapping[str, Any] | None = None,
     ) -> Row:
         """Evaluate the declarations directly (no factory_boy step): the bulk path.
 
-        ``parents`` maps an FK column to a picker returning a Ref (the seeder
-        picks from ids it fetched); other Parent columns are created when
-        ``create`` (persisted first) and built otherwise.
+        ``parents`` maps an FK column to a picker ``pick(row) -> Ref`` (the
+        seeder picks among ids it fetched; ``row`` is the row so far), also
+        for the children of :class:`Items`; other Parent columns are created
+        when ``create`` (persisted first) and built otherwise.
         """
         row = Row()
         view = _Attrs(row)
@@ -579,10 +598,11 @@ class SQLFactory(factory.Factory):
                 row[name] = declaration.fn(ctx, view)
             elif isinstance(declaration, Parent):
                 pick = (parents or {}).get(name)
-                row[name] = pick() if pick else declaration.resolve(ctx, view, create)
+                row[name] = (
+                    pick(view) if pick else declaration.resolve(ctx, view, create)
+                )
             elif isinstance(declaration, Items):
-                head = Row({h: row[h] for h in declaration.header})
-                row[name] = declaration.make(ctx, head, create)
+                row[name] = declaration.make(ctx, row, create, parents)
             else:
                 raise OltpseedError(f"{cls.__name__}.{name}: unsupported declaration")
         return row

@@ -1,8 +1,81 @@
-"""Volume profiles (spec 000 §3): the names every entry point accepts.
+"""Volume profiles (spec 000 §3): how many rows each table gets, and batch sizes.
 
-``SEED_SIZE``, ``--profile`` and pytest's ``--seed-profile`` all validate
-against :data:`PROFILE_NAMES`; MEDIUM is the default everywhere.
+Each domain declares its own volumes per profile (a domain is data); this
+module composes them. ``CUSTOM`` is MEDIUM plus ``SEED_<TABLE>`` overrides
+(``SEED_PRODUCTS``, ``SEED_PACIENTES``, ...); an override given with another
+profile is ignored, and :func:`resolve` says so in a warning naming it.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 PROFILE_NAMES: tuple[str, ...] = ("SMALL", "MEDIUM", "LARGE", "STRESS", "CUSTOM")
 DEFAULT_PROFILE = "MEDIUM"
+DEFAULT_AS_OF = datetime(2026, 1, 1)
+"""Default "now" of generated data (naive, UTC): fixed so a seed reproduces rows."""
+BATCH_SIZES = {"SMALL": 500, "MEDIUM": 500, "LARGE": 500, "STRESS": 1000}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A resolved profile: rows per table (headers; items follow them), batch size."""
+
+    name: str
+    counts: Mapping[str, int]
+    batch_size: int
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def count(self, table: str) -> int:
+        return self.counts.get(table, 0)
+
+
+def override_name(table: str) -> str:
+    return f"SEED_{table.upper()}"
+
+
+def resolve(
+    name: str, overrides: Mapping[str, tuple[str, str]] | None = None
+) -> Profile:
+    """The profile ``name`` with ``SEED_<TABLE>`` overrides applied (CUSTOM only).
+
+    ``overrides`` maps variable name -> (raw value, source). Raises
+    :class:`~pytest_oltpseed.errors.ConfigError` for a bad number.
+    """
+    from pytest_oltpseed.domains import registry
+    from pytest_oltpseed.errors import ConfigError
+
+    base = DEFAULT_PROFILE if name == "CUSTOM" else name
+    counts: dict[str, int] = {}
+    for domain in registry().values():
+        counts.update(domain.volumes[base])
+    batch = BATCH_SIZES[base]
+    warnings: list[str] = []
+    known = {override_name(table): table for table in counts}
+    for variable, (raw, source) in sorted((overrides or {}).items()):
+        if variable == "SEED_BATCH_SIZE":
+            table = None
+        elif variable in known:
+            table = known[variable]
+        else:
+            continue
+        if name != "CUSTOM":
+            warnings.append(
+                f"{variable} ignored: overrides apply only with SEED_SIZE=CUSTOM "
+                f"(profile is {name})"
+            )
+            continue
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            value = -1
+        if value < (1 if table is None else 0):
+            allowed = "an integer >= 1" if table is None else "an integer >= 0"
+            raise ConfigError(variable, raw, allowed, source)
+        if table is None:
+            batch = value
+        else:
+            counts[table] = value
+    return Profile(name, counts, batch, tuple(warnings))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,8 @@ class Domain:
 
     name: str
     tables: tuple[str, ...]
+    volumes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Profile name -> table -> rows the seeder writes (SMALL..STRESS)."""
 
     @property
     def sql_dir(self) -> Path:
@@ -51,6 +54,15 @@ class Domain:
     def load_factories(self) -> ModuleType:
         """Import ``<domain>.factories`` (which registers the domain's factories)."""
         return importlib.import_module(f"{self.package}.factories")
+
+    def load_seeding(self) -> ModuleType | None:
+        """Import ``<domain>.seeding`` (stage hooks) when the domain has one."""
+        try:
+            return importlib.import_module(f"{self.package}.seeding")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{self.package}.seeding":
+                raise
+            return None
 
     def load_checks(self) -> ModuleType:
         """Import ``<domain>.checks``: its ROW_RULES and DB_RULES."""

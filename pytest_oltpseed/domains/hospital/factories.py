@@ -160,7 +160,7 @@ def _consulta_data(g: Context, r: Any) -> Any:
 class Consulta(SQLFactory):
     _table, _domain = "consultas", DOMAIN
 
-    paciente_id = Parent("pacientes")
+    paciente_id = Parent("pacientes", carry=("data_cadastro",))
     medico_id = Parent("medicos", prefer_existing=True)
     status = Col(lambda g, r: g.weighted(STATUS_CONSULTA))
     data = Col(_consulta_data)
@@ -170,7 +170,7 @@ class Consulta(SQLFactory):
 class Exame(SQLFactory):
     _table, _domain = "exames", DOMAIN
 
-    paciente_id = Parent("pacientes")
+    paciente_id = Parent("pacientes", carry=("data_cadastro",))
     tipo_exame = Col(lambda g, r: g.rng.choice(TIPOS_EXAME))
     data = Col(lambda g, r: g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of))
     resultado = Col(
@@ -196,7 +196,7 @@ class Internacao(SQLFactory):
     class Meta:
         exclude = ("aberta", "duracao")
 
-    paciente_id = Parent("pacientes")
+    paciente_id = Parent("pacientes", carry=("data_cadastro",))
     aberta = Col(lambda g, r: g.rng.random() < OPEN_STAY)
     duracao = Col(lambda g, r: _stay(g))
     data_entrada = Col(_entrada)

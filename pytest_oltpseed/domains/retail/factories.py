@@ -32,6 +32,7 @@ ENTRY_STATUS = {"received": 95, "pending": 3, "cancelled": 2}
 SALE_QUANTITY = {"1": 60, "2": 25, "3": 8, "4": 4, "5": 3}
 CLIENT_COMPANIES = 0.15  # share of clients that are companies (CNPJ)
 HISTORY = timedelta(days=365)
+PRODUCT_CARRY = ("price", "cost")  # what items read from their product
 RESTOCK_LAG = (timedelta(hours=12), timedelta(days=10))
 
 
@@ -129,8 +130,8 @@ class ProductEntryItem(SQLFactory):
     _distinct = "product_id"
 
     entry_id = Parent("product_entries")
-    product_id = Parent("products")
     quantity = Col(lambda g, r: g.rng.randint(10, 200))
+    product_id = Parent("products", carry=PRODUCT_CARRY)
     unit_cost = Col(lambda g, r: g.parent(r.product_id, "products")["cost"])
 
     @classmethod
@@ -166,8 +167,8 @@ class InternalDistributionItem(SQLFactory):
     _distinct = "product_id"
 
     distribution_id = Parent("internal_distributions")
-    product_id = Parent("products")
     quantity = Col(lambda g, r: g.rng.randint(5, 100))
+    product_id = Parent("products", carry=PRODUCT_CARRY)
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
@@ -198,8 +199,8 @@ class SaleItem(SQLFactory):
     _distinct = "product_id"
 
     sale_id = Parent("sales")
-    product_id = Parent("products")
     quantity = Col(lambda g, r: int(g.weighted(SALE_QUANTITY)))
+    product_id = Parent("products", carry=PRODUCT_CARRY)
     unit_price = Col(lambda g, r: g.parent(r.product_id, "products")["price"])
     subtotal = Col(lambda g, r: r.quantity * r.unit_price)
 
@@ -223,7 +224,7 @@ class SaleItem(SQLFactory):
 class Sale(SQLFactory):
     _table, _domain = "sales", DOMAIN
 
-    store_id = Parent("stores", prefer_existing=True)
+    store_id = Parent("stores", carry=("opened_at",), prefer_existing=True)
     client_id = Parent("clients")
     sold_at = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
     status = Col(lambda g, r: g.weighted(SALE_STATUS))
