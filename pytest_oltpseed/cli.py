@@ -7,18 +7,28 @@ from the core become one line on stderr and the contract's exit code.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import psycopg
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from pytest_oltpseed import __version__, db, logs, schema, validators
+from pytest_oltpseed import __version__, db, logs, schema, seeding, validators
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import Domain, select
 from pytest_oltpseed.errors import OltpseedError, ServerError
@@ -81,12 +91,27 @@ def _root(
 
 
 def _writing_settings(
-    action: str, dsn: str | None, force: bool, dry_run: bool
+    action: str,
+    dsn: str | None,
+    force: bool,
+    dry_run: bool,
+    profile: str | None = None,
+    seed_random: int | None = None,
 ) -> Settings:
-    settings = load_settings(dsn=dsn, force=force, dry_run=dry_run)
+    settings = load_settings(
+        dsn=dsn,
+        force=force,
+        dry_run=dry_run,
+        seed_size=profile,
+        seed_random=seed_random,
+    )
+    for warning in settings.profile.warnings:
+        _say(f"warning: {warning}")
     if not settings.dry_run:
         settings.guard_write(action)
         logs.setup(settings.logging, console=False)
+        for warning in settings.profile.warnings:
+            logs.get().warning(warning)
     return settings
 
 
@@ -116,17 +141,6 @@ def init_db(
     _schema_command("init-db", domain, dsn, force, dry_run)
 
 
-@app.command()
-def reset(
-    domain: DomainOption = "all",
-    dsn: DsnOption = None,
-    force: ForceOption = False,
-    dry_run: DryRunOption = False,
-) -> None:
-    """Drop oltpseed's own tables and recreate them (your other tables survive)."""
-    _schema_command("reset", domain, dsn, force, dry_run)
-
-
 def _schema_command(
     action: str, domain: str, dsn: str | None, force: bool, dry_run: bool
 ) -> None:
@@ -143,6 +157,201 @@ def _schema_command(
         "%s: %s %s", action, operation.done, ", ".join(d.name for d in domains)
     )
     _print_counts(domains, counts, title=f"{action}: {operation.done}")
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="SMALL, MEDIUM, LARGE, STRESS or CUSTOM "
+        "(default: SEED_SIZE, else MEDIUM).",
+    ),
+]
+SeedRandomOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed-random",
+        min=0,
+        help="Random seed (default: SEED_RANDOM, else 0); same seed, same data.",
+    ),
+]
+
+
+@app.command()
+def reset(
+    domain: DomainOption = "all",
+    profile: ProfileOption = None,
+    seed_random: SeedRandomOption = None,
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+    schema_only: Annotated[
+        bool, typer.Option("--schema-only", help="Recreate the tables; seed nothing.")
+    ] = False,
+) -> None:
+    """Drop oltpseed's own tables, recreate them and seed (your tables survive)."""
+    if schema_only:
+        _schema_command("reset", domain, dsn, force, dry_run)
+        return
+    domains = select(domain)
+    settings = _writing_settings("reset", dsn, force, dry_run, profile, seed_random)
+    if settings.dry_run:
+        _print_plan("reset", settings, schema.reset_plan(domains))
+        _print_seed_plan(settings, seeding.plan(domains, settings.profile))
+        return
+    with db.session(settings, _say) as conn:
+        schema.reset(conn, domains)
+        _seed(conn, settings, domains)
+
+
+@app.command()
+def seed(
+    profile: ProfileOption = None,
+    domain: DomainOption = "all",
+    seed_random: SeedRandomOption = None,
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Fill the tables at a volume profile (installs the schema when missing)."""
+    domains = select(domain)
+    settings = _writing_settings("seed", dsn, force, dry_run, profile, seed_random)
+    stages = seeding.plan(domains, settings.profile)
+    if settings.dry_run:
+        _print_seed_plan(settings, stages)
+        return
+    with db.session(settings, _say) as conn:
+        schema.install(conn, domains)
+        _seed(conn, settings, domains)
+
+
+def _print_seed_plan(settings: Settings, stages: list[seeding.Stage]) -> None:
+    profile = settings.profile
+    table = Table(
+        title=f"dry run: seed {profile.name} (seed {settings.seed_random}, "
+        f"as of {settings.seed_as_of:%Y-%m-%d %H:%M} UTC) into "
+        f"{_target(settings)}",
+        title_justify="left",
+    )
+    for column in ("#", "table", "rows", "batch", "mode", "items"):
+        table.add_column(
+            column, justify="right" if column in ("#", "rows", "batch") else "left"
+        )
+    for number, stage in enumerate(stages, 1):
+        table.add_row(
+            str(number),
+            stage.table,
+            f"{stage.count:,}",
+            str(stage.batch_size),
+            "upsert (ON CONFLICT DO NOTHING)" if stage.idempotent else "insert",
+            ", ".join(stage.item_tables),
+        )
+    out.print(table)
+    out.print(
+        "one transaction per stage; upsert = INSERT ... ON CONFLICT DO "
+        "NOTHING on the natural key (reruns add nothing); nothing was written"
+    )
+
+
+def _seed(conn: psycopg.Connection, settings: Settings, domains: list[Domain]) -> None:
+    stages = seeding.plan(domains, settings.profile)
+    log = logs.get("seed")
+    started = time.perf_counter()
+    with _progress(stages) as progress:
+        seeder = seeding.Seeder(
+            conn,
+            seed=settings.seed_random,
+            as_of=settings.seed_as_of,
+            progress=progress,
+        )
+        results = []
+        for stage in stages:
+            result = seeder.run_stage(stage)
+            results.append(result)
+            log.info(
+                "%s: +%d (skipped=%d%s) in %.2fs",
+                stage.table,
+                result.written,
+                result.skipped,
+                "".join(f", {t} +{n}" for t, n in result.items.items()),
+                result.seconds,
+            )
+    elapsed = time.perf_counter() - started
+    counts = db.table_counts(conn, _tables(domains))
+    _print_seed_results(settings, results, counts, elapsed)
+    log.info(
+        "seed %s: %d rows in %.1fs",
+        settings.profile.name,
+        sum(r.written + sum(r.items.values()) for r in results),
+        elapsed,
+    )
+
+
+@contextlib.contextmanager
+def _progress(
+    stages: list[seeding.Stage],
+) -> Iterator[Callable[[seeding.Stage, int], None]]:
+    """A bar per stage on a terminal; one plain line per finished stage otherwise."""
+    if not err.is_terminal:
+
+        def line(stage: seeding.Stage, done: int) -> None:
+            if done >= stage.count:
+                err.print(f"seed: {stage.table} {done:,}/{stage.count:,} rows")
+
+        yield line
+        return
+    columns = (
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>14}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as bars:
+        tasks = {
+            s.table: bars.add_task(s.table, total=max(s.count, 1), rate="")
+            for s in stages
+        }
+        starts: dict[str, float] = {}
+
+        def update(stage: seeding.Stage, done: int) -> None:
+            start = starts.setdefault(stage.table, time.perf_counter())
+            rate = done / max(time.perf_counter() - start, 1e-6)
+            bars.update(tasks[stage.table], completed=done, rate=f"{rate:,.0f} rows/s")
+
+        yield update
+
+
+def _print_seed_results(
+    settings: Settings,
+    results: list[seeding.StageResult],
+    counts: dict[str, int | None],
+    elapsed: float,
+) -> None:
+    table = Table(
+        title=f"seeded {settings.profile.name} in {elapsed:.1f}s", title_justify="left"
+    )
+    for column in ("table", "written", "skipped", "rows now", "seconds", "rows/s"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    written = 0
+    for result in results:
+        entries = [(result.table, result.written, result.skipped)]
+        entries += [(t, n, 0) for t, n in result.items.items()]
+        for name, rows, skipped in entries:
+            written += rows
+            table.add_row(
+                name,
+                f"{rows:,}",
+                f"{skipped:,}",
+                f"{counts.get(name) or 0:,}",
+                f"{result.seconds:.2f}",
+                f"{(rows / result.seconds if result.seconds else 0):,.0f}",
+            )
+    out.print(table)
+    out.print(
+        f"{written:,} rows written in {elapsed:.1f}s "
+        f"({written / max(elapsed, 1e-6):,.0f} rows/s)"
+    )
 
 
 @app.command()
@@ -200,7 +409,7 @@ def check(
 
 def _print_findings(findings: list[validators.Finding]) -> None:
     table = Table(title="oltpseed check", title_justify="left")
-    table.add_column("rule", no_wrap=True)
+    table.add_column("rule", ratio=3)
     table.add_column("violations", justify="right")
     table.add_column("example id", justify="right")
     table.add_column("note")

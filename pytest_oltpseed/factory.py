@@ -199,31 +199,50 @@ class Context:
         self.rng = random.Random(seed)
         self.pools = pools(seed if pool_seed is None else pool_seed)
         self.index_base = index_base
+        self.reserve_block = 1
         self._local: dict[tuple[str, str], int] = {}
+        self._blocks: dict[tuple[str, str], tuple[int, int]] = {}
         self._id_range: dict[str, tuple[int, int]] = {}
         self._rows: dict[tuple[str, int], Row] = {}
 
     # -- identifiers -----------------------------------------------------------
-    def next_index(self, domain: str, key: str) -> int:
-        """The next unused index of ``key`` (e.g. ``pacientes.cpf``) in ``domain``."""
-        if self.sequences == "local":
+    def next_index(self, domain: str, key: str, *, fresh: bool = False) -> int:
+        """The next unused index of ``key`` (e.g. ``pacientes.cpf``) in ``domain``.
+
+        ``fresh`` keys (numbers that are not natural keys, such as invoice
+        numbers) are always reserved from the database when one is bound, so
+        even a seeder's rerun never repeats them.
+        """
+        if self.sequences == "local" and not (fresh and self.conn is not None):
             index = self._local.get((domain, key), self.index_base)
             self._local[(domain, key)] = index + 1
             return index
+        block = self._blocks.get((domain, key))
+        if block is None or block[0] >= block[1]:
+            block = self._reserve(domain, key)
+        self._blocks[(domain, key)] = (block[0] + 1, block[1])
+        return block[0]
+
+    def _reserve(self, domain: str, key: str) -> tuple[int, int]:
+        """Take ``reserve_block`` indices at once from the domain's sequence table."""
         assert self.conn is not None
         from pytest_oltpseed.domains import registry
 
         table = sql.Identifier(registry()[domain].sequences_table)
         row = self.conn.execute(
             sql.SQL(
-                "INSERT INTO {t} AS s (key, next_index) VALUES (%s, 1) "
-                "ON CONFLICT (key) DO UPDATE SET next_index = s.next_index + 1 "
-                "RETURNING next_index - 1"
+                "INSERT INTO {t} AS s (key, next_index) VALUES (%(k)s, %(n)s) "
+                "ON CONFLICT (key) DO UPDATE SET next_index = s.next_index + %(n)s "
+                "RETURNING next_index - %(n)s"
             ).format(t=table),
-            (key,),
+            {"k": key, "n": self.reserve_block},
         ).fetchone()
         assert row is not None
-        return int(row[0])
+        return int(row[0]), int(row[0]) + self.reserve_block
+
+    def local_indices(self) -> list[tuple[tuple[str, str], int]]:
+        """((domain, key), next index) counted in memory so far."""
+        return list(self._local.items())
 
     # -- parents -----------------------------------------------------------------
     def parent(self, value: Any, table: str | None = None) -> Mapping[str, Any]:
@@ -480,6 +499,7 @@ class SQLFactory(factory.Factory):
     _table: ClassVar[str] = ""
     _domain: ClassVar[str] = ""
     _distinct: ClassVar[str | None] = None  # column unique within a header
+    _natural_key: ClassVar[tuple[str, ...]] = ()  # UNIQUE columns: seeding upserts
 
     class Meta:
         model = Row

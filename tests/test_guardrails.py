@@ -14,7 +14,7 @@ PRODUCTION_LIKE = [
 ]
 
 
-@pytest.mark.parametrize("command", ["init-db", "reset"])
+@pytest.mark.parametrize("command", ["init-db", "reset", "seed"])
 @pytest.mark.parametrize("production", PRODUCTION_LIKE)
 def test_refused_writes_nothing(
     database: str, cli_env: dict[str, str], command: str, production: dict[str, str]
@@ -40,7 +40,7 @@ def test_forced_by_flag_or_variable(database: str, cli_env: dict[str, str]) -> N
 
 
 @pytest.mark.parametrize("how", ["flag", "variable"])
-@pytest.mark.parametrize("command", ["init-db", "reset"])
+@pytest.mark.parametrize("command", ["init-db", "reset", "seed"])
 def test_dry_run_writes_nothing(
     database: str, cli_env: dict[str, str], command: str, how: str
 ) -> None:
@@ -48,8 +48,11 @@ def test_dry_run_writes_nothing(
     env = {**cli_env, "DRY_RUN": "true"} if how == "variable" else cli_env
     result = run_cli(*args, env=env)
     assert result.returncode == 0, result.stderr
-    assert "dry run" in result.stdout and "hospital/01_schema.sql" in result.stdout
-    assert "nothing was written" in result.stdout
+    assert "dry run" in result.stdout and "nothing was written" in result.stdout
+    if command != "seed":
+        assert "hospital/01_schema.sql" in result.stdout
+    else:
+        assert "pacientes" in result.stdout and "2,000" in result.stdout
     assert tables_in(database) == set()
 
 

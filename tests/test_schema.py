@@ -120,7 +120,7 @@ def test_reset_keeps_user_table_and_empties_ours(
             "INSERT INTO medicos (nome, crm, especialidade) "
             "VALUES ('Dra. Ana', 'CRM/SP 123456', 'Cardiologia')"
         )
-    result = run_cli("reset", "--dsn", database, env=cli_env)
+    result = run_cli("reset", "--schema-only", "--dsn", database, env=cli_env)
     assert result.returncode == 0, result.stderr
     assert tables_in(database) == OWN_TABLES | {"my_notes"}
     with psycopg.connect(database) as conn:

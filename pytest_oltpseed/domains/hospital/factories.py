@@ -76,6 +76,7 @@ def _cadastro(g: Context, r: Any) -> Any:
 
 class Medico(SQLFactory):
     _table, _domain = "medicos", DOMAIN
+    _natural_key = ("crm",)
 
     nome = Col(lambda g, r: g.person_name())
     crm = Col(lambda g, r: brazil.crm(g.next_index(DOMAIN, "medicos.crm")))
@@ -85,6 +86,7 @@ class Medico(SQLFactory):
 
 class Convenio(SQLFactory):
     _table, _domain = "convenios", DOMAIN
+    _natural_key = ("cnpj",)
 
     nome = Col(lambda g, r: f"{g.rng.choice(OPERADORAS)} {g.rng.choice(PLANOS)}")
     cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "convenios.cnpj")))
@@ -94,6 +96,7 @@ class Convenio(SQLFactory):
 
 class Paciente(SQLFactory):
     _table, _domain = "pacientes", DOMAIN
+    _natural_key = ("cpf",)
 
     nome = Col(lambda g, r: g.person_name())
     nascimento = Col(
@@ -137,6 +140,7 @@ def _not_held_yet(g: Context, r: Any) -> tuple[sql.Composable, list[Any]]:
 
 class PacienteConvenio(SQLFactory):
     _table, _domain = "pacientes_convenios", DOMAIN
+    _natural_key = ("paciente_id", "convenio_id")
 
     paciente_id = Parent("pacientes", where=_patients_with_room)
     convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)

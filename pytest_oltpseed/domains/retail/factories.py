@@ -49,6 +49,7 @@ def _company(g: Context) -> str:
 
 class Supplier(SQLFactory):
     _table, _domain = "suppliers", DOMAIN
+    _natural_key = ("cnpj",)
 
     class Meta:
         exclude = ("place",)
@@ -68,6 +69,7 @@ class Supplier(SQLFactory):
 
 class Store(SQLFactory):
     _table, _domain = "stores", DOMAIN
+    _natural_key = ("code",)
 
     class Meta:
         exclude = ("place",)
@@ -91,6 +93,7 @@ class Store(SQLFactory):
 
 class Product(SQLFactory):
     _table, _domain = "products", DOMAIN
+    _natural_key = ("sku",)
 
     class Meta:
         exclude = ("entry",)
@@ -113,6 +116,7 @@ def _client_doc(g: Context, r: Any) -> str:
 
 class Client(SQLFactory):
     _table, _domain = "clients", DOMAIN
+    _natural_key = ("cpf_cnpj",)
 
     class Meta:
         exclude = ("company",)
@@ -150,7 +154,9 @@ class ProductEntry(SQLFactory):
 
     supplier_id = Parent("suppliers", prefer_existing=True)
     invoice_number = Col(
-        lambda g, r: f"NF-{g.next_index(DOMAIN, 'product_entries.invoice') + 1:09d}"
+        lambda g, r: (
+            f"NF-{g.next_index(DOMAIN, 'product_entries.invoice', fresh=True) + 1:09d}"
+        )
     )
     entry_date = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
     status = Col(lambda g, r: g.weighted(ENTRY_STATUS))

@@ -1,0 +1,104 @@
+"""Hospital stage hooks: the at-most-3-convênios rule for pacientes_convenios."""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+from pytest_oltpseed.domains.hospital.factories import MAX_CONVENIOS
+from pytest_oltpseed.factory import Ref, Row
+from pytest_oltpseed.seeding import Picker, Seeder, Stage
+
+SHARE = 0.65  # per pass, at most this share of candidates get one more plan
+
+
+class Memberships:
+    """Plans (patient, convênio) pairs up front: distinct per patient, at most 3.
+
+    Memberships are dealt in passes, each to a share of the previous pass's
+    receivers, so patients hold 0-3 (about a third none, a sixth three at
+    MEDIUM) summing to the profile's total; existing memberships count, so
+    nobody gets a 4th.
+    """
+
+    def prepare(self, seeder: Seeder, stage: Stage, pickers: dict[str, Picker]) -> int:
+        patients = seeder.pool("pacientes")
+        plans = seeder.pool("convenios")
+        rng = seeder.ctx.rng
+        # Plan from scratch (same seed, same pairs: a rerun conflicts and adds
+        # nothing), then drop pairs that would give someone a 4th convênio.
+        self.pairs_p, self.pairs_c = array("q"), array("q")
+        planned: dict[int, set[int]] = {}
+        remaining = stage.count
+        room = array("b", [MAX_CONVENIOS]) * len(patients)
+        previous: list[int] | None = None  # pass n deals to pass n-1's receivers
+        while remaining > 0 and len(plans):
+            eligible = [i for i in (previous or range(len(room))) if room[i] > 0]
+            if not eligible:
+                if previous is None:
+                    break
+                previous = None
+                continue
+            rng.shuffle(eligible)
+            share = min(SHARE, remaining / len(eligible))
+            receivers = []
+            for i in eligible:
+                if remaining == 0:
+                    break
+                if rng.random() >= share:
+                    continue
+                mine = planned.setdefault(i, set())
+                if len(mine) >= len(plans):
+                    room[i] = 0
+                    continue
+                j = _pick(rng, plans.ids, {plans.ids[k] for k in mine})
+                mine.add(j)
+                self.pairs_p.append(i)
+                self.pairs_c.append(j)
+                room[i] -= 1
+                remaining -= 1
+                receivers.append(i)
+            previous = receivers
+        self._drop_fourths(seeder, patients, plans)
+        self.next = 0
+        pickers["paciente_id"] = lambda _row: self._take(patients)
+        pickers["convenio_id"] = lambda _row: plans.ref(self.pairs_c[self.next - 1])
+        return len(self.pairs_p)
+
+    def _drop_fourths(self, seeder: Seeder, patients: Any, plans: Any) -> None:
+        held: dict[int, set[int]] = {}
+        for patient, plan in seeder.conn.execute(
+            "SELECT paciente_id, convenio_id FROM pacientes_convenios"
+        ):
+            held.setdefault(patient, set()).add(plan)
+        if not held:
+            return
+        kept_p, kept_c = array("q"), array("q")
+        for i, j in zip(self.pairs_p, self.pairs_c, strict=True):
+            mine = held.setdefault(patients.ids[i], set())
+            if plans.ids[j] not in mine:  # an existing pair simply conflicts
+                if len(mine) >= MAX_CONVENIOS:
+                    continue
+                mine.add(plans.ids[j])
+            kept_p.append(i)
+            kept_c.append(j)
+        self.pairs_p, self.pairs_c = kept_p, kept_c
+
+    def _take(self, patients: Any) -> Ref:
+        i = self.pairs_p[self.next]
+        self.next += 1
+        return patients.ref(i)
+
+    def accept(self, row: Row) -> None:
+        """Nothing to record: the pairs were planned in prepare()."""
+
+
+def _pick(rng: Any, ids: array, mine: set[int]) -> int:
+    """A random convênio the patient does not hold (they hold at most 3)."""
+    while True:
+        j = rng.randrange(len(ids))
+        if ids[j] not in mine:
+            return j
+
+
+HOOKS = {"pacientes_convenios": Memberships}

@@ -1,0 +1,325 @@
+"""Seeding: plan x profile -> ordered stages, one transaction per stage, COPY.
+
+Stages run in FK order (spec 000 §6.2 for retail; spec 002's order for the
+hospital), each in its own transaction: a stage commits whole or leaves
+nothing. Rows come from the factories' declarations through
+:meth:`SQLFactory.make_row` (no second definition), parents are picked from
+ids fetched once per stage (spec 000 §4.1), and rows stream into COPY in
+batches of the profile's batch size, so memory stays flat as volume grows.
+
+Idempotency (spec 000 §4.1): tables with a natural key (``_natural_key`` on
+the factory) go through a temporary staging table and ``INSERT ... SELECT ...
+ON CONFLICT DO NOTHING``; their identifiers restart at index 0 on every run,
+so a rerun repeats them and adds nothing. Transactional tables always insert.
+Rules that span rows (stock, at most 3 convênios) live in the domain's
+``seeding`` module as stage hooks.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.errors import OltpseedError
+from pytest_oltpseed.factory import (
+    Context,
+    Parent,
+    Ref,
+    Row,
+    SQLFactory,
+    factory_for,
+)
+from pytest_oltpseed.profiles import Profile
+
+Picker = Callable[[Any], Ref]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One table to fill: ``count`` header rows (items follow their headers)."""
+
+    domain: Domain
+    table: str
+    count: int
+    batch_size: int
+
+    @property
+    def factory(self) -> type[SQLFactory]:
+        return factory_for(self.table)
+
+    @property
+    def idempotent(self) -> bool:
+        return bool(self.factory._natural_key)
+
+    @property
+    def item_tables(self) -> list[str]:
+        return [items.table for _, items in self.factory._items()]
+
+
+def plan(domains: Sequence[Domain], profile: Profile) -> list[Stage]:
+    """The stages for ``domains`` at ``profile``, parents before children."""
+    return [
+        Stage(domain, table, profile.count(table), profile.batch_size)
+        for domain in domains
+        for table in domain.tables
+        if table in profile.counts
+    ]
+
+
+@dataclass
+class StageResult:
+    table: str
+    written: int = 0
+    skipped: int = 0
+    items: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Hook(Protocol):
+    """A domain's cross-row rule for one stage (see ``domains/*/seeding.py``)."""
+
+    def prepare(self, seeder: Seeder, stage: Stage, pickers: dict[str, Picker]) -> int:
+        """Load what the rule needs, adjust ``pickers``; return the rows to write."""
+
+    def accept(self, row: Row) -> None:
+        """Record a generated header row (after its items are final)."""
+
+
+class ParentPool:
+    """Ids and carried columns of a parent table: compact, picked uniformly."""
+
+    def __init__(self, conn: psycopg.Connection, table: str, carry: Sequence[str]):
+        self.table = table
+        self.carry = tuple(carry)
+        self.ids = array("q")
+        self.values: dict[str, list[Any]] = {c: [] for c in self.carry}
+        query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+            sql.SQL(", ").join(map(sql.Identifier, ("id", *self.carry))),
+            sql.Identifier(table),
+        )
+        with conn.cursor() as cur:
+            for row in cur.stream(query):
+                self.ids.append(row[0])
+                for column, value in zip(self.carry, row[1:], strict=True):
+                    self.values[column].append(value)
+        self._index: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def ref(self, i: int) -> Ref:
+        row = Row(id=self.ids[i])
+        for column in self.carry:
+            row[column] = self.values[column][i]
+        return Ref(self.table, row)
+
+    def ref_for(self, parent_id: int) -> Ref:
+        if self._index is None:
+            self._index = {pid: i for i, pid in enumerate(self.ids)}
+        return self.ref(self._index[parent_id])
+
+    def picker(self, rng: random.Random) -> Picker:
+        if not self.ids:
+            raise OltpseedError(
+                f"{self.table} is empty: seed it first (its profile count is 0?)"
+            )
+        size = len(self.ids)
+        return lambda _row: self.ref(rng.randrange(size))
+
+
+class Seeder:
+    """Runs stages on one connection; a fresh stage sees what earlier ones wrote."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        seed: int = 0,
+        as_of: datetime | None = None,
+        progress: Callable[[Stage, int], None] | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"seed": seed, "sequences": "local"}
+        if as_of is not None:
+            options["as_of"] = as_of
+        self.conn = conn
+        self.seed = seed
+        self.ctx = Context(conn, **options)
+        self.ctx.reserve_block = 1000  # invoice numbers & co: one UPDATE a thousand
+        self.progress = progress
+        self._pools: dict[tuple[str, tuple[str, ...]], ParentPool] = {}
+
+    def pool(self, table: str, carry: Sequence[str] = ()) -> ParentPool:
+        key = (table, tuple(carry))
+        if key not in self._pools:
+            self._pools[key] = ParentPool(self.conn, table, carry)
+        return self._pools[key]
+
+    def run(self, stages: Iterable[Stage]) -> list[StageResult]:
+        return [self.run_stage(stage) for stage in stages]
+
+    def run_stage(self, stage: Stage) -> StageResult:
+        """Write one stage in one transaction; on any error it leaves nothing."""
+        started = time.perf_counter()
+        result = StageResult(stage.table, items={t: 0 for t in stage.item_tables})
+        # Each stage has its own random stream: a table's rows do not depend on
+        # which other domains or tables are seeded in the same run.
+        self.ctx.rng = random.Random(f"{self.seed}:{stage.table}")
+        with self.conn.transaction():
+            pickers = self._pickers(stage.factory)
+            hook = _hook(stage)
+            count = hook.prepare(self, stage, pickers) if hook else stage.count
+            writer = _Writer(self.conn, stage)
+            done = 0
+            while done < count:
+                size = min(stage.batch_size, count - done)
+                rows = []
+                for _ in range(size):
+                    row = stage.factory.make_row(self.ctx, pickers)
+                    if hook:
+                        hook.accept(row)  # before the next row picks its stock
+                    rows.append(row)
+                writer.write(rows, result)
+                done += size
+                if self.progress:
+                    self.progress(stage, done)
+            self._bump_sequences(stage.domain)
+        for table in (stage.table, *stage.item_tables):
+            for key in [k for k in self._pools if k[0] == table]:
+                del self._pools[key]
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _pickers(self, factory: type[SQLFactory]) -> dict[str, Picker]:
+        pickers: dict[str, Picker] = {}
+        factories = [(factory, None)] + [
+            (factory_for(items.table), items.fk) for _, items in factory._items()
+        ]
+        for each, header_fk in factories:
+            for name, declaration in each._declarations():
+                if isinstance(declaration, Parent) and name != header_fk:
+                    pool = self.pool(declaration.table, declaration.carry)
+                    pickers[name] = pool.picker(self.ctx.rng)
+        return pickers
+
+    def _bump_sequences(self, domain: Domain) -> None:
+        """Leave the identifier sequences past what this run used (for factories)."""
+        used = [
+            (key, n) for (d, key), n in self.ctx.local_indices() if d == domain.name
+        ]
+        if not used:
+            return
+        self.conn.cursor().executemany(
+            sql.SQL(
+                "INSERT INTO {t} AS s (key, next_index) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE "
+                "SET next_index = greatest(s.next_index, excluded.next_index)"
+            ).format(t=sql.Identifier(domain.sequences_table)),
+            used,
+        )
+
+
+def _hook(stage: Stage) -> Hook | None:
+    module = stage.domain.load_seeding()
+    hooks: Mapping[str, Callable[[], Hook]] = getattr(module, "HOOKS", {})
+    make = hooks.get(stage.table)
+    return make() if make else None
+
+
+class _Writer:
+    """COPY for one stage: straight in, or through staging for idempotent tables."""
+
+    def __init__(self, conn: psycopg.Connection, stage: Stage) -> None:
+        self.conn = conn
+        self.stage = stage
+        self.factory = stage.factory
+        self.columns = self.factory.column_names()
+        self.items = [
+            (name, items, factory_for(items.table))
+            for name, items in self.factory._items()
+        ]
+        self.staging: sql.Identifier | None = None
+        if stage.idempotent:
+            self.staging = sql.Identifier(f"oltpseed_stage_{stage.table}")
+            conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE {s} ON COMMIT DROP AS SELECT {c} FROM {t} "
+                    "WITH NO DATA"
+                ).format(
+                    s=self.staging,
+                    c=self._cols(self.columns),
+                    t=sql.Identifier(stage.table),
+                )
+            )
+
+    @staticmethod
+    def _cols(names: Sequence[str]) -> sql.Composable:
+        return sql.SQL(", ").join(map(sql.Identifier, names))
+
+    def _copy(
+        self,
+        table: sql.Identifier,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+    ) -> None:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            table, self._cols(columns)
+        )
+        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def write(self, rows: list[Row], result: StageResult) -> None:
+        table = sql.Identifier(self.stage.table)
+        columns = list(self.columns)
+        if self.items:
+            ids = self._allocate(len(rows))
+            for row, new_id in zip(rows, ids, strict=True):
+                row["id"] = new_id
+            columns = ["id", *columns]
+        values = ([_plain(row[c]) for c in columns] for row in rows)
+        if self.staging is None:
+            self._copy(table, columns, values)
+            result.written += len(rows)
+        else:
+            self._copy(self.staging, columns, values)
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {t} ({c}) SELECT {c} FROM {s} "
+                        "ON CONFLICT DO NOTHING"
+                    ).format(t=table, c=self._cols(columns), s=self.staging)
+                )
+                inserted = max(cur.rowcount, 0)
+                cur.execute(sql.SQL("TRUNCATE {}").format(self.staging))
+            result.written += inserted
+            result.skipped += len(rows) - inserted
+        for name, items, child in self.items:
+            child_columns = child.column_names()
+            children = []
+            for row in rows:
+                for item in row[name]:
+                    item[items.fk] = row["id"]
+                    children.append([_plain(item[c]) for c in child_columns])
+            self._copy(sql.Identifier(items.table), child_columns, children)
+            result.items[items.table] += len(children)
+
+    def _allocate(self, n: int) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+            "FROM generate_series(1, %s)",
+            (self.stage.table, n),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+
+def _plain(value: Any) -> Any:
+    return value.id if isinstance(value, Ref) else value

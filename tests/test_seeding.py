@@ -1,0 +1,219 @@
+"""The seeding engine on real databases: counts, atomicity, idempotency, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from pytest_oltpseed import schema, validators
+from pytest_oltpseed.domains import registry, select
+from pytest_oltpseed.domains.hospital import factories as h
+from pytest_oltpseed.factory import bind
+from pytest_oltpseed.profiles import resolve
+from pytest_oltpseed.seeding import Seeder, Stage, plan
+from pytest_oltpseed.server import ServerInfo
+from tests.conftest import run_cli
+
+ALL_TABLES = [t for d in registry().values() for t in d.tables]
+HEADERS = {
+    "product_entries": "product_entry_items",
+    "internal_distributions": "internal_distribution_items",
+    "sales": "sale_items",
+}
+LOOKUPS = {"convenios": 2}
+
+
+@pytest.fixture
+def conn(database: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database) as connection:
+        schema.install(connection, select("all"))
+        connection.commit()
+        yield connection
+
+
+def _counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {
+        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[arg-type, index]
+        for t in ALL_TABLES
+    }
+
+
+def _violations(conn: psycopg.Connection) -> list[str]:
+    findings = validators.check_database(conn, select("all"))
+    conn.rollback()
+    return [
+        f"{f.rule}: {f.violations} (e.g. {f.example})" for f in findings if not f.ok
+    ]
+
+
+@pytest.mark.parametrize("name", ["SMALL", "MEDIUM", "LARGE"])
+def test_exact_counts_and_clean_check(conn: psycopg.Connection, name: str) -> None:
+    profile = resolve(name)
+    Seeder(conn).run(plan(select("all"), profile))
+    counts = _counts(conn)
+    for table, expected in profile.counts.items():
+        assert counts[table] == expected + LOOKUPS.get(table, 0), table
+    for header, items in HEADERS.items():
+        per_header = counts[items] / counts[header]
+        assert 1 <= per_header <= 8, (items, per_header)
+    assert _violations(conn) == []
+    memberships = conn.execute(
+        "SELECT count(*) FILTER (WHERE n = 0), max(n) FROM (SELECT p.id, "
+        "count(pc.id) n FROM pacientes p LEFT JOIN pacientes_convenios pc "
+        "ON pc.paciente_id = p.id GROUP BY p.id) x"
+    ).fetchone()
+    assert memberships is not None and memberships[0] > 0 and memberships[1] == 3
+
+
+def test_custom_overrides_and_the_warning(
+    database: str, cli_env: dict[str, str]
+) -> None:
+    env = {
+        **cli_env,
+        "SEED_SIZE": "CUSTOM",
+        "SEED_PRODUCTS": "7",
+        "SEED_SALES": "4",
+        "SEED_PACIENTES": "30",
+    }
+    result = run_cli("seed", "--dsn", database, env=env)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(database) as c:
+        counts = _counts(c)
+    assert (counts["products"], counts["sales"], counts["pacientes"]) == (7, 4, 30)
+    assert counts["clients"] == resolve("MEDIUM").count("clients")
+    ignored = run_cli(
+        "seed",
+        "--profile",
+        "LARGE",
+        "--dry-run",
+        "--dsn",
+        database,
+        env={**cli_env, "SEED_PRODUCTS": "7"},
+    )
+    assert ignored.returncode == 0
+    assert "warning: SEED_PRODUCTS ignored" in ignored.stderr
+    assert "SEED_SIZE=CUSTOM" in ignored.stderr and "5,000" in ignored.stdout
+
+
+def test_bad_override_is_exit_2(cli_env: dict[str, str]) -> None:
+    result = run_cli(
+        "seed",
+        "--dry-run",
+        env={**cli_env, "SEED_SIZE": "CUSTOM", "SEED_SALES": "many"},
+    )
+    assert result.returncode == 2
+    assert "invalid SEED_SALES='many'" in result.stderr
+
+
+def test_a_failing_stage_leaves_nothing(conn: psycopg.Connection) -> None:
+    class Boom(Exception):
+        pass
+
+    def explode(stage: Stage, done: int) -> None:
+        if stage.table == "consultas" and done >= 100:
+            raise Boom
+
+    profile = resolve("CUSTOM", {"SEED_BATCH_SIZE": ("100", "test")})
+    with pytest.raises(Boom):
+        Seeder(conn, progress=explode).run(plan(select("hospital"), profile))
+    counts = _counts(conn)
+    assert counts["consultas"] == 0  # the stage rolled back whole
+    assert counts["pacientes"] == 2000  # earlier stages stay committed
+    assert counts["exames"] == 0  # later stages never ran
+
+
+def test_rerun_is_idempotent(conn: psycopg.Connection) -> None:
+    stages = plan(select("all"), resolve("SMALL"))
+    Seeder(conn).run(stages)
+    first = _counts(conn)
+    results = {r.table: r for r in Seeder(conn).run(stages)}
+    second = _counts(conn)
+    for table in (
+        "medicos",
+        "convenios",
+        "pacientes",
+        "pacientes_convenios",
+        "suppliers",
+        "stores",
+        "products",
+        "clients",
+    ):
+        assert second[table] == first[table], table
+        assert results[table].written == 0
+    for table in ("consultas", "exames", "internacoes", "sales"):
+        assert second[table] == 2 * first[table], table
+    assert _violations(conn) == []
+
+
+def test_factories_continue_after_seeding(conn: psycopg.Connection) -> None:
+    Seeder(conn).run(plan(select("hospital"), resolve("SMALL")))
+    with bind(conn, seed=0):
+        patient = h.Paciente.create()
+        doctor = h.Medico.create()
+    assert patient["id"] == 201 and doctor["crm"]
+
+
+def _checksum(server: ServerInfo, seed: int) -> dict[str, str]:
+    name = f"seed_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    try:
+        result = run_cli_seed(server.dsn(name), seed)
+        assert result.returncode == 0, result.stderr
+        sums = {}
+        with psycopg.connect(server.dsn(name)) as c:
+            for table in ALL_TABLES:
+                columns = [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_name = %s AND column_name NOT IN ('created_at', "
+                        "'updated_at') ORDER BY ordinal_position",
+                        (table,),
+                    )
+                ]
+                rows = c.execute(
+                    f"SELECT {', '.join(columns)} FROM {table} "  # type: ignore[arg-type]
+                    "ORDER BY id"
+                ).fetchall()
+                sums[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return sums
+    finally:
+        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def run_cli_seed(dsn: str, seed: int):  # type: ignore[no-untyped-def]
+    import os
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV"))
+    }
+    return run_cli(
+        "seed", "--profile", "SMALL", "--seed-random", str(seed), "--dsn", dsn, env=env
+    )
+
+
+def test_same_seed_same_database(oltp_server: ServerInfo) -> None:
+    first = _checksum(oltp_server, 0)
+    assert _checksum(oltp_server, 0) == first
+    other = _checksum(oltp_server, 1)
+    assert other["pacientes"] != first["pacientes"]
+    assert other["sale_items"] != first["sale_items"]
+
+
+def test_seed_command_output(database: str, cli_env: dict[str, str]) -> None:
+    result = run_cli("seed", "--profile", "SMALL", "--dsn", database, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "seeded SMALL" in result.stdout and "rows written" in result.stdout
+    assert "seed: pacientes 200/200 rows" in result.stderr
+    again = run_cli("reset", "--profile", "SMALL", "--dsn", database, env=cli_env)
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(database) as c:
+        assert c.execute("SELECT count(*) FROM consultas").fetchone() == (400,)
