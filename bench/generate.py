@@ -60,8 +60,8 @@ def main(n: int) -> None:
     patient = Row(id=1, data_cadastro=datetime(2024, 5, 1))
     doctor = Row(id=1)
     parents = {
-        "paciente_id": lambda: Ref("pacientes", patient),
-        "medico_id": lambda: Ref("medicos", doctor),
+        "paciente_id": lambda _row: Ref("pacientes", patient),
+        "medico_id": lambda _row: Ref("medicos", doctor),
     }
     fake = Faker("pt_BR")
     fake.seed_instance(0)
@@ -72,7 +72,9 @@ def main(n: int) -> None:
         ctx = Context(None, seed=0)
         ctx.pools.first_names, ctx.pools.streets  # noqa: B018 - build pools first
         bulk = _rate(n, lambda f=factory, c=ctx: f.make_row(c, parents))
-        fks = {k: v() for k, v in parents.items() if k in dict(factory._declarations())}
+        fks = {
+            k: v(None) for k, v in parents.items() if k in dict(factory._declarations())
+        }
         with bind(None, seed=0):
             built = _rate(n // 4, lambda f=factory, o=fks: f.build(**o))
         spec = _rate(n // 4, lambda t=table: _spec_row(fake, t))

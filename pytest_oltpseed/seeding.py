@@ -20,7 +20,8 @@ from __future__ import annotations
 import random
 import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -118,8 +119,8 @@ class ParentPool:
 
     def ref(self, i: int) -> Ref:
         row = Row(id=self.ids[i])
-        for column in self.carry:
-            row[column] = self.values[column][i]
+        for column, values in self.values.items():
+            row[column] = values[i]
         return Ref(self.table, row)
 
     def ref_for(self, parent_id: int) -> Ref:
@@ -132,8 +133,8 @@ class ParentPool:
             raise OltpseedError(
                 f"{self.table} is empty: seed it first (its profile count is 0?)"
             )
-        size = len(self.ids)
-        return lambda _row: self.ref(rng.randrange(size))
+        size, draw = len(self.ids), rng.random
+        return lambda _row: self.ref(int(draw() * size))
 
 
 class Seeder:
@@ -177,20 +178,35 @@ class Seeder:
             pickers = self._pickers(stage.factory)
             hook = _hook(stage)
             count = hook.prepare(self, stage, pickers) if hook else stage.count
+            deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
             writer = _Writer(self.conn, stage)
-            done = 0
-            while done < count:
-                size = min(stage.batch_size, count - done)
-                rows = []
-                for _ in range(size):
-                    row = stage.factory.make_row(self.ctx, pickers)
-                    if hook:
-                        hook.accept(row)  # before the next row picks its stock
-                    rows.append(row)
-                writer.write(rows, result)
-                done += size
-                if self.progress:
-                    self.progress(stage, done)
+            with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
+                pending: Future[None] | None = None
+                try:
+                    done = 0
+                    while done < count:
+                        size = min(stage.batch_size, count - done)
+                        rows = []
+                        for _ in range(size):
+                            row = stage.factory.make_row(self.ctx, pickers)
+                            if hook:
+                                hook.accept(row)  # before the next row picks stock
+                            rows.append(row)
+                        if pending:
+                            pending.result()
+                        # COPY this batch on the writer thread while the next one
+                        # is generated: the server's core works as ours does.
+                        pending = pool.submit(writer.write, rows, result)
+                        done += size
+                        if self.progress:
+                            self.progress(stage, done)
+                    if pending:
+                        pending.result()
+                finally:
+                    if pending and not pending.done():
+                        wait([pending])
+            if deferred:
+                deferred.restore()
             self._bump_sequences(stage.domain)
         for table in (stage.table, *stage.item_tables):
             for key in [k for k in self._pools if k[0] == table]:
@@ -225,6 +241,54 @@ class Seeder:
             ).format(t=sql.Identifier(domain.sequences_table)),
             used,
         )
+
+
+DEFER_AT = 20_000
+"""Stages this large drop their FKs and secondary indexes and restore them after."""
+
+
+class _Deferred:
+    """Spec 000 §5.3, made safe: FKs and secondary indexes of a large stage's
+    tables are dropped inside the stage's transaction and re-created at its
+    end. Re-adding a FK validates every row in one set-based check, so a bad
+    row still fails the stage, and the whole change is atomic: on any error
+    PostgreSQL restores the constraints with the rollback. While the stage
+    runs, its tables are locked against other writers.
+    """
+
+    def __init__(self, conn: psycopg.Connection, stage: Stage) -> None:
+        self.conn = conn
+        tables = [stage.table, *stage.item_tables]
+        self.constraints = conn.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY("
+            "SELECT unnest(%s::text[])::regclass)",
+            (tables,),
+        ).fetchall()
+        self.indexes = conn.execute(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+            "FROM pg_index i WHERE NOT i.indisunique AND NOT i.indisprimary "
+            "AND i.indrelid = ANY(SELECT unnest(%s::text[])::regclass)",
+            (tables,),
+        ).fetchall()
+        for table, name, _ in self.constraints:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(table), sql.Identifier(name)
+                )
+            )
+        for name, _ in self.indexes:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+
+    def restore(self) -> None:
+        for _, definition in self.indexes:
+            self.conn.execute(definition)  # type: ignore[arg-type]
+        for table, name, definition in self.constraints:
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+                )
+            )
 
 
 def _hook(stage: Stage) -> Hook | None:
@@ -285,7 +349,7 @@ class _Writer:
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
             columns = ["id", *columns]
-        values = ([_plain(row[c]) for c in columns] for row in rows)
+        values = self._values(rows, columns, self.factory)
         if self.staging is None:
             self._copy(table, columns, values)
             result.written += len(rows)
@@ -308,9 +372,27 @@ class _Writer:
             for row in rows:
                 for item in row[name]:
                     item[items.fk] = row["id"]
-                    children.append([_plain(item[c]) for c in child_columns])
-            self._copy(sql.Identifier(items.table), child_columns, children)
+                    children.append(item)
+            self._copy(
+                sql.Identifier(items.table),
+                child_columns,
+                self._values(children, child_columns, child),
+            )
             result.items[items.table] += len(children)
+
+    @staticmethod
+    def _values(
+        rows: list[Row], columns: Sequence[str], factory: type[SQLFactory]
+    ) -> Iterator[list[Any]]:
+        """Rows as COPY values; FK columns holding a Ref become the parent id."""
+        parents = {n for n, kind, _ in factory._plan() if kind is Parent}
+        refs = [i for i, c in enumerate(columns) if c in parents]
+        for row in rows:
+            values = [row[c] for c in columns]
+            for i in refs:
+                if type(values[i]) is Ref:
+                    values[i] = values[i].row["id"]
+            yield values
 
     def _allocate(self, n: int) -> list[int]:
         rows = self.conn.execute(
@@ -319,7 +401,3 @@ class _Writer:
             (self.stage.table, n),
         ).fetchall()
         return [int(r[0]) for r in rows]
-
-
-def _plain(value: Any) -> Any:
-    return value.id if isinstance(value, Ref) else value

@@ -45,7 +45,7 @@ def sku() -> st.SearchStrategy[str]:
 
 def phone() -> st.SearchStrategy[str]:
     """Brazilian phone numbers, ``(DD) 9XXXX-XXXX`` or ``(DD) XXXX-XXXX``."""
-    return st.randoms(use_true_random=False).map(brazil.phone)
+    return st.randoms(use_true_random=False).map(lambda rng: brazil.phone(rng.random))
 
 
 def as_of() -> st.SearchStrategy[datetime]:

@@ -71,7 +71,7 @@ def test_index_out_of_space() -> None:
 
 def test_phones() -> None:
     rng = random.Random(3)
-    numbers = [brazil.phone(rng) for _ in range(2000)]
+    numbers = [brazil.phone(rng.random) for _ in range(2000)]
     assert all(map(brazil.is_valid_phone, numbers))
     mobile = sum(len(brazil.unmask(n)) == 11 for n in numbers) / len(numbers)
     assert 0.75 < mobile < 0.85

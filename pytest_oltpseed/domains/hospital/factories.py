@@ -80,18 +80,18 @@ class Medico(SQLFactory):
 
     nome = Col(lambda g, r: g.person_name())
     crm = Col(lambda g, r: brazil.crm(g.next_index(DOMAIN, "medicos.crm")))
-    especialidade = Col(lambda g, r: g.rng.choice(ESPECIALIDADES))
-    telefone = Col(lambda g, r: brazil.phone(g.rng))
+    especialidade = Col(lambda g, r: g.choice(ESPECIALIDADES))
+    telefone = Col(lambda g, r: brazil.phone(g.rng.random))
 
 
 class Convenio(SQLFactory):
     _table, _domain = "convenios", DOMAIN
     _natural_key = ("cnpj",)
 
-    nome = Col(lambda g, r: f"{g.rng.choice(OPERADORAS)} {g.rng.choice(PLANOS)}")
+    nome = Col(lambda g, r: f"{g.choice(OPERADORAS)} {g.choice(PLANOS)}")
     cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "convenios.cnpj")))
     tipo = Col(lambda g, r: g.weighted(TIPOS_CONVENIO))
-    cobertura = Col(lambda g, r: g.rng.choice(COBERTURAS))
+    cobertura = Col(lambda g, r: g.choice(COBERTURAS))
 
 
 class Paciente(SQLFactory):
@@ -103,7 +103,7 @@ class Paciente(SQLFactory):
         lambda g, r: g.day(g.as_of.date() - timedelta(days=95 * 365), g.as_of.date())
     )
     cpf = Col(lambda g, r: brazil.cpf(g.next_index(DOMAIN, "pacientes.cpf")))
-    telefone = Col(lambda g, r: brazil.phone(g.rng))
+    telefone = Col(lambda g, r: brazil.phone(g.rng.random))
     endereco = Col(lambda g, r: g.address())
     data_cadastro = Col(
         lambda g, r: g.moment(
@@ -145,7 +145,7 @@ class PacienteConvenio(SQLFactory):
     paciente_id = Parent("pacientes", where=_patients_with_room)
     convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)
     numero_carteira = Col(
-        lambda g, r: f"{g.rng.randint(1, 999):03d}{g.rng.randint(0, 10**12 - 1):012d}"
+        lambda g, r: f"{g.randint(1, 999):03d}{g.randint(0, 10**12 - 1):012d}"
     )
     validade = Col(
         lambda g, r: g.day(
@@ -168,14 +168,14 @@ class Consulta(SQLFactory):
     medico_id = Parent("medicos", prefer_existing=True)
     status = Col(lambda g, r: g.weighted(STATUS_CONSULTA))
     data = Col(_consulta_data)
-    motivo = Col(lambda g, r: g.rng.choice(MOTIVOS_CONSULTA))
+    motivo = Col(lambda g, r: g.choice(MOTIVOS_CONSULTA))
 
 
 class Exame(SQLFactory):
     _table, _domain = "exames", DOMAIN
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    tipo_exame = Col(lambda g, r: g.rng.choice(TIPOS_EXAME))
+    tipo_exame = Col(lambda g, r: g.choice(TIPOS_EXAME))
     data = Col(lambda g, r: g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of))
     resultado = Col(
         lambda g, r: None if g.rng.random() < PENDING_RESULT else g.weighted(RESULTADOS)
@@ -184,7 +184,7 @@ class Exame(SQLFactory):
 
 def _stay(g: Context) -> timedelta:
     span = int((STAY_MAX - STAY_MIN).total_seconds())
-    return STAY_MIN + timedelta(seconds=g.rng.randint(0, span))
+    return STAY_MIN + timedelta(seconds=g.randint(0, span))
 
 
 def _entrada(g: Context, r: Any) -> Any:
@@ -205,9 +205,7 @@ class Internacao(SQLFactory):
     duracao = Col(lambda g, r: _stay(g))
     data_entrada = Col(_entrada)
     data_saida = Col(lambda g, r: None if r.aberta else r.data_entrada + r.duracao)
-    motivo = Col(lambda g, r: g.rng.choice(MOTIVOS_INTERNACAO))
+    motivo = Col(lambda g, r: g.choice(MOTIVOS_INTERNACAO))
     quarto = Col(
-        lambda g, r: (
-            f"{g.rng.randint(1, 8)}{g.rng.randint(1, 40):02d}-{g.rng.choice('AB')}"
-        )
+        lambda g, r: f"{g.randint(1, 8)}{g.randint(1, 40):02d}-{g.choice('AB')}"
     )

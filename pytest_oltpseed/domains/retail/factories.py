@@ -42,8 +42,8 @@ def _money(value: float) -> Decimal:
 
 def _company(g: Context) -> str:
     return (
-        f"{g.rng.choice(COMPANY_KINDS)} {g.rng.choice(g.pools.last_names)} "
-        f"{g.rng.choice(COMPANY_SUFFIX)}"
+        f"{g.choice(COMPANY_KINDS)} {g.choice(g.pools.last_names)} "
+        f"{g.choice(COMPANY_SUFFIX)}"
     )
 
 
@@ -57,12 +57,10 @@ class Supplier(SQLFactory):
     name = Col(lambda g, r: _company(g))
     cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "suppliers.cnpj")))
     email = Col(
-        lambda g, r: (
-            f"comercial{g.rng.randint(1, 99)}@{brazil.unmask(r.cnpj)[:8]}.com.br"
-        )
+        lambda g, r: f"comercial{g.randint(1, 99)}@{brazil.unmask(r.cnpj)[:8]}.com.br"
     )
-    phone = Col(lambda g, r: brazil.phone(g.rng))
-    place = Col(lambda g, r: g.rng.choice(g.pools.cities))
+    phone = Col(lambda g, r: brazil.phone(g.rng.random))
+    place = Col(lambda g, r: g.choice(g.pools.cities))
     city = Col(lambda g, r: r.place[0])
     state = Col(lambda g, r: r.place[1])
 
@@ -75,11 +73,10 @@ class Store(SQLFactory):
         exclude = ("place",)
 
     code = Col(lambda g, r: f"LJ{g.next_index(DOMAIN, 'stores.code') + 1:04d}")
-    place = Col(lambda g, r: g.rng.choice(g.pools.cities))
+    place = Col(lambda g, r: g.choice(g.pools.cities))
     name = Col(
         lambda g, r: (
-            f"{g.rng.choice(STORE_BRANDS)} {r.place[0]} "
-            f"{g.rng.choice(g.pools.bairros)}"[:120]
+            f"{g.choice(STORE_BRANDS)} {r.place[0]} {g.choice(g.pools.bairros)}"[:120]
         )
     )
     city = Col(lambda g, r: r.place[0])
@@ -125,7 +122,7 @@ class Client(SQLFactory):
     name = Col(lambda g, r: _company(g) if r.company else g.person_name())
     cpf_cnpj = Col(_client_doc)
     email = Col(lambda g, r: g.email(r.name))
-    phone = Col(lambda g, r: brazil.phone(g.rng))
+    phone = Col(lambda g, r: brazil.phone(g.rng.random))
     address = Col(lambda g, r: g.address())
 
 
@@ -134,7 +131,7 @@ class ProductEntryItem(SQLFactory):
     _distinct = "product_id"
 
     entry_id = Parent("product_entries")
-    quantity = Col(lambda g, r: g.rng.randint(10, 200))
+    quantity = Col(lambda g, r: g.randint(10, 200))
     product_id = Parent("products", carry=PRODUCT_CARRY)
     unit_cost = Col(lambda g, r: g.parent(r.product_id, "products")["cost"])
 
@@ -173,7 +170,7 @@ class InternalDistributionItem(SQLFactory):
     _distinct = "product_id"
 
     distribution_id = Parent("internal_distributions")
-    quantity = Col(lambda g, r: g.rng.randint(5, 100))
+    quantity = Col(lambda g, r: g.randint(5, 100))
     product_id = Parent("products", carry=PRODUCT_CARRY)
 
     @classmethod
@@ -263,9 +260,7 @@ def _add_to_total(
 
 def _lag(ctx: Context) -> timedelta:
     low, high = RESTOCK_LAG
-    return low + timedelta(
-        seconds=ctx.rng.randint(0, int((high - low).total_seconds()))
-    )
+    return low + timedelta(seconds=ctx.randint(0, int((high - low).total_seconds())))
 
 
 def ensure_store_stock(
@@ -286,7 +281,7 @@ def ensure_store_stock(
     available = int(row[0]) if row else 0
     if available >= quantity:
         return
-    need = quantity - available + ctx.rng.randint(0, 24)
+    need = quantity - available + ctx.randint(0, 24)
     InternalDistribution.create(
         store_id=store_id,
         distributed_at=at - _lag(ctx),
@@ -312,7 +307,7 @@ def ensure_warehouse_stock(
     available = int(row[0]) if row else 0
     if available >= quantity:
         return
-    need = quantity - available + ctx.rng.randint(0, 48)
+    need = quantity - available + ctx.randint(0, 48)
     cost = ctx.parent(product_id, "products")["cost"]
     ProductEntry.create(
         entry_date=at - _lag(ctx),
