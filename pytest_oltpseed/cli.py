@@ -263,6 +263,7 @@ def _seed(conn: psycopg.Connection, settings: Settings, domains: list[Domain]) -
             seed=settings.seed_random,
             as_of=settings.seed_as_of,
             progress=progress,
+            workers=settings.seed_workers,
         )
         results = []
         for stage in stages:

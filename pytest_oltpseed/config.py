@@ -58,6 +58,7 @@ TOML_KEYS: dict[str, tuple[str, str]] = {
     "SEED_SIZE": ("seed", "size"),
     "SEED_RANDOM": ("seed", "random"),
     "SEED_AS_OF": ("seed", "as_of"),
+    "SEED_WORKERS": ("seed", "workers"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_DIR": ("logging", "directory"),
     "LOG_ROTATE_WHEN": ("logging", "rotate_when"),
@@ -185,6 +186,7 @@ class Settings:
     seed_size: str = DEFAULT_PROFILE
     seed_random: int = 0
     seed_as_of: datetime = DEFAULT_AS_OF
+    seed_workers: int = 0
     profile: Profile = field(default_factory=lambda: resolve(DEFAULT_PROFILE))
     stream: StreamSettings = field(default_factory=StreamSettings)
     logging: LogSettings = field(default_factory=LogSettings)
@@ -238,6 +240,9 @@ def load_settings(
         seed_size=size,
         seed_random=_int(flag_random or src.get("SEED_RANDOM"), 0, minimum=0),
         seed_as_of=_as_of(src.get("SEED_AS_OF")),
+        seed_workers=_int(
+            src.get("SEED_WORKERS"), min(2, os.cpu_count() or 1), minimum=0
+        ),
         profile=resolve(size, _overrides(src)),
         stream=StreamSettings(
             interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),

@@ -242,6 +242,10 @@ class Context:
         assert row is not None
         return int(row[0]), int(row[0]) + self.reserve_block
 
+    def note_index(self, key: tuple[str, str], next_index: int) -> None:
+        """Record that indices below ``next_index`` of ``key`` were used elsewhere."""
+        self._local[key] = max(self._local.get(key, 0), next_index)
+
     def local_indices(self) -> list[tuple[tuple[str, str], int]]:
         """((domain, key), next index) counted in memory so far."""
         return list(self._local.items())

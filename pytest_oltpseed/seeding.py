@@ -17,18 +17,20 @@ Rules that span rows (stock, at most 3 convênios) live in the domain's
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import psycopg
 from psycopg import sql
 
+from pytest_oltpseed import chunks
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.factory import (
@@ -39,7 +41,7 @@ from pytest_oltpseed.factory import (
     SQLFactory,
     factory_for,
 )
-from pytest_oltpseed.profiles import Profile
+from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
 
 Picker = Callable[[Any], Ref]
 
@@ -95,6 +97,14 @@ class Hook(Protocol):
         """Record a generated header row (after its items are final)."""
 
 
+@runtime_checkable
+class PlannedParents(Protocol):
+    """A hook that decides each row's parents up front (rows stay rule-free)."""
+
+    def plan(self, seeder: Seeder, stage: Stage) -> tuple[chunks.Positional, int]:
+        """FK column -> (row number -> Ref), and the number of rows to write."""
+
+
 class ParentPool:
     """Ids and carried columns of a parent table: compact, picked uniformly."""
 
@@ -147,13 +157,15 @@ class Seeder:
         seed: int = 0,
         as_of: datetime | None = None,
         progress: Callable[[Stage, int], None] | None = None,
+        workers: int = 0,
     ) -> None:
-        options: dict[str, Any] = {"seed": seed, "sequences": "local"}
-        if as_of is not None:
-            options["as_of"] = as_of
+        """``workers`` > 0 generates large rule-free stages in that many forked
+        processes; the rows are the same as without them."""
         self.conn = conn
         self.seed = seed
-        self.ctx = Context(conn, **options)
+        self.as_of = as_of or DEFAULT_AS_OF
+        self.ctx = Context(conn, seed=seed, as_of=self.as_of, sequences="local")
+        self.workers = workers
         self.ctx.reserve_block = 1000  # invoice numbers & co: one UPDATE a thousand
         self.progress = progress
         self._pools: dict[tuple[str, tuple[str, ...]], ParentPool] = {}
@@ -175,36 +187,21 @@ class Seeder:
         # which other domains or tables are seeded in the same run.
         self.ctx.rng = random.Random(f"{self.seed}:{stage.table}")
         with self.conn.transaction():
-            pickers = self._pickers(stage.factory)
             hook = _hook(stage)
-            count = hook.prepare(self, stage, pickers) if hook else stage.count
-            deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
-            writer = _Writer(self.conn, stage)
-            with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
-                pending: Future[None] | None = None
-                try:
-                    done = 0
-                    while done < count:
-                        size = min(stage.batch_size, count - done)
-                        rows = []
-                        for _ in range(size):
-                            row = stage.factory.make_row(self.ctx, pickers)
-                            if hook:
-                                hook.accept(row)  # before the next row picks stock
-                            rows.append(row)
-                        if pending:
-                            pending.result()
-                        # COPY this batch on the writer thread while the next one
-                        # is generated: the server's core works as ours does.
-                        pending = pool.submit(writer.write, rows, result)
-                        done += size
-                        if self.progress:
-                            self.progress(stage, done)
-                    if pending:
-                        pending.result()
-                finally:
-                    if pending and not pending.done():
-                        wait([pending])
+            if isinstance(hook, PlannedParents):
+                positional, count = hook.plan(self, stage)
+                deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
+                self._run_chunks(stage, result, count, positional)
+            elif hook is None and not stage.item_tables:
+                deferred = (
+                    _Deferred(self.conn, stage) if stage.count >= DEFER_AT else None
+                )
+                self._run_chunks(stage, result, stage.count)
+            else:
+                pickers = self._pickers(stage.factory)
+                count = hook.prepare(self, stage, pickers) if hook else stage.count
+                deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
+                self._run_rows(stage, result, count, pickers, hook)
             if deferred:
                 deferred.restore()
             self._bump_sequences(stage.domain)
@@ -213,6 +210,91 @@ class Seeder:
                 del self._pools[key]
         result.seconds = time.perf_counter() - started
         return result
+
+    def _run_chunks(
+        self,
+        stage: Stage,
+        result: StageResult,
+        count: int,
+        positional: chunks.Positional | None = None,
+    ) -> None:
+        """A stage without rules across rows (or with its parents planned):
+        chunks of COPY text, from workers when it is large."""
+        parts = chunks.plan_chunks(stage.table, count, self.seed, self.as_of)
+        writer = _Writer(self.conn, stage)
+        if self.workers > 0 and count >= PARALLEL_AT and _CAN_FORK:
+            chunks.STAGE_POOLS.clear()
+            for name, kind, declaration in stage.factory._plan():
+                if kind is Parent and name not in (positional or {}):
+                    key = (declaration.table, declaration.carry)
+                    chunks.STAGE_POOLS[key] = self.pool(*key)
+            chunks.STAGE_POSITIONAL.clear()
+            chunks.STAGE_POSITIONAL.update(positional or {})
+            context = multiprocessing.get_context("fork")
+            try:
+                with ProcessPoolExecutor(self.workers, mp_context=context) as procs:
+                    self._land_chunks(
+                        stage, result, writer, parts, procs.map(chunks.work, parts)
+                    )
+            finally:
+                chunks.STAGE_POOLS.clear()
+                chunks.STAGE_POSITIONAL.clear()
+        else:
+            rendered = (chunks.render(part, self.pool, positional) for part in parts)
+            self._land_chunks(stage, result, writer, parts, rendered)
+
+    def _land_chunks(
+        self,
+        stage: Stage,
+        result: StageResult,
+        writer: _Writer,
+        parts: list[chunks.Chunk],
+        rendered: Iterable[tuple[bytes, list[tuple[tuple[str, str], int]]]],
+    ) -> None:
+        done = 0
+        for part, (data, used) in zip(parts, rendered, strict=True):
+            writer.write_text(data, part.size, result)
+            for key, next_index in used:
+                self.ctx.note_index(key, next_index)
+            done += part.size
+            if self.progress:
+                self.progress(stage, done)
+
+    def _run_rows(
+        self,
+        stage: Stage,
+        result: StageResult,
+        count: int,
+        pickers: dict[str, Picker],
+        hook: Hook | None,
+    ) -> None:
+        """A stage with rules across rows: rows in order, COPY on a writer thread."""
+        writer = _Writer(self.conn, stage)
+        with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
+            pending: Future[None] | None = None
+            try:
+                done = 0
+                while done < count:
+                    size = min(stage.batch_size, count - done)
+                    rows = []
+                    for _ in range(size):
+                        row = stage.factory.make_row(self.ctx, pickers)
+                        if hook:
+                            hook.accept(row)  # before the next row picks stock
+                        rows.append(row)
+                    if pending:
+                        pending.result()
+                    # COPY this batch on the writer thread while the next one is
+                    # generated: the server's core works as ours does.
+                    pending = pool.submit(writer.write, rows, result)
+                    done += size
+                    if self.progress:
+                        self.progress(stage, done)
+                if pending:
+                    pending.result()
+            finally:
+                if pending and not pending.done():
+                    wait([pending])
 
     def _pickers(self, factory: type[SQLFactory]) -> dict[str, Picker]:
         pickers: dict[str, Picker] = {}
@@ -245,6 +327,9 @@ class Seeder:
 
 DEFER_AT = 20_000
 """Stages this large drop their FKs and secondary indexes and restore them after."""
+PARALLEL_AT = 20_000
+"""Rule-free stages this large are generated by worker processes (when enabled)."""
+_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
 class _Deferred:
@@ -291,9 +376,18 @@ class _Deferred:
             )
 
 
-def _hook(stage: Stage) -> Hook | None:
+def _has_rows(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _hook(stage: Stage) -> Hook | PlannedParents | None:
     module = stage.domain.load_seeding()
-    hooks: Mapping[str, Callable[[], Hook]] = getattr(module, "HOOKS", {})
+    hooks: Mapping[str, Callable[[], Hook | PlannedParents]] = getattr(
+        module, "HOOKS", {}
+    )
     make = hooks.get(stage.table)
     return make() if make else None
 
@@ -311,7 +405,9 @@ class _Writer:
             for name, items in self.factory._items()
         ]
         self.staging: sql.Identifier | None = None
-        if stage.idempotent:
+        # An empty table cannot conflict with rows whose keys are unique by
+        # construction: COPY straight in. Otherwise stage, then upsert.
+        if stage.idempotent and _has_rows(conn, stage.table):
             self.staging = sql.Identifier(f"oltpseed_stage_{stage.table}")
             conn.execute(
                 sql.SQL(
@@ -342,7 +438,7 @@ class _Writer:
                 copy.write_row(row)
 
     def write(self, rows: list[Row], result: StageResult) -> None:
-        table = sql.Identifier(self.stage.table)
+        """Land header rows (allocating ids when they have items), then items."""
         columns = list(self.columns)
         if self.items:
             ids = self._allocate(len(rows))
@@ -350,22 +446,12 @@ class _Writer:
                 row["id"] = new_id
             columns = ["id", *columns]
         values = self._values(rows, columns, self.factory)
-        if self.staging is None:
-            self._copy(table, columns, values)
-            result.written += len(rows)
-        else:
-            self._copy(self.staging, columns, values)
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} ({c}) SELECT {c} FROM {s} "
-                        "ON CONFLICT DO NOTHING"
-                    ).format(t=table, c=self._cols(columns), s=self.staging)
-                )
-                inserted = max(cur.rowcount, 0)
-                cur.execute(sql.SQL("TRUNCATE {}").format(self.staging))
-            result.written += inserted
-            result.skipped += len(rows) - inserted
+
+        def feed(copy: psycopg.Copy) -> None:
+            for value in values:
+                copy.write_row(value)
+
+        self._land(len(rows), result, feed, columns)
         for name, items, child in self.items:
             child_columns = child.column_names()
             children = []
@@ -379,6 +465,42 @@ class _Writer:
                 self._values(children, child_columns, child),
             )
             result.items[items.table] += len(children)
+
+    def write_text(self, data: bytes, rows: int, result: StageResult) -> None:
+        """Land ``rows`` rows given as COPY text (the chunked path)."""
+        self._land(rows, result, lambda copy: copy.write(data), self.columns)
+
+    def _land(
+        self,
+        rows: int,
+        result: StageResult,
+        feed: Callable[[psycopg.Copy], object],
+        columns: Sequence[str],
+    ) -> None:
+        """COPY into the table, or into staging then upsert; count what landed."""
+        target = self.staging or sql.Identifier(self.stage.table)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            target, self._cols(columns)
+        )
+        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            feed(copy)
+        if self.staging is None:
+            result.written += rows
+            return
+        with self.conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT DO NOTHING"
+                ).format(
+                    t=sql.Identifier(self.stage.table),
+                    c=self._cols(columns),
+                    s=self.staging,
+                )
+            )
+            inserted = max(cur.rowcount, 0)
+            cur.execute(sql.SQL("TRUNCATE {}").format(self.staging))
+        result.written += inserted
+        result.skipped += rows - inserted
 
     @staticmethod
     def _values(

@@ -217,3 +217,81 @@ def test_seed_command_output(database: str, cli_env: dict[str, str]) -> None:
     assert again.returncode == 0, again.stderr
     with psycopg.connect(database) as c:
         assert c.execute("SELECT count(*) FROM consultas").fetchone() == (400,)
+
+
+def _schema_shape(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'f' UNION ALL "
+        "SELECT indrelid::regclass::text, indexrelid::regclass::text, "
+        "pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid::regclass::text = ANY(%s) ORDER BY 1, 2",
+        (ALL_TABLES,),
+    ).fetchall()
+
+
+def _dump_all(conn: psycopg.Connection) -> dict[str, list[tuple]]:
+    dump = {}
+    for table in ALL_TABLES:
+        dump[table] = conn.execute(
+            f"SELECT * FROM {table} ORDER BY id"  # type: ignore[arg-type]
+        ).fetchall()
+        dump[table] = [row[:-2] for row in dump[table]]  # created_at, updated_at
+    return dump
+
+
+def test_workers_and_deferral_change_nothing_but_speed(
+    oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large-stage machinery on SMALL volumes: same rows, same schema after."""
+    from pytest_oltpseed import seeding
+
+    dumps = []
+    for workers, threshold in ((0, 10**9), (2, 50)):
+        monkeypatch.setattr(seeding, "PARALLEL_AT", threshold)
+        monkeypatch.setattr(seeding, "DEFER_AT", threshold)
+        name = f"w_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        try:
+            with psycopg.connect(oltp_server.dsn(name)) as c:
+                schema.install(c, select("all"))
+                c.commit()
+                before = _schema_shape(c)
+                Seeder(c, workers=workers).run(plan(select("all"), resolve("SMALL")))
+                assert _schema_shape(c) == before  # FKs and indexes restored as-is
+                assert _violations(c) == []
+                dumps.append(_dump_all(c))
+        finally:
+            with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+    assert dumps[0] == dumps[1]
+
+
+def test_failure_in_a_deferred_stage_restores_constraints(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_oltpseed import seeding
+
+    monkeypatch.setattr(seeding, "DEFER_AT", 50)
+    before = _schema_shape(conn)
+
+    def explode(stage: Stage, done: int) -> None:
+        if stage.table == "consultas":
+            raise RuntimeError("disk full (simulated)")
+
+    with pytest.raises(RuntimeError):
+        Seeder(conn, progress=explode).run(plan(select("hospital"), resolve("SMALL")))
+    assert _schema_shape(conn) == before
+    assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
+
+
+def test_copy_text_survives_awkward_strings(conn: psycopg.Connection) -> None:
+    from pytest_oltpseed.chunks import copy_text
+
+    awkward = "tab\there\nnew line \\ back\\slash\r end"
+    line = "\t".join(copy_text(v) for v in ("Nome", awkward, None)) + "\n"
+    conn.execute("CREATE TEMP TABLE t (a text, b text, c text)")
+    with conn.cursor() as cur, cur.copy("COPY t (a, b, c) FROM STDIN") as copy:
+        copy.write(line)
+    assert conn.execute("SELECT a, b, c FROM t").fetchone() == ("Nome", awkward, None)

@@ -144,9 +144,7 @@ class PacienteConvenio(SQLFactory):
 
     paciente_id = Parent("pacientes", where=_patients_with_room)
     convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)
-    numero_carteira = Col(
-        lambda g, r: f"{g.randint(1, 999):03d}{g.randint(0, 10**12 - 1):012d}"
-    )
+    numero_carteira = Col(lambda g, r: f"{int(g.rng.random() * 10**15):015d}")
     validade = Col(
         lambda g, r: g.day(
             g.as_of.date() + timedelta(days=30),

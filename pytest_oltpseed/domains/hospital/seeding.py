@@ -5,9 +5,9 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from pytest_oltpseed.chunks import Positional
 from pytest_oltpseed.domains.hospital.factories import MAX_CONVENIOS
-from pytest_oltpseed.factory import Ref, Row
-from pytest_oltpseed.seeding import Picker, Seeder, Stage
+from pytest_oltpseed.seeding import Seeder, Stage
 
 SHARE = 0.65  # per pass, at most this share of candidates get one more plan
 
@@ -15,13 +15,13 @@ SHARE = 0.65  # per pass, at most this share of candidates get one more plan
 class Memberships:
     """Plans (patient, convênio) pairs up front: distinct per patient, at most 3.
 
-    Memberships are dealt in passes, each to a share of the previous pass's
-    receivers, so patients hold 0-3 (about a third none, a sixth three at
+    Memberships are dealt in passes, each to a random share of the previous
+    pass's receivers, so patients hold 0-3 (about a third none, a sixth three at
     MEDIUM) summing to the profile's total; existing memberships count, so
     nobody gets a 4th.
     """
 
-    def prepare(self, seeder: Seeder, stage: Stage, pickers: dict[str, Picker]) -> int:
+    def plan(self, seeder: Seeder, stage: Stage) -> tuple[Positional, int]:
         patients = seeder.pool("pacientes")
         plans = seeder.pool("convenios")
         rng = seeder.ctx.rng
@@ -39,7 +39,6 @@ class Memberships:
                     break
                 previous = None
                 continue
-            rng.shuffle(eligible)
             share = min(SHARE, remaining / len(eligible))
             receivers = []
             for i in eligible:
@@ -60,10 +59,12 @@ class Memberships:
                 receivers.append(i)
             previous = receivers
         self._drop_fourths(seeder, patients, plans)
-        self.next = 0
-        pickers["paciente_id"] = lambda _row: self._take(patients)
-        pickers["convenio_id"] = lambda _row: plans.ref(self.pairs_c[self.next - 1])
-        return len(self.pairs_p)
+        pairs_p, pairs_c = self.pairs_p, self.pairs_c
+        positional: Positional = {
+            "paciente_id": lambda n: patients.ref(pairs_p[n]),
+            "convenio_id": lambda n: plans.ref(pairs_c[n]),
+        }
+        return positional, len(pairs_p)
 
     def _drop_fourths(self, seeder: Seeder, patients: Any, plans: Any) -> None:
         held: dict[int, set[int]] = {}
@@ -84,19 +85,12 @@ class Memberships:
             kept_c.append(j)
         self.pairs_p, self.pairs_c = kept_p, kept_c
 
-    def _take(self, patients: Any) -> Ref:
-        i = self.pairs_p[self.next]
-        self.next += 1
-        return patients.ref(i)
-
-    def accept(self, row: Row) -> None:
-        """Nothing to record: the pairs were planned in prepare()."""
-
 
 def _pick(rng: Any, ids: array, mine: set[int]) -> int:
     """A random convênio the patient does not hold (they hold at most 3)."""
+    draw, size = rng.random, len(ids)
     while True:
-        j = rng.randrange(len(ids))
+        j = int(draw() * size)
         if ids[j] not in mine:
             return j
 
