@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INTERVAL ?= 2
 BATCH ?= 50
 
-.PHONY: install init seed stream counts reset demo test bench fmt lint typecheck clean
+.PHONY: install init seed counts reset check demo test bench fmt lint typecheck clean
 
 $(BIN)/oltpseed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,24 +19,31 @@ install: $(BIN)/oltpseed
 init: install
 	$(BIN)/oltpseed init-db
 
+seed: install
+	$(BIN)/oltpseed seed --profile $${PROFILE:-MEDIUM}
+
 counts: install
 	$(BIN)/oltpseed counts
+
+check: install
+	$(BIN)/oltpseed check
 
 reset: install
 	$(BIN)/oltpseed reset
 
-# The main job on the embedded server (started on first use, reused after).
+# The main job on the embedded server (started on first use, reused after):
+# seed both domains at MEDIUM (or PROFILE=...), then check every data rule.
 demo: install
 	$(BIN)/oltpseed server start
-	$(BIN)/oltpseed init-db
-	$(BIN)/oltpseed counts
+	$(BIN)/oltpseed seed --profile $${PROFILE:-MEDIUM}
+	$(BIN)/oltpseed check
 
 test: install
 	$(BIN)/pytest -n 2
 
 bench: install
-	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/seed.py
 
 fmt: install
 	$(BIN)/ruff format .

@@ -9,7 +9,12 @@ rows/s and peak RSS for:
   volumes: per-row Faker, psycopg2 ``execute_values``, commit per stage;
 * ``pgbench -i`` (narrow rows, server-side generation) as the ceiling.
 
-    .venv/bin/python bench/seed.py [--profiles SMALL,MEDIUM,LARGE,STRESS]
+Shared machines are noisy (runs of the same thing differ by up to 20% here):
+each run is repeated ``--repeat`` times and the best is kept, for every
+contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
+imports) and the fresh server's first queries.
+
+    .venv/bin/python bench/seed.py [--profiles SMALL,MEDIUM,LARGE,STRESS] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,38 +97,49 @@ def main() -> None:
         for k, v in os.environ.items()
         if not k.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV"))
     }
-    env["LOG_DIR"] = "/tmp/oltpseed-bench-logs"
+    env["LOG_DIR"] = str(Path(tempfile.gettempdir()) / "oltpseed-bench-logs")
     with ephemeral_server() as server:
         print(f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}")
         spec_rate: dict[str, float] = {}
         for profile in profiles:
             for domain in ("all", "hospital"):
-                dsn = _fresh(server, "bench", None)
-                seconds, rss, _ = _measure(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pytest_oltpseed",
-                        "seed",
-                        "--profile",
-                        profile,
-                        "--domain",
-                        domain,
-                        "--dsn",
-                        dsn,
-                    ],
-                    env,
-                )
-                rows = _rows(dsn, domain)
+                best = None
+                for _ in range(args.repeat):
+                    dsn = _fresh(server, "bench", None)
+                    seconds, rss, _ = _measure(
+                        [
+                            sys.executable,
+                            "-m",
+                            "pytest_oltpseed",
+                            "seed",
+                            "--profile",
+                            profile,
+                            "--domain",
+                            domain,
+                            "--dsn",
+                            dsn,
+                        ],
+                        env,
+                    )
+                    if best is None or seconds < best[0]:
+                        best = (seconds, rss, _rows(dsn, domain))
+                assert best is not None
+                seconds, rss, rows = best
                 _line(f"oltpseed {profile} {domain}", rows, seconds, rss)
                 if domain == "hospital":
                     ours = rows / seconds
             if not args.no_spec:
-                dsn = _fresh(server, "bench", "hospital")
-                seconds, rss, out = _measure(
-                    [sys.executable, str(HERE / "spec_design.py"), dsn, profile], env
-                )
-                rows = int(out.split()[0])
+                best = None
+                for _ in range(args.repeat):
+                    dsn = _fresh(server, "bench", "hospital")
+                    seconds, rss, out = _measure(
+                        [sys.executable, str(HERE / "spec_design.py"), dsn, profile],
+                        env,
+                    )
+                    if best is None or seconds < best[0]:
+                        best = (seconds, rss, int(out.split()[0]))
+                assert best is not None
+                seconds, rss, rows = best
                 spec_rate[profile] = rows / seconds
                 _line(f"specs' design {profile} hospital", rows, seconds, rss)
                 print(

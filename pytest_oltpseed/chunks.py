@@ -50,23 +50,32 @@ def plan_chunks(table: str, count: int, seed: int, as_of: datetime) -> list[Chun
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _text(value: str) -> str:
+    # isprintable() is False for tab, newline and CR: most strings skip translate
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
+
+
+_FORMATS: dict[type, Callable[[Any], str]] = {
+    str: _text,
+    int: int.__repr__,
+    Decimal: str,
+    float: repr,
+    bool: lambda v: "t" if v else "f",
+    datetime: str,  # "YYYY-MM-DD HH:MM:SS[.ffffff]", what COPY reads
+    date: date.isoformat,
+    type(None): lambda v: "\\N",
+    Ref: lambda v: str(v.row["id"]),
+}
+
+
 def copy_text(value: Any) -> str:
     """One value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (int, Decimal, float)):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Ref):
-        return str(value.row["id"])
-    raise TypeError(f"no COPY text form for {type(value).__name__}")
+    try:
+        return _FORMATS[type(value)](value)
+    except KeyError:
+        raise TypeError(f"no COPY text form for {type(value).__name__}") from None
 
 
 Positional = Mapping[str, Callable[[int], Ref]]  # FK column -> (row number -> Ref)
@@ -95,11 +104,13 @@ def render(
             pool = pools(declaration.table, declaration.carry)
             pickers[name] = pool.picker(ctx.rng)
     columns = factory.column_names()
+    formats, make_row = _FORMATS, factory.make_row
     lines = []
     for row_number in range(chunk.start, chunk.start + chunk.size):
         number[0] = row_number
-        row = factory.make_row(ctx, pickers)
-        lines.append("\t".join([copy_text(row[c]) for c in columns]))
+        row = make_row(ctx, pickers)
+        values = [row[c] for c in columns]
+        lines.append("\t".join([formats[type(v)](v) for v in values]))
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
 
