@@ -14,7 +14,7 @@ each run is repeated ``--repeat`` times and the best is kept, for every
 contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
 imports) and the fresh server's first queries.
 
-    .venv/bin/python bench/seed.py [--profiles SMALL,MEDIUM,LARGE,STRESS] [--repeat 2]
+    .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--profiles", default="SMALL,MEDIUM,LARGE,STRESS")
     parser.add_argument(
         "--no-spec", action="store_true", help="skip the specs' design (slow at STRESS)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per measurement; best is kept"
     )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]

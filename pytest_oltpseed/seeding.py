@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import psycopg
@@ -188,20 +189,19 @@ class Seeder:
         self.ctx.rng = random.Random(f"{self.seed}:{stage.table}")
         with self.conn.transaction():
             hook = _hook(stage)
+            run: Callable[[], None]
             if isinstance(hook, PlannedParents):
                 positional, count = hook.plan(self, stage)
-                deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
-                self._run_chunks(stage, result, count, positional)
+                run = partial(self._run_chunks, stage, result, count, positional)
             elif hook is None and not stage.item_tables:
-                deferred = (
-                    _Deferred(self.conn, stage) if stage.count >= DEFER_AT else None
-                )
-                self._run_chunks(stage, result, stage.count)
+                count = stage.count
+                run = partial(self._run_chunks, stage, result, count)
             else:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
-                deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
-                self._run_rows(stage, result, count, pickers, hook)
+                run = partial(self._run_rows, stage, result, count, pickers, hook)
+            deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
+            run()
             if deferred:
                 deferred.restore()
             self._bump_sequences(stage.domain)
