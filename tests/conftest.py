@@ -6,6 +6,7 @@ cluster started by this project, root-safe) and a database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,19 +38,28 @@ _STEERING_PREFIXES = (
 )
 
 
+@contextlib.contextmanager
+def scratch_database(server: ServerInfo, prefix: str = "t") -> Iterator[str]:
+    """A new, empty database on ``server`` for the block; its conninfo."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.dsn(name)
+    finally:
+        with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)
+                )
+            )
+
+
 @pytest.fixture
 def database(oltp_server: ServerInfo) -> Iterator[str]:
     """A new, empty database on the session's server; its conninfo."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield oltp_server.dsn(name)
-    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)
-            )
-        )
+    with scratch_database(oltp_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture

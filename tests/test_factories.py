@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -16,6 +15,7 @@ from pytest_oltpseed.domains.retail import factories as r
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.factory import Context, Ref, bind, factory_for
 from pytest_oltpseed.server import ServerInfo
+from tests.conftest import scratch_database
 
 ALL_TABLES = [t for d in registry().values() for t in d.tables]
 
@@ -155,16 +155,9 @@ def _populate(conn: psycopg.Connection, seed: int) -> dict[str, list[tuple]]:
 
 
 def _fresh_dump(server: ServerInfo, seed: int) -> dict[str, list[tuple]]:
-    name = f"det_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    try:
-        with psycopg.connect(server.dsn(name)) as conn:
-            schema.install(conn, select("all"))
-            return _populate(conn, seed)
-    finally:
-        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+    with scratch_database(server, "det") as dsn, psycopg.connect(dsn) as conn:
+        schema.install(conn, select("all"))
+        return _populate(conn, seed)
 
 
 def test_same_seed_same_rows_different_seed_different(oltp_server: ServerInfo) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -16,7 +15,7 @@ from pytest_oltpseed.factory import bind
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.seeding import Seeder, Stage, plan
 from pytest_oltpseed.server import ServerInfo
-from tests.conftest import run_cli
+from tests.conftest import run_cli, scratch_database
 
 ALL_TABLES = [t for d in registry().values() for t in d.tables]
 HEADERS = {
@@ -158,14 +157,11 @@ def test_factories_continue_after_seeding(conn: psycopg.Connection) -> None:
 
 
 def _checksum(server: ServerInfo, seed: int) -> dict[str, str]:
-    name = f"seed_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    try:
-        result = run_cli_seed(server.dsn(name), seed)
+    with scratch_database(server, "seed") as dsn:
+        result = run_cli_seed(dsn, seed)
         assert result.returncode == 0, result.stderr
         sums = {}
-        with psycopg.connect(server.dsn(name)) as c:
+        with psycopg.connect(dsn) as c:
             for table in ALL_TABLES:
                 columns = [
                     r[0]
@@ -182,9 +178,6 @@ def _checksum(server: ServerInfo, seed: int) -> dict[str, str]:
                 ).fetchall()
                 sums[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
         return sums
-    finally:
-        with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
 def run_cli_seed(dsn: str, seed: int):  # type: ignore[no-untyped-def]
@@ -250,21 +243,14 @@ def test_workers_and_deferral_change_nothing_but_speed(
     for workers, threshold in ((0, 10**9), (2, 50)):
         monkeypatch.setattr(seeding, "PARALLEL_AT", threshold)
         monkeypatch.setattr(seeding, "DEFER_AT", threshold)
-        name = f"w_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-        try:
-            with psycopg.connect(oltp_server.dsn(name)) as c:
-                schema.install(c, select("all"))
-                c.commit()
-                before = _schema_shape(c)
-                Seeder(c, workers=workers).run(plan(select("all"), resolve("SMALL")))
-                assert _schema_shape(c) == before  # FKs and indexes restored as-is
-                assert _violations(c) == []
-                dumps.append(_dump_all(c))
-        finally:
-            with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+        with scratch_database(oltp_server, "w") as dsn, psycopg.connect(dsn) as c:
+            schema.install(c, select("all"))
+            c.commit()
+            before = _schema_shape(c)
+            Seeder(c, workers=workers).run(plan(select("all"), resolve("SMALL")))
+            assert _schema_shape(c) == before  # FKs and indexes restored as-is
+            assert _violations(c) == []
+            dumps.append(_dump_all(c))
     assert dumps[0] == dumps[1]
 
 

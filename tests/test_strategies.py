@@ -15,6 +15,7 @@ from pytest_oltpseed import brazil, schema, strategies, validators
 from pytest_oltpseed.domains import registry, select
 from pytest_oltpseed.factory import Context, Row, factory_for
 from pytest_oltpseed.server import ServerInfo
+from tests.conftest import scratch_database
 
 ALL_TABLES = [t for d in registry().values() for t in d.tables]
 SETTINGS = settings(
@@ -26,11 +27,10 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def schema_conn(oltp_server: ServerInfo) -> Iterator[psycopg.Connection]:
-    name = "strategies_db"
-    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    with psycopg.connect(oltp_server.dsn(name)) as conn:
+    with (
+        scratch_database(oltp_server, "strategies") as dsn,
+        psycopg.connect(dsn) as conn,
+    ):
         schema.install(conn, select("all"))
         yield conn
 
