@@ -610,10 +610,8 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def columns(cls, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The values to write: declared columns minus excluded, FKs as ids."""
-        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
-        excluded |= {name for name, _ in cls._items()}
-        return {k: ref_id(v) for k, v in row.items() if k not in excluded}
+        """The values to write: the written columns present in ``row``, FKs as ids."""
+        return {k: ref_id(row[k]) for k in cls.column_names() if k in row}
 
     @classmethod
     def make_row(
