@@ -268,12 +268,24 @@ class ClusterExecutor(PostgreSQLExecutor):
     starting process (mirakuru kills marked children when Python exits).
     """
 
-    def __init__(self, layout: Layout, port: int, *, persistent: bool) -> None:
+    @classmethod
+    def for_layout(
+        cls, layout: Layout, port: int, *, persistent: bool
+    ) -> ClusterExecutor:
+        """Find the binaries and prepare the directories, then build the executor.
+
+        Failing here, before the executor exists, keeps its ``__del__`` (which
+        expects a complete object) from printing a traceback after our message.
+        """
+        return cls(layout, port, layout.prepare(find_bindir()), persistent=persistent)
+
+    def __init__(
+        self, layout: Layout, port: int, executable: str, *, persistent: bool
+    ) -> None:
         self._persistent = persistent
         self.layout = layout
-        bindir = find_bindir()
         super().__init__(
-            executable=layout.prepare(bindir),
+            executable=executable,
             host=HOST,
             port=port,
             datadir=str(layout.datadir),
@@ -358,7 +370,7 @@ class EmbeddedServer:
             return None
 
     def _executor(self, port: int) -> ClusterExecutor:
-        return ClusterExecutor(
+        return ClusterExecutor.for_layout(
             Layout(self.home, run_as_account()), port, persistent=True
         )
 
@@ -425,7 +437,7 @@ def ensure_database(info: ServerInfo, dbname: str) -> None:
 def ephemeral_server(base: Path | None = None) -> Iterator[ServerInfo]:
     """A throwaway cluster for a test session: started now, removed on exit."""
     root = Path(tempfile.mkdtemp(prefix="oltpseed-", dir=base))
-    executor = ClusterExecutor(
+    executor = ClusterExecutor.for_layout(
         Layout(root, run_as_account()), _free_port(), persistent=False
     )
     try:

@@ -1,0 +1,88 @@
+"""Fixture overhead: what ``oltp_conn`` and ``oltp_database`` cost a test.
+
+Uses the plugin's own machinery on an ephemeral server: a seeded template per
+profile, then per "test" the work the fixtures do around it. Prints, per
+profile: the template's seeding time once, ``oltp_conn``'s per-test cost (open
+the transaction, roll it back), and an ``oltp_database`` clone + drop with
+both ``CREATE DATABASE`` strategies (WAL_LOG, PostgreSQL 15's default, and
+FILE_COPY, which the janitor uses).
+
+    .venv/bin/python bench/fixtures.py [--profiles SMALL,MEDIUM] [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import psycopg
+from psycopg import sql
+
+from pytest_oltpseed.domains import select
+from pytest_oltpseed.plugin import IsolatedConnection
+from pytest_oltpseed.profiles import resolve
+from pytest_oltpseed.server import ephemeral_server
+from pytest_oltpseed.templates import Janitor, Recipe
+
+
+def _ms(samples: list[float]) -> str:
+    return (
+        f"median {statistics.median(samples) * 1000:7.2f} ms  "
+        f"p90 {sorted(samples)[int(len(samples) * 0.9)] * 1000:7.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", default="SMALL,MEDIUM")
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    with ephemeral_server() as server:
+        janitor = Janitor(server.dsn)
+        for name in args.profiles.split(","):
+            profile = resolve(name.strip().upper())
+            started = time.perf_counter()
+            template = janitor.template(Recipe(profile, tuple(select("all")), 0))
+            print(
+                f"{profile.name}: template seeded once in "
+                f"{time.perf_counter() - started:.2f} s"
+            )
+            work = janitor.clone(template)
+            conn = IsolatedConnection.connect(server.dsn(work))
+            samples = []
+            for _ in range(args.rounds):
+                t = time.perf_counter()
+                conn.execute("SELECT 1")  # the fixture opens the transaction
+                conn.execute("DELETE FROM internacoes")  # a test's own work ...
+                samples.append(time.perf_counter() - t)
+                t2 = time.perf_counter()
+                conn.rollback()  # ... and the fixture's teardown
+                samples[-1] += time.perf_counter() - t2
+            conn.close()
+            janitor.drop(work)
+            print(f"  oltp_conn per test (incl. a DELETE):   {_ms(samples)}")
+            for strategy in ("WAL_LOG", "FILE_COPY"):
+                samples = []
+                with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
+                    for i in range(args.rounds):
+                        clone = f"oltpseed_db_bench_{strategy.lower()}_{i}"
+                        t = time.perf_counter()
+                        admin.execute(
+                            sql.SQL(
+                                "CREATE DATABASE {} TEMPLATE {} STRATEGY {}"
+                            ).format(
+                                sql.Identifier(clone),
+                                sql.Identifier(template),
+                                sql.SQL(strategy),
+                            )
+                        )
+                        samples.append(time.perf_counter() - t)
+                        admin.execute(
+                            sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone))
+                        )
+                print(f"  oltp_database clone, {strategy:<9}:      {_ms(samples)}")
+
+
+if __name__ == "__main__":
+    main()
