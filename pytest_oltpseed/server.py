@@ -319,11 +319,20 @@ class ClusterExecutor(PostgreSQLExecutor):
         """Start, turning every failure into one line that points at the log."""
         try:
             self.start()
-        except (ExecutorError, subprocess.CalledProcessError, OSError) as exc:
+            # mirakuru calls the server up once its port is open, which happens
+            # before PostgreSQL accepts connections ("the database system is
+            # starting up"); pg_ctl -w exits only once it does.
+            code = self.process.wait(timeout=self._timeout) if self.process else 0
+        except (ExecutorError, subprocess.SubprocessError, OSError) as exc:
             raise ServerError(
                 f"PostgreSQL did not start on {HOST}:{self.port}: {_reason(exc)}; "
                 f"see {self.layout.logfile}"
             ) from None
+        if code != 0:
+            raise ServerError(
+                f"PostgreSQL did not start on {HOST}:{self.port} (pg_ctl exit "
+                f"{code}); see {self.layout.logfile}"
+            )
         if self._persistent:
             self._clear_process()  # the server outlives this process
 
