@@ -264,8 +264,7 @@ class ClusterExecutor(PostgreSQLExecutor):
     """pytest-postgresql's executor, made root-safe and optionally persistent.
 
     ``persistent`` keeps an existing data directory (the stock executor wipes it
-    at every start and on garbage collection) and detaches the server from the
-    starting process (mirakuru kills marked children when Python exits).
+    at every start and on garbage collection).
     """
 
     @classmethod
@@ -300,9 +299,14 @@ class ClusterExecutor(PostgreSQLExecutor):
 
     @property
     def envvars(self) -> dict[str, str]:
+        # mirakuru marks children with "<pid>:<uuid>" and, when *any* Python
+        # process that imported it exits, SIGKILLs every process whose mark
+        # merely contains that process's pid as a substring: a short-lived CLI
+        # or xdist worker could kill another session's server. Ours carry no
+        # mark; the persistent one must outlive us anyway, and ephemeral ones
+        # are stopped by their context manager or swept by the next session.
         envs = super().envvars
-        if self._persistent:
-            envs.pop(ENV_UUID, None)
+        envs.pop(ENV_UUID, None)
         return envs
 
     def init_directory(self) -> None:
@@ -445,7 +449,9 @@ def ensure_database(info: ServerInfo, dbname: str) -> None:
 @contextlib.contextmanager
 def ephemeral_server(base: Path | None = None) -> Iterator[ServerInfo]:
     """A throwaway cluster for a test session: started now, removed on exit."""
-    root = Path(tempfile.mkdtemp(prefix="oltpseed-", dir=base))
+    sweep_ephemeral(base)
+    root = Path(tempfile.mkdtemp(prefix=EPHEMERAL_PREFIX, dir=base))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
     executor = ClusterExecutor.for_layout(
         Layout(root, run_as_account()), _free_port(), persistent=False
     )
@@ -455,6 +461,44 @@ def ephemeral_server(base: Path | None = None) -> Iterator[ServerInfo]:
         ensure_database(info, DATABASE)
         yield info
     finally:
-        with contextlib.suppress(ExecutorError, subprocess.CalledProcessError, OSError):
+        with contextlib.suppress(ExecutorError, subprocess.SubprocessError, OSError):
             executor.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+EPHEMERAL_PREFIX = "oltpseed-"
+OWNER_FILE = "owner.pid"
+
+
+def sweep_ephemeral(base: Path | None = None) -> list[Path]:
+    """Stop and remove ephemeral clusters whose owning process died (killed runs)."""
+    removed = []
+    for root in Path(base or tempfile.gettempdir()).glob(f"{EPHEMERAL_PREFIX}*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if process_alive(owner):
+            continue
+        pg_ctl = root / "bin" / "pg_ctl"
+        command = str(pg_ctl) if pg_ctl.exists() else str(find_bindir() / "pg_ctl")
+        if (root / "pg" / "data" / "postmaster.pid").exists():
+            subprocess.run(
+                [command, "stop", "-D", str(root / "pg" / "data"), "-m", "immediate"],
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -26,6 +26,7 @@ from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import DatabaseUnavailable
 from pytest_oltpseed.profiles import Profile
 from pytest_oltpseed.seeding import Seeder, plan
+from pytest_oltpseed.server import process_alive
 
 TEMPLATE_PREFIX = "oltpseed_tpl_"
 CLONE_PREFIX = "oltpseed_db_"
@@ -152,7 +153,7 @@ class Janitor:
             ]
             for name in names:
                 pid = name[len(CLONE_PREFIX) + len(host) + 1 :].split("_", 1)[0]
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not process_alive(int(pid)):
                     self._drop(admin, name)
                     dropped.append(name)
         return dropped
@@ -160,13 +161,3 @@ class Janitor:
     def drop_templates(self, names: Sequence[str]) -> None:
         for name in names:
             self.drop(name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -117,3 +117,39 @@ def test_home_unreachable_by_runner_is_explained(
     assert result.returncode == 1
     assert "not reachable" in result.stderr and "OLTPSEED_HOME" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_sessions_cluster_is_swept(tmp_path: Path) -> None:
+    """An ephemeral cluster whose owner was SIGKILLed is stopped and removed."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from pytest_oltpseed.server import sweep_ephemeral
+
+    base = Path(tempfile.mkdtemp(prefix="sweep-"))
+    base.chmod(0o755)
+    script = (
+        "import os, pathlib, sys\n"
+        "from pytest_oltpseed.server import ephemeral_server\n"
+        f"context = ephemeral_server(pathlib.Path({str(base)!r}))\n"
+        "info = context.__enter__()\n"
+        "print(info.port, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    port = int(child.stdout.strip())
+    dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    with psycopg.connect(dsn) as conn:  # the orphan still runs
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    removed = sweep_ephemeral(base)
+    assert len(removed) == 1 and not removed[0].exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=3)
+    base.rmdir()
