@@ -133,7 +133,6 @@ class _Session:
             self.janitor = Janitor(server.dsn)
         self.templates: dict[Any, str] = {}
         self.working: dict[Any, tuple[str, psycopg.Connection]] = {}
-        self.built: list[str] = []
         try:
             self.janitor.sweep()
         except OltpseedError as exc:
@@ -152,15 +151,14 @@ class _Session:
             except OltpseedError as exc:
                 pytest.fail(f"oltpseed: {exc}", pytrace=False)
             self.templates[key] = name
-            self.built.append(name)
         return self.templates[key]
 
     def close(self) -> None:
+        """Drop the oltp_conn clones; templates stay (reused by the next run on a
+        --seed-dsn server, gone with an ephemeral one)."""
         for name, conn in self.working.values():
             conn.close()
             self.janitor.drop(name)
-        if not self.choice.dsn:  # ephemeral server: it all goes with it
-            return
 
 
 def _key(profile: Profile, domain: str, seed: int) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -157,7 +157,3 @@ class Janitor:
                     self._drop(admin, name)
                     dropped.append(name)
         return dropped
-
-    def drop_templates(self, names: Sequence[str]) -> None:
-        for name in names:
-            self.drop(name)
