@@ -510,6 +510,15 @@ def factory_for(table: str) -> type[SQLFactory]:
         raise OltpseedError(f"no factory for table {table!r}") from None
 
 
+def all_factories() -> dict[str, type[SQLFactory]]:
+    """Every domain's factories by class name (``Paciente``, ``Sale``, ...)."""
+    from pytest_oltpseed.domains import registry
+
+    for domain in registry().values():
+        domain.load_factories()
+    return {f.__name__: f for f in _FACTORIES.values()}
+
+
 class SQLFactory(factory.Factory):
     """Base factory: ``create()`` inserts the row and returns it with its id.
 

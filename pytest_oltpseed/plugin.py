@@ -307,18 +307,7 @@ def oltp_factories(
     oltp_conn: psycopg.Connection, _oltp_session: _Session
 ) -> Iterator[types.SimpleNamespace]:
     """The factories bound to ``oltp_conn``: ``oltp_factories.Paciente.create()``."""
-    from pytest_oltpseed.domains import registry
-    from pytest_oltpseed.factory import SQLFactory, bind
+    from pytest_oltpseed.factory import all_factories, bind
 
-    found = {}
-    for domain in registry().values():
-        module = domain.load_factories()
-        for name, value in vars(module).items():
-            if (
-                isinstance(value, type)
-                and issubclass(value, SQLFactory)
-                and value._table
-            ):
-                found[name] = value
     with bind(oltp_conn, seed=_oltp_session.choice.seed):
-        yield types.SimpleNamespace(**found)
+        yield types.SimpleNamespace(**all_factories())
