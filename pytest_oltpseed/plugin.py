@@ -51,33 +51,53 @@ class Choice:
     domain: str
     seed: int
     dsn: str | None
+    error: str | None = None  # a bad value from the environment, for fixtures
 
 
 def _choice(config: pytest.Config) -> Choice:
-    def get(name: str) -> str | None:
-        value = config.getoption(name) or config.getini(name) or None
-        return value or os.environ.get(ENV.get(name, "")) or None
+    """Options, then ini keys, then the environment; bad values name their source.
 
-    profile = (get("seed_profile") or DEFAULT_PROFILE).strip().upper()
-    if profile not in PROFILE_NAMES:
-        raise pytest.UsageError(
-            f"oltpseed: unknown --seed-profile {profile!r}: expected one of "
-            + ", ".join(PROFILE_NAMES)
-        )
+    A bad command-line or ini value is a usage error at once. A bad value
+    from the environment (``SEED_SIZE`` may mean something else to your
+    application) only fails the tests that use an oltpseed fixture.
+    """
+    problems: list[str] = []
+
+    def get(name: str, default: str) -> tuple[str, str, bool]:
+        flag = f"--{name.replace('_', '-')}"
+        if config.getoption(name):
+            return str(config.getoption(name)), flag, True
+        if config.getini(name):
+            return str(config.getini(name)), f"ini {name}", True
+        variable = ENV.get(name, "")
+        if os.environ.get(variable):
+            return os.environ[variable], variable, False
+        return default, flag, True
+
+    def bad(source: str, value: str, allowed: str, explicit: bool) -> None:
+        message = f"oltpseed: invalid {source}={value!r}: expected {allowed}"
+        if explicit:
+            raise pytest.UsageError(message)
+        problems.append(message)
+
     from pytest_oltpseed.domains import names
 
-    domain = (get("seed_domain") or "all").strip().lower()
+    profile, source, explicit = get("seed_profile", DEFAULT_PROFILE)
+    profile = profile.strip().upper()
+    if profile not in PROFILE_NAMES:
+        bad(source, profile, "one of " + ", ".join(PROFILE_NAMES), explicit)
+        profile = DEFAULT_PROFILE
+    domain, source, explicit = get("seed_domain", "all")
+    domain = domain.strip().lower()
     if domain not in names():
-        raise pytest.UsageError(
-            f"oltpseed: unknown --seed-domain {domain!r}: expected one of "
-            + ", ".join(names())
-        )
-    seed_text = (get("seed_random") or "0").strip()
-    if not seed_text.isdigit():
-        raise pytest.UsageError(
-            f"oltpseed: invalid --seed-random {seed_text!r}: expected an integer >= 0"
-        )
-    return Choice(profile, domain, int(seed_text), get("seed_dsn"))
+        bad(source, domain, "one of " + ", ".join(names()), explicit)
+        domain = "all"
+    seed_text, source, explicit = get("seed_random", "0")
+    if not seed_text.strip().isdigit():
+        bad(source, seed_text, "an integer >= 0", explicit)
+        seed_text = "0"
+    dsn = config.getoption("seed_dsn") or config.getini("seed_dsn") or None
+    return Choice(profile, domain, int(seed_text), dsn, "; ".join(problems) or None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,10 +112,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     choice = config.stash[_CHOICE]
     server = "--seed-dsn" if choice.dsn else "ephemeral, started on first use"
-    return (
+    header = (
         f"oltpseed: profile={choice.profile} domain={choice.domain} "
         f"seed={choice.seed} server={server}"
     )
+    return f"{header} ({choice.error})" if choice.error else header
 
 
 _CHOICE = pytest.StashKey[Choice]()
@@ -122,6 +143,8 @@ class _Session:
         from pytest_oltpseed.templates import Janitor
 
         choice = request.config.stash[_CHOICE]
+        if choice.error:
+            pytest.fail(choice.error, pytrace=False)
         self.choice = choice
         if choice.dsn:
             from psycopg.conninfo import make_conninfo
@@ -178,6 +201,8 @@ def oltp_profile(request: pytest.FixtureRequest) -> Profile:
     from pytest_oltpseed.profiles import resolve
 
     choice = request.config.stash[_CHOICE]
+    if choice.error:
+        pytest.fail(choice.error, pytrace=False)
     marker = request.node.get_closest_marker("seed_profile")
     name = str(marker.args[0]).upper() if marker and marker.args else choice.profile
     if name not in PROFILE_NAMES:

@@ -113,6 +113,14 @@ def test_fixture_factory_module_scope(
     result.assert_outcomes(passed=2)
 
 
+def test_bad_environment_spares_suites_without_fixtures(
+    pytester: pytest.Pytester, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEED_SIZE", "HUGE")  # the application's own meaning
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
 def test_commit_on_oltp_conn_is_refused(
     pytester: pytest.Pytester, clean_env: None
 ) -> None:
@@ -161,7 +169,8 @@ def test_seed_dsn_touches_only_its_databases(
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
-        (["--seed-profile=HUGE"], {}, "*unknown --seed-profile 'HUGE'*"),
+        (["--seed-profile=HUGE"], {}, "invalid --seed-profile='HUGE'"),
+        ([], {"SEED_SIZE": "HUGE"}, "invalid SEED_SIZE='HUGE'"),
         (
             ["--seed-dsn=postgresql://postgres@127.0.0.1:1/x"],
             {},
