@@ -24,6 +24,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -403,7 +404,7 @@ class EmbeddedServer:
             if running is not None:
                 return running, False
             saved = self._saved_port()
-            port = saved if saved and port_for.is_available(saved) else _free_port()
+            port = saved if saved and _port_free(saved) else _free_port()
             executor = self._executor(port)
             executor.start_cluster()
             tmp = self.state_file.with_suffix(".tmp")
@@ -431,6 +432,21 @@ class EmbeddedServer:
 
 def _free_port() -> int:
     return int(port_for.select_random())
+
+
+def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on ``port`` again.
+
+    Bound the way PostgreSQL binds (SO_REUSEADDR), so a port our stopped
+    server left in TIME_WAIT counts as free, as it is to PostgreSQL.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def ensure_database(info: ServerInfo, dbname: str) -> None:
