@@ -265,18 +265,7 @@ def _seed(conn: psycopg.Connection, settings: Settings, domains: list[Domain]) -
             progress=progress,
             workers=settings.seed_workers,
         )
-        results = []
-        for stage in stages:
-            result = seeder.run_stage(stage)
-            results.append(result)
-            log.info(
-                "%s: +%d (skipped=%d%s) in %.2fs",
-                stage.table,
-                result.written,
-                result.skipped,
-                "".join(f", {t} +{n}" for t, n in result.items.items()),
-                result.seconds,
-            )
+        results = seeder.run(stages)
     elapsed = time.perf_counter() - started
     counts = db.table_counts(conn, _tables(domains))
     _print_seed_results(settings, results, counts, elapsed)

@@ -217,7 +217,7 @@ def load_settings(
 ) -> Settings:
     """Read every source once and validate; flags given here win over all."""
     src = Sources.load(config_dir, env)
-    size = _choice(
+    size = check_choice(
         (Value(seed_size, "--profile", "command line") if seed_size else None)
         or src.get("SEED_SIZE"),
         DEFAULT_PROFILE,
@@ -230,36 +230,38 @@ def load_settings(
     )
     return Settings(
         connection=_connection(src, dsn),
-        connect_timeout=_int(src.get("PG_CONNECT_TIMEOUT"), 10, minimum=1),
+        connect_timeout=check_int(src.get("PG_CONNECT_TIMEOUT"), 10, minimum=1),
         application_name=_str(src.get("PG_APPLICATION_NAME"), "oltp-simulator"),
         search_path=_str(src.get("PG_SEARCH_PATH"), "public"),
-        app_env=_choice(_env_only(src, "APP_ENV"), "DEV", APP_ENVS),
+        app_env=check_choice(_env_only(src, "APP_ENV"), "DEV", APP_ENVS),
         render=_bool(_env_only(src, "RENDER"), False),
         force=force or _bool(_env_only(src, "FORCE_SEED"), False),
         dry_run=dry_run or _bool(_env_only(src, "DRY_RUN"), False),
         seed_size=size,
-        seed_random=_int(flag_random or src.get("SEED_RANDOM"), 0, minimum=0),
+        seed_random=check_int(flag_random or src.get("SEED_RANDOM"), 0, minimum=0),
         seed_as_of=_as_of(src.get("SEED_AS_OF")),
-        seed_workers=_int(
+        seed_workers=check_int(
             src.get("SEED_WORKERS"), min(2, os.cpu_count() or 1), minimum=0
         ),
-        profile=resolve(size, _overrides(src)),
+        profile=resolve(size, seed_overrides(src)),
         stream=StreamSettings(
             interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),
-            batch_size=_int(src.get("BATCH_SIZE"), 50, minimum=1),
-            max_jitter_ms=_int(src.get("MAX_JITTER_MS"), 400, minimum=0),
+            batch_size=check_int(src.get("BATCH_SIZE"), 50, minimum=1),
+            max_jitter_ms=check_int(src.get("MAX_JITTER_MS"), 400, minimum=0),
             fail_fast_on_critical=_bool(src.get("STREAM_FAIL_FAST_ON_CRITICAL"), True),
         ),
         logging=LogSettings(
-            level=_choice(src.get("LOG_LEVEL"), "INFO", LOG_LEVELS),
+            level=check_choice(src.get("LOG_LEVEL"), "INFO", LOG_LEVELS),
             directory=Path(_str(src.get("LOG_DIR"), "logs")),
-            rotate_when=_choice(src.get("LOG_ROTATE_WHEN"), "MIDNIGHT", ROTATE_WHEN),
-            backup_count=_int(src.get("LOG_BACKUP_COUNT"), 7, minimum=0),
+            rotate_when=check_choice(
+                src.get("LOG_ROTATE_WHEN"), "MIDNIGHT", ROTATE_WHEN
+            ),
+            backup_count=check_int(src.get("LOG_BACKUP_COUNT"), 7, minimum=0),
         ),
     )
 
 
-def _overrides(src: Sources) -> dict[str, tuple[str, str]]:
+def seed_overrides(src: Sources) -> dict[str, tuple[str, str]]:
     """``SEED_<TABLE>`` variables from the environment and .env (highest wins)."""
     found: dict[str, tuple[str, str]] = {}
     for label, mapping in reversed(src.levels()[:2]):
@@ -304,7 +306,7 @@ def _connection(src: Sources, dsn: str | None) -> Connection:
             return Connection(_checked_dsn(value), f"{name} ({label})")
         if any(key in mapping for key in PG_KEYS):
             parts = {key: src.get(key) for key in PG_KEYS}
-            port = _int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
+            port = check_int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
             conninfo = make_conninfo(
                 host=_str(parts["PG_HOST"], "localhost"),
                 port=str(port),
@@ -351,7 +353,7 @@ def _str(value: Value | None, default: str) -> str:
     return default if value is None else str(value.raw)
 
 
-def _int(
+def check_int(
     value: Value | None, default: int, *, minimum: int, maximum: int | None = None
 ) -> int:
     if value is None:
@@ -394,7 +396,7 @@ def _bool(value: Value | None, default: bool) -> bool:
     raise ConfigError(value.name, value.raw, "true or false", value.source)
 
 
-def _choice(value: Value | None, default: str, allowed: tuple[str, ...]) -> str:
+def check_choice(value: Value | None, default: str, allowed: tuple[str, ...]) -> str:
     if value is None:
         return default
     text = str(value.raw).strip().upper()

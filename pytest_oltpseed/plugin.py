@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import os
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
 import pytest
 
-from pytest_oltpseed.errors import OltpseedError
+from pytest_oltpseed.config import (
+    Sources,
+    Value,
+    check_choice,
+    check_int,
+    seed_overrides,
+)
+from pytest_oltpseed.errors import ConfigError, OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
 from pytest_oltpseed.server import ServerInfo, ephemeral_server
 
@@ -55,7 +62,7 @@ class Choice:
 
 
 def _choice(config: pytest.Config) -> Choice:
-    """Options, then ini keys, then the environment; bad values name their source.
+    """Options, then ini keys, then the environment, checked as the CLI checks.
 
     A bad command-line or ini value is a usage error at once. A bad value
     from the environment (``SEED_SIZE`` may mean something else to your
@@ -63,41 +70,42 @@ def _choice(config: pytest.Config) -> Choice:
     """
     problems: list[str] = []
 
-    def get(name: str, default: str) -> tuple[str, str, bool]:
-        flag = f"--{name.replace('_', '-')}"
+    def value(name: str) -> tuple[Value | None, bool]:
         if config.getoption(name):
-            return str(config.getoption(name)), flag, True
+            flag = f"--{name.replace('_', '-')}"
+            return Value(config.getoption(name), flag, "command line"), True
         if config.getini(name):
-            return str(config.getini(name)), f"ini {name}", True
+            return Value(config.getini(name), name, "ini file"), True
         variable = ENV.get(name, "")
         if os.environ.get(variable):
-            return os.environ[variable], variable, False
-        return default, flag, True
+            return Value(os.environ[variable], variable, "environment"), False
+        return None, True
 
-    def bad(source: str, value: str, allowed: str, explicit: bool) -> None:
-        message = f"oltpseed: invalid {source}={value!r}: expected {allowed}"
-        if explicit:
-            raise pytest.UsageError(message)
-        problems.append(message)
+    def checked(name: str, check: Callable[[Value | None], Any], default: Any) -> Any:
+        given, explicit = value(name)
+        try:
+            return check(given)
+        except ConfigError as exc:
+            if explicit:
+                raise pytest.UsageError(f"oltpseed: {exc}") from None
+            problems.append(f"oltpseed: {exc}")
+            return default
 
     from pytest_oltpseed.domains import names
 
-    profile, source, explicit = get("seed_profile", DEFAULT_PROFILE)
-    profile = profile.strip().upper()
-    if profile not in PROFILE_NAMES:
-        bad(source, profile, "one of " + ", ".join(PROFILE_NAMES), explicit)
-        profile = DEFAULT_PROFILE
-    domain, source, explicit = get("seed_domain", "all")
-    domain = domain.strip().lower()
-    if domain not in names():
-        bad(source, domain, "one of " + ", ".join(names()), explicit)
-        domain = "all"
-    seed_text, source, explicit = get("seed_random", "0")
-    if not seed_text.strip().isdigit():
-        bad(source, seed_text, "an integer >= 0", explicit)
-        seed_text = "0"
+    profile = checked(
+        "seed_profile",
+        lambda v: check_choice(v, DEFAULT_PROFILE, PROFILE_NAMES),
+        DEFAULT_PROFILE,
+    )
+    domain = checked(
+        "seed_domain",
+        lambda v: check_choice(v, "ALL", tuple(n.upper() for n in names())).lower(),
+        "all",
+    )
+    seed = checked("seed_random", lambda v: check_int(v, 0, minimum=0), 0)
     dsn = config.getoption("seed_dsn") or config.getini("seed_dsn") or None
-    return Choice(profile, domain, int(seed_text), dsn, "; ".join(problems) or None)
+    return Choice(profile, domain, seed, dsn, "; ".join(problems) or None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -211,11 +219,8 @@ def oltp_profile(request: pytest.FixtureRequest) -> Profile:
             f"of {', '.join(PROFILE_NAMES)}",
             pytrace=False,
         )
-    overrides = {
-        k: (v, "environment") for k, v in os.environ.items() if k.startswith("SEED_")
-    }
     try:
-        return resolve(name, overrides)
+        return resolve(name, seed_overrides(Sources.load()))
     except OltpseedError as exc:
         pytest.fail(f"oltpseed: {exc}", pytrace=False)
 

@@ -9,10 +9,12 @@ batches of the profile's batch size, so memory stays flat as volume grows.
 
 Idempotency (spec 000 §4.1): tables with a natural key (``_natural_key`` on
 the factory) go through a temporary staging table and ``INSERT ... SELECT ...
-ON CONFLICT DO NOTHING``; their identifiers restart at index 0 on every run,
-so a rerun repeats them and adds nothing. Transactional tables always insert.
-Rules that span rows (stock, at most 3 convênios) live in the domain's
-``seeding`` module as stage hooks.
+ON CONFLICT DO NOTHING`` (or straight in when the table is empty); their
+identifiers restart at index 0 on every run, so a rerun repeats them and adds
+nothing. Transactional tables always insert. Rules that span rows (stock, at
+most 3 convênios) live in the domain's ``seeding`` module as stage hooks;
+stages without such rules are generated in chunks (:mod:`.chunks`), in worker
+processes when they are large.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import chunks
+from pytest_oltpseed import chunks, logs
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.factory import (
@@ -209,6 +211,14 @@ class Seeder:
             for key in [k for k in self._pools if k[0] == table]:
                 del self._pools[key]
         result.seconds = time.perf_counter() - started
+        logs.get("seed").info(
+            "%s: +%d (skipped=%d%s) in %.2fs",
+            stage.table,
+            result.written,
+            result.skipped,
+            "".join(f", {t} +{n}" for t, n in result.items.items()),
+            result.seconds,
+        )
         return result
 
     def _run_chunks(
@@ -376,6 +386,16 @@ class _Deferred:
             )
 
 
+def _rows(values: Iterable[Sequence[Any]]) -> Callable[[psycopg.Copy], None]:
+    """A COPY feed writing ``values`` row by row (psycopg adapts each value)."""
+
+    def feed(copy: psycopg.Copy) -> None:
+        for value in values:
+            copy.write_row(value)
+
+    return feed
+
+
 def _has_rows(conn: psycopg.Connection, table: str) -> bool:
     row = conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
@@ -428,14 +448,13 @@ class _Writer:
         self,
         table: sql.Identifier,
         columns: Sequence[str],
-        rows: Iterable[Sequence[Any]],
+        feed: Callable[[psycopg.Copy], object],
     ) -> None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             table, self._cols(columns)
         )
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+            feed(copy)
 
     def write(self, rows: list[Row], result: StageResult) -> None:
         """Land header rows (allocating ids when they have items), then items."""
@@ -445,13 +464,9 @@ class _Writer:
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
             columns = ["id", *columns]
-        values = self._values(rows, columns, self.factory)
-
-        def feed(copy: psycopg.Copy) -> None:
-            for value in values:
-                copy.write_row(value)
-
-        self._land(len(rows), result, feed, columns)
+        self._land(
+            len(rows), result, _rows(self._values(rows, columns, self.factory)), columns
+        )
         for name, items, child in self.items:
             child_columns = child.column_names()
             children = []
@@ -462,7 +477,7 @@ class _Writer:
             self._copy(
                 sql.Identifier(items.table),
                 child_columns,
-                self._values(children, child_columns, child),
+                _rows(self._values(children, child_columns, child)),
             )
             result.items[items.table] += len(children)
 
@@ -478,12 +493,7 @@ class _Writer:
         columns: Sequence[str],
     ) -> None:
         """COPY into the table, or into staging then upsert; count what landed."""
-        target = self.staging or sql.Identifier(self.stage.table)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            target, self._cols(columns)
-        )
-        with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            feed(copy)
+        self._copy(self.staging or sql.Identifier(self.stage.table), columns, feed)
         if self.staging is None:
             result.written += rows
             return
