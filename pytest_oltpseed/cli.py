@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +29,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pytest_oltpseed import __version__, db, logs, schema, seeding, validators
-from pytest_oltpseed.config import Settings, describe, load_settings
+from pytest_oltpseed import (
+    __version__,
+    db,
+    events,
+    logs,
+    schema,
+    seeding,
+    validators,
+)
+from pytest_oltpseed import (
+    stream as streaming,
+)
+from pytest_oltpseed.config import (
+    Settings,
+    Value,
+    describe,
+    load_settings,
+    parse_weights,
+)
 from pytest_oltpseed.domains import Domain, select
 from pytest_oltpseed.errors import OltpseedError, ServerError
 from pytest_oltpseed.server import EmbeddedServer
@@ -432,6 +450,189 @@ def _print_counts(
                 domain.name, name, "not installed" if value is None else f"{value:,}"
             )
     out.print(table)
+
+
+@app.command()
+def stream(
+    domain: DomainOption = "all",
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            min=0,
+            help="Seconds between cycles (default 2; 0 = flat out).",
+        ),
+    ] = None,
+    jitter_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--jitter-ms", min=0, help="Random +- on each interval (default 400)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Events per transaction (default 50)."
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            min=0.001,
+            help="Events per second on a fixed schedule; --interval is then ignored.",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.001, help="Stop after this many seconds."),
+    ] = None,
+    max_events: Annotated[
+        int | None,
+        typer.Option(
+            "--max-events", min=1, help="Stop after N events (committed+skipped)."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the JSON ledger here on every exit path."),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
+    ] = None,
+    progress: Annotated[
+        float | None,
+        typer.Option(
+            "--progress", min=0, help="Seconds between progress lines (0 = none)."
+        ),
+    ] = None,
+    seed_random: SeedRandomOption = None,
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Stream a realistic mix of inserts, updates and rare deletes until stopped."""
+    domains = select(domain)
+    settings = _writing_settings("stream", dsn, force, dry_run, seed_random=seed_random)
+    layers = []
+    if settings.stream.weights:
+        layers.append((settings.stream.weights, settings.stream.weights_source))
+    if weights is not None:
+        flag = Value(weights, "--weights", "command line")
+        layers.append((parse_weights(flag), "--weights"))
+    mix = events.resolve_mix(domains, *layers)
+    options = streaming.StreamOptions.from_settings(
+        settings.stream,
+        interval=interval,
+        jitter_ms=jitter_ms,
+        batch_size=batch_size,
+        rate=rate,
+        duration=duration,
+        max_events=max_events,
+        report=report,
+        progress_s=progress,
+        seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
+        pool_seed=settings.seed_random,
+        floor=settings.seed_as_of,
+    )
+    if settings.dry_run:
+        _print_stream_plan(settings, domains, mix, options)
+        return
+    logs.setup(settings.logging, console=True)
+    conninfo = db.resolve_conninfo(settings, _say)
+    with db.connect(conninfo, settings) as conn:
+        schema.install(conn, domains)
+    streamer = streaming.Streamer(
+        lambda: db.connect(conninfo, settings), domains, mix, options
+    )
+    try:
+        streamer.run()
+    finally:
+        _print_stream_summary(streamer)
+
+
+def _print_stream_plan(
+    settings: Settings,
+    domains: list[Domain],
+    mix: events.Mix,
+    options: streaming.StreamOptions,
+) -> None:
+    table = Table(
+        title=f"dry run: stream into {_target(settings)}", title_justify="left"
+    )
+    for column in ("domain", "event", "weight", "share", "tables", "what"):
+        table.add_column(
+            column, justify="right" if column in ("weight", "share") else "left"
+        )
+    for event, share in zip(mix.events, mix.shares().values(), strict=True):
+        table.add_row(
+            event.domain,
+            event.name,
+            str(event.weight),
+            f"{share:.1%}",
+            ", ".join(event.tables),
+            event.description,
+        )
+    out.print(table)
+    pace = (
+        f"{options.rate:g} events/s, batches of up to {options.batch_size}"
+        if options.rate
+        else f"{options.batch_size} events every {options.interval:g}s "
+        f"+- {options.jitter_ms}ms"
+    )
+    bounds = [
+        f"for {options.duration:g}s" if options.duration else "",
+        f"at most {options.max_events} events" if options.max_events else "",
+    ]
+    out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
+    out.print("nothing was written")
+
+
+def _print_stream_summary(streamer: streaming.Streamer) -> None:
+    document = streamer.report()
+    table = Table(
+        title=f"stream {document['exit']}: {document['events']['committed']:,} "
+        f"events committed in {document['duration_s']:.1f}s "
+        f"({document['events_per_s']:,.1f}/s)",
+        title_justify="left",
+    )
+    for column in ("table", "inserted", "updated", "deleted", "rows now"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, ops in document["tables"].items():
+        if any(ops.values()):
+            table.add_row(
+                name,
+                f"{ops['insert']:,}",
+                f"{ops['update']:,}",
+                f"{ops['delete']:,}",
+                f"{streamer.totals.get(name, 0):,}",
+            )
+    out.print(table)
+    latency = document["latency_ms"]
+    out.print(
+        f"skipped {document['events']['skipped']:,}, reconnects "
+        f"{document['reconnects']}, lost batches {document['lost']['batches']}, "
+        f"latency p50/p95/p99 {latency['p50']:.1f}/{latency['p95']:.1f}/"
+        f"{latency['p99']:.1f} ms"
+        + (f"; report: {streamer.options.report}" if streamer.options.report else "")
+    )
+
+
+@app.command()
+def pause() -> None:
+    """Ask running streams to pause before their next cycle (creates .paused)."""
+    path = load_settings().stream.pause_file
+    created = streaming.pause(path)
+    out.print(f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)")
+
+
+@app.command()
+def resume() -> None:
+    """Let paused streams go on (removes the .paused sentinel)."""
+    path = load_settings().stream.pause_file
+    removed = streaming.resume(path)
+    out.print(f"resumed: removed {path}" if removed else f"not paused: no {path}")
 
 
 @server_app.command("start")

@@ -55,6 +55,12 @@ TOML_KEYS: dict[str, tuple[str, str]] = {
     "BATCH_SIZE": ("stream", "batch_size"),
     "MAX_JITTER_MS": ("stream", "max_jitter_ms"),
     "STREAM_FAIL_FAST_ON_CRITICAL": ("stream", "fail_fast_on_critical"),
+    "STREAM_RECONNECT_BASE_SECONDS": ("stream", "reconnect_base_seconds"),
+    "STREAM_RECONNECT_MAX_SECONDS": ("stream", "reconnect_max_seconds"),
+    "STREAM_RECONNECT_ATTEMPTS": ("stream", "reconnect_attempts"),
+    "STREAM_PROGRESS_SECONDS": ("stream", "progress_seconds"),
+    "STREAM_PAUSE_FILE": ("stream", "pause_file"),
+    "STREAM_WEIGHTS": ("stream", "weights"),
     "SEED_SIZE": ("seed", "size"),
     "SEED_RANDOM": ("seed", "random"),
     "SEED_AS_OF": ("seed", "as_of"),
@@ -157,10 +163,25 @@ class Connection:
 
 @dataclass(frozen=True)
 class StreamSettings:
+    """``[stream]``: schedule, reconnect policy, pause sentinel, event weights.
+
+    ``fail_fast_on_critical`` (spec 002): give up after ``reconnect_attempts``
+    failed reconnects (exit 1); when false, keep retrying at the maximum delay.
+    ``weights`` are event name -> weight overrides, checked against the
+    domains' events by the stream (``weights_source`` names where they came from).
+    """
+
     interval_seconds: float = 2.0
     batch_size: int = 50
     max_jitter_ms: int = 400
     fail_fast_on_critical: bool = True
+    reconnect_base_seconds: float = 1.0
+    reconnect_max_seconds: float = 30.0
+    reconnect_attempts: int = 6
+    progress_seconds: float = 10.0
+    pause_file: Path = Path(".paused")
+    weights: Mapping[str, int] = field(default_factory=dict)
+    weights_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,12 +265,7 @@ def load_settings(
             src.get("SEED_WORKERS"), min(2, os.cpu_count() or 1), minimum=0
         ),
         profile=resolve(size, seed_overrides(src)),
-        stream=StreamSettings(
-            interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),
-            batch_size=check_int(src.get("BATCH_SIZE"), 50, minimum=1),
-            max_jitter_ms=check_int(src.get("MAX_JITTER_MS"), 400, minimum=0),
-            fail_fast_on_critical=_bool(src.get("STREAM_FAIL_FAST_ON_CRITICAL"), True),
-        ),
+        stream=_stream(src),
         logging=LogSettings(
             level=check_choice(src.get("LOG_LEVEL"), "INFO", LOG_LEVELS),
             directory=Path(_str(src.get("LOG_DIR"), "logs")),
@@ -259,6 +275,53 @@ def load_settings(
             backup_count=check_int(src.get("LOG_BACKUP_COUNT"), 7, minimum=0),
         ),
     )
+
+
+def _stream(src: Sources) -> StreamSettings:
+    weights = src.get("STREAM_WEIGHTS")
+    return StreamSettings(
+        interval_seconds=_float(src.get("STREAM_INTERVAL_SECONDS"), 2.0),
+        batch_size=check_int(src.get("BATCH_SIZE"), 50, minimum=1),
+        max_jitter_ms=check_int(src.get("MAX_JITTER_MS"), 400, minimum=0),
+        fail_fast_on_critical=_bool(src.get("STREAM_FAIL_FAST_ON_CRITICAL"), True),
+        reconnect_base_seconds=_float(src.get("STREAM_RECONNECT_BASE_SECONDS"), 1.0),
+        reconnect_max_seconds=_float(src.get("STREAM_RECONNECT_MAX_SECONDS"), 30.0),
+        reconnect_attempts=check_int(
+            src.get("STREAM_RECONNECT_ATTEMPTS"), 6, minimum=1
+        ),
+        progress_seconds=_float(src.get("STREAM_PROGRESS_SECONDS"), 10.0),
+        pause_file=Path(_str(src.get("STREAM_PAUSE_FILE"), ".paused")),
+        weights=parse_weights(weights) if weights else {},
+        weights_source=f"{weights.name} ({weights.source})" if weights else "",
+    )
+
+
+def parse_weights(value: Value) -> dict[str, int]:
+    """``name=N,name=N`` (a flag or a variable) or a TOML table -> {name: N >= 0}."""
+    allowed = "name=N pairs separated by commas, N an integer >= 0"
+    raw = value.raw
+    if isinstance(raw, Mapping):
+        pairs = [(str(k), v) for k, v in raw.items()]
+    else:
+        pairs = []
+        for part in str(raw).split(","):
+            if not part.strip():
+                continue
+            name, sep, number = part.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(value.name, raw, allowed, value.source)
+            pairs.append((name.strip(), number.strip()))
+    weights: dict[str, int] = {}
+    for name, number in pairs:
+        if isinstance(number, bool):
+            raise ConfigError(value.name, raw, allowed, value.source)
+        try:
+            weights[name.strip().lower()] = int(str(number))
+        except ValueError:
+            raise ConfigError(value.name, raw, allowed, value.source) from None
+        if weights[name.strip().lower()] < 0:
+            raise ConfigError(value.name, raw, allowed, value.source)
+    return weights
 
 
 def seed_overrides(src: Sources) -> dict[str, tuple[str, str]]:

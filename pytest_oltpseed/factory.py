@@ -27,6 +27,7 @@ import contextvars
 import random
 import unicodedata
 from bisect import bisect
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -47,6 +48,8 @@ from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
 _current: contextvars.ContextVar[Context] = contextvars.ContextVar("oltpseed_context")
 _FACTORIES: dict[str, type[SQLFactory]] = {}
+ROW_CACHE = 20_000  # parent rows kept for lookups by id (LRU): bounded for long runs
+ID_BLOCK = 64  # ids taken from a table's sequence at once when allocating
 
 
 class Row(dict[str, Any]):
@@ -176,6 +179,12 @@ class Context:
     previous seeding never hand out the same CPF twice; ``"local"`` counts
     from ``index_base`` in memory (the seeder, whose reruns must repeat their
     identifiers to stay idempotent, and generation without a database).
+
+    ``allocate_ids`` takes primary keys from each table's sequence in blocks
+    and inserts without ``RETURNING``, so a writer in pipeline mode never
+    waits for a round trip per row (the stream). When ``ledger`` is a list,
+    every write appends ``(table, op, rows)`` to it, ``rows`` being a count
+    or the cursor whose ``rowcount`` says it once the results are in.
     """
 
     def __init__(
@@ -188,6 +197,8 @@ class Context:
         sequences: str = "reserve",
         index_base: int = 0,
         pool_seed: int | None = None,
+        allocate_ids: bool = False,
+        ledger: list[tuple[str, str, Any]] | None = None,
     ) -> None:
         if sequences not in ("reserve", "local"):
             raise ValueError(
@@ -205,7 +216,10 @@ class Context:
         self._local: dict[tuple[str, str], int] = {}
         self._blocks: dict[tuple[str, str], tuple[int, int]] = {}
         self._id_range: dict[str, tuple[int, int]] = {}
-        self._rows: dict[tuple[str, int], Row] = {}
+        self._rows: OrderedDict[tuple[str, int], Mapping[str, Any]] = OrderedDict()
+        self.allocate_ids = allocate_ids
+        self._ids: dict[str, list[int]] = {}
+        self.ledger = ledger
 
     # -- identifiers -----------------------------------------------------------
     def next_index(self, domain: str, key: str, *, fresh: bool = False) -> int:
@@ -242,6 +256,14 @@ class Context:
         assert row is not None
         return int(row[0]), int(row[0]) + self.reserve_block
 
+    def discard_reservations(self) -> None:
+        """Forget reserved index blocks: call after a rollback that undid them.
+
+        The rolled-back reservation is free again in the database, so handing
+        out the rest of the block would duplicate the next reservation's.
+        """
+        self._blocks.clear()
+
     def note_index(self, key: tuple[str, str], next_index: int) -> None:
         """Record that indices below ``next_index`` of ``key`` were used elsewhere."""
         self._local[key] = max(self._local.get(key, 0), next_index)
@@ -261,19 +283,66 @@ class Context:
             raise OltpseedError(
                 f"cannot look up {table} id {value}: no connection bound"
             )
-        cached = self._rows.get((table, int(value)))
-        if cached is None:
-            with self.conn.cursor(row_factory=dict_row) as cur:
-                found = cur.execute(
-                    sql.SQL("SELECT * FROM {} WHERE id = %s").format(
-                        sql.Identifier(table)
-                    ),
-                    (value,),
-                ).fetchone()
-            if found is None:
-                raise OltpseedError(f"{table} has no row with id {value}")
-            cached = self._rows[(table, int(value))] = Row(found)
-        return cached
+        key = (table, int(value))
+        cached = self._rows.get(key)
+        if cached is not None:
+            self._rows.move_to_end(key)
+            return cached
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            found = cur.execute(
+                sql.SQL("SELECT * FROM {} WHERE id = %s").format(sql.Identifier(table)),
+                (value,),
+            ).fetchone()
+        if found is None:
+            raise OltpseedError(f"{table} has no row with id {value}")
+        self.remember(table, Row(found))
+        return self._rows[key]
+
+    def remember(self, table: str, row: Mapping[str, Any]) -> None:
+        """Keep ``row`` for lookups by id (least recently used rows go first)."""
+        self._rows[(table, int(row["id"]))] = row
+        if len(self._rows) > ROW_CACHE:
+            self._rows.popitem(last=False)
+
+    # -- writes ------------------------------------------------------------------
+    def insert(self, table: str, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Insert one row; returns what to merge into it (at least its id)."""
+        assert self.conn is not None
+        if self.allocate_ids:
+            written: Mapping[str, Any] = {"id": self._next_id(table), **values}
+            query = _insert_query(table, tuple(written))
+            self.conn.execute(query, list(written.values()))
+        else:
+            written = insert(self.conn, table, values)
+        self.count(table, "insert", 1)
+        self.remember(table, written)
+        return written
+
+    def _next_id(self, table: str) -> int:
+        free = self._ids.get(table)
+        if not free:
+            assert self.conn is not None
+            rows = self.conn.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+                "FROM generate_series(1, %s)",
+                (table, ID_BLOCK),
+            ).fetchall()
+            free = self._ids[table] = [int(r[0]) for r in reversed(rows)]
+        return free.pop()
+
+    def count(self, table: str, op: str, rows: Any) -> None:
+        """Record a write for the ledger: a row count, or the cursor that knows it."""
+        if self.ledger is not None:
+            self.ledger.append((table, op, rows))
+
+    def execute(
+        self, table: str, op: str, query: sql.Composable | str, params: Any = None
+    ) -> psycopg.Cursor[Any]:
+        """Run an UPDATE/DELETE of ``table`` and record its row count."""
+        assert self.conn is not None
+        cursor = self.conn.execute(query, params)  # type: ignore[arg-type]
+        self.count(table, op, cursor)
+        return cursor
 
     def pick(
         self,
@@ -570,7 +639,7 @@ class SQLFactory(factory.Factory):
                 assert isinstance(value.row, Row)
                 factory_for(value.table).write(ctx, value.row)
         cls._before_insert(ctx, row)
-        row.update(insert(ctx.conn, cls._table, cls.columns(row)))
+        row.update(ctx.insert(cls._table, cls.columns(row)))
         ctx.forget_ids(cls._table)
         for name, items in cls._items():
             child = factory_for(items.table)
@@ -675,6 +744,15 @@ class SQLFactory(factory.Factory):
                 cached.append((name, kind, declaration))
             cls._plan_cache = cached  # type: ignore[attr-defined]
         return cached
+
+
+@lru_cache(maxsize=256)
+def _insert_query(table: str, names: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(sql.Placeholder() * len(names)),
+    )
 
 
 def insert(conn: psycopg.Connection, table: str, values: Mapping[str, Any]) -> Row:

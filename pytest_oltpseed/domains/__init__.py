@@ -64,6 +64,10 @@ class Domain:
                 raise
             return None
 
+    def load_events(self) -> ModuleType:
+        """Import ``<domain>.events``: its stream ``EVENTS``."""
+        return importlib.import_module(f"{self.package}.events")
+
     def load_checks(self) -> ModuleType:
         """Import ``<domain>.checks``: its ROW_RULES and DB_RULES."""
         return importlib.import_module(f"{self.package}.checks")

@@ -180,7 +180,7 @@ class Exame(SQLFactory):
     )
 
 
-def _stay(g: Context) -> timedelta:
+def stay_length(g: Context) -> timedelta:
     span = int((STAY_MAX - STAY_MIN).total_seconds())
     return STAY_MIN + timedelta(seconds=g.randint(0, span))
 
@@ -200,7 +200,7 @@ class Internacao(SQLFactory):
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
     aberta = Col(lambda g, r: g.rng.random() < OPEN_STAY)
-    duracao = Col(lambda g, r: _stay(g))
+    duracao = Col(lambda g, r: stay_length(g))
     data_entrada = Col(_entrada)
     data_saida = Col(lambda g, r: None if r.aberta else r.data_entrada + r.duracao)
     motivo = Col(lambda g, r: g.choice(MOTIVOS_INTERNACAO))

@@ -34,6 +34,8 @@ CLIENT_COMPANIES = 0.15  # share of clients that are companies (CNPJ)
 HISTORY = timedelta(days=365)
 PRODUCT_CARRY = ("price", "cost")  # what items read from their product
 RESTOCK_LAG = (timedelta(hours=12), timedelta(days=10))
+STORE_MARGIN = (12, 60)  # units a restock adds beyond the shortfall
+WAREHOUSE_MARGIN = (60, 240)
 
 
 def _money(value: float) -> Decimal:
@@ -249,8 +251,9 @@ def ref_value(value: Any) -> int:
 def _add_to_total(
     ctx: Context, table: str, column: str, parent: Any, amount: Decimal
 ) -> None:
-    assert ctx.conn is not None
-    ctx.conn.execute(
+    ctx.execute(
+        table,
+        "update",
         sql.SQL("UPDATE {t} SET {c} = {c} + %s WHERE id = %s").format(
             t=sql.Identifier(table), c=sql.Identifier(column)
         ),
@@ -281,7 +284,7 @@ def ensure_store_stock(
     available = int(row[0]) if row else 0
     if available >= quantity:
         return
-    need = quantity - available + ctx.randint(0, 24)
+    need = quantity - available + ctx.randint(*STORE_MARGIN)
     InternalDistribution.create(
         store_id=store_id,
         distributed_at=at - _lag(ctx),
@@ -307,7 +310,7 @@ def ensure_warehouse_stock(
     available = int(row[0]) if row else 0
     if available >= quantity:
         return
-    need = quantity - available + ctx.randint(0, 48)
+    need = quantity - available + ctx.randint(*WAREHOUSE_MARGIN)
     cost = ctx.parent(product_id, "products")["cost"]
     ProductEntry.create(
         entry_date=at - _lag(ctx),

@@ -1,0 +1,350 @@
+"""Stream events: what one business event writes, and the caches that make it cheap.
+
+An event is data declared by its domain (``domains/<name>/events.py``): a
+name, a default weight and a function of a :class:`StreamContext` that writes
+through the factories or :meth:`~pytest_oltpseed.factory.Context.execute`,
+so every changed row lands in the context's ledger. Events find their rows in
+in-memory caches (spec 002 item 4: existing ids cached, refreshed, a deleted
+parent re-selected) rather than with a query per row, which lets the stream
+queue a whole batch in pipeline mode without waiting on the server per event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from pytest_oltpseed.domains import Domain, registry
+from pytest_oltpseed.errors import UsageError
+from pytest_oltpseed.factory import Context, Row
+
+CACHE_ROWS = 2_000  # parent rows sampled per table for FK picks
+CACHE_TTL = 60.0  # seconds before a parent sample is drawn again
+CANDIDATES = 500  # rows fetched at once for update/delete events
+EMPTY_RETRY = 5.0  # seconds before looking again for candidates that were missing
+
+
+class NotApplicable(Exception):
+    """Nothing is eligible for this event right now: the stream draws another."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One kind of business event; ``tables`` are those it may change."""
+
+    name: str
+    weight: int
+    run: Callable[[StreamContext], None]
+    tables: tuple[str, ...]
+    description: str
+    domain: str = ""
+
+
+def domain_events(domain: Domain) -> list[Event]:
+    """The events a domain declares in ``<domain>/events.py`` (``EVENTS``)."""
+    module = domain.load_events()
+    return [replace(event, domain=domain.name) for event in module.EVENTS]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """The weighted events of a run (weight 0 events left out)."""
+
+    events: tuple[Event, ...]
+    _cumulative: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        total, running = 0.0, []
+        for event in self.events:
+            total += event.weight
+            running.append(total)
+        object.__setattr__(self, "_cumulative", tuple(running))
+
+    def draw(self, rng: Any, exclude: Iterable[str] = ()) -> Event | None:
+        """A weighted pick; ``exclude`` names events found not applicable."""
+        skip = set(exclude)
+        if not skip:
+            target = rng.random() * self._cumulative[-1]
+            for event, bound in zip(self.events, self._cumulative, strict=True):
+                if target < bound:
+                    return event
+            return self.events[-1]
+        left = [e for e in self.events if e.name not in skip]
+        return Mix(tuple(left)).draw(rng) if left else None
+
+    def shares(self) -> dict[str, float]:
+        total = self._cumulative[-1]
+        return {e.name: e.weight / total for e in self.events}
+
+
+def resolve_mix(
+    domains: Sequence[Domain], *layers: tuple[Mapping[str, int], str]
+) -> Mix:
+    """Default weights overridden by each ``(weights, source)`` layer in turn.
+
+    Names are checked against every domain's events (a settings file may
+    weigh retail events while a run streams only hospital); an unknown name
+    is a usage error naming its source and the known names.
+    """
+    every = {e.name: e for d in registry().values() for e in domain_events(d)}
+    chosen = {e.name: e for d in domains for e in domain_events(d)}
+    for weights, source in layers:
+        for name, weight in weights.items():
+            if name not in every:
+                raise UsageError(
+                    f"unknown event {name!r} in {source}: expected one of "
+                    + ", ".join(sorted(every))
+                )
+            if name in chosen:
+                chosen[name] = replace(chosen[name], weight=weight)
+    events = tuple(e for e in chosen.values() if e.weight > 0)
+    if not events:
+        raise UsageError(
+            "every event weight is 0 for --domain "
+            + ",".join(d.name for d in domains)
+            + ": give at least one event a weight > 0"
+        )
+    return Mix(events)
+
+
+class RowCache:
+    """A random sample of a table's rows, for FK picks without a query each.
+
+    Drawn again every :data:`CACHE_TTL` seconds and after a foreign-key
+    violation (a parent deleted by someone else is then re-selected); rows
+    the stream itself committed join the sample.
+    """
+
+    def __init__(self, table: str, size: int = CACHE_ROWS) -> None:
+        self.table, self.size = table, size
+        self.rows: list[Mapping[str, Any]] = []
+        self.loaded_at = -CACHE_TTL
+
+    def pick(self, ctx: StreamContext) -> Mapping[str, Any] | None:
+        if not self.rows or time.monotonic() - self.loaded_at > CACHE_TTL:
+            self.load(ctx)
+        if not self.rows:
+            return None
+        return self.rows[int(ctx.rng.random() * len(self.rows))]
+
+    def load(self, ctx: StreamContext) -> None:
+        assert ctx.conn is not None
+        ident = sql.Identifier(self.table)
+        bounds = ctx.conn.execute(
+            sql.SQL("SELECT min(id), max(id), count(*) FROM {}").format(ident)
+        ).fetchone()
+        low, high, total = bounds if bounds else (None, None, 0)
+        with ctx.conn.cursor(row_factory=dict_row) as cur:
+            if not total:
+                found: list[dict[str, Any]] = []
+            elif total <= self.size:
+                query = sql.SQL("SELECT * FROM {}").format(ident)
+                found = cur.execute(query).fetchall()
+            else:
+                ids = [ctx.randint(int(low), int(high)) for _ in range(self.size * 2)]
+                found = cur.execute(
+                    sql.SQL("SELECT * FROM {} WHERE id = ANY(%s) LIMIT %s").format(
+                        ident
+                    ),
+                    (ids, self.size),
+                ).fetchall()
+        self.rows = [Row(r) for r in found]
+        self.loaded_at = time.monotonic()
+
+    def add(self, row: Mapping[str, Any], rng: Any) -> None:
+        if len(self.rows) < self.size:
+            self.rows.append(row)
+        else:
+            self.rows[int(rng.random() * self.size)] = row
+
+    def expire(self) -> None:
+        self.loaded_at = -CACHE_TTL
+
+
+@dataclass
+class Candidates:
+    """Rows eligible for an update or delete event (open stays, pending exams).
+
+    Fetched :data:`CANDIDATES` at a time from a random point of the table, and
+    each handed out once; an event re-checks eligibility in its own WHERE, so
+    a row changed meanwhile by someone else is simply not touched.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    condition: str  # SQL over the table's columns; %s placeholders for params
+    rows: list[Mapping[str, Any]] = field(default_factory=list)
+    empty_until: float = 0.0
+
+    def take(
+        self, ctx: StreamContext, params: Sequence[Any]
+    ) -> Mapping[str, Any] | None:
+        if not self.rows and time.monotonic() >= self.empty_until:
+            self.load(ctx, params)
+            if not self.rows:
+                self.empty_until = time.monotonic() + EMPTY_RETRY
+        if not self.rows:
+            return None
+        index = int(ctx.rng.random() * len(self.rows))
+        self.rows[index], self.rows[-1] = self.rows[-1], self.rows[index]
+        return self.rows.pop()
+
+    def load(self, ctx: StreamContext, params: Sequence[Any]) -> None:
+        assert ctx.conn is not None
+        ident = sql.Identifier(self.table)
+        bounds = ctx.conn.execute(
+            sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
+        ).fetchone()
+        if not bounds or bounds[0] is None:
+            self.rows = []
+            return
+        start = ctx.randint(int(bounds[0]), int(bounds[1]))
+        cols = sql.SQL(", ").join(map(sql.Identifier, ("id", *self.columns)))
+        part = "(SELECT {c} FROM {t} WHERE id {op} %s AND ({w}) ORDER BY id LIMIT {n})"
+        query = sql.SQL(" UNION ALL ").join(
+            sql.SQL(part).format(
+                c=cols,
+                t=ident,
+                op=sql.SQL(op),
+                w=sql.SQL(self.condition),  # type: ignore[arg-type]
+                n=sql.Literal(CANDIDATES),
+            )
+            for op in (">=", "<")
+        )
+        with ctx.conn.cursor(row_factory=dict_row) as cur:
+            found = cur.execute(query, (start, *params, start, *params)).fetchall()
+        self.rows = [Row(r) for r in found[:CANDIDATES]]
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        if len(self.rows) < CANDIDATES:
+            self.rows.append(row)
+
+
+class StreamContext(Context):
+    """The stream's :class:`Context`: cached parents, candidates, a moving "now".
+
+    Writes are recorded in ``ledger`` and take their ids from the tables'
+    sequences (no ``RETURNING`` round trip). What an event learns about new
+    rows (a new patient to pick later) is queued with :meth:`after_commit`
+    and only applied once the batch is committed.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        seed: int,
+        pool_seed: int,
+        floor: datetime,
+    ) -> None:
+        super().__init__(
+            conn,
+            seed=seed,
+            pool_seed=pool_seed,
+            reuse_parents=True,
+            sequences="reserve",
+            allocate_ids=True,
+            ledger=[],
+        )
+        self.reserve_block = 100
+        self.floor = floor
+        self.caches: dict[str, RowCache] = {}
+        self.candidates: dict[str, Candidates] = {}
+        self._on_commit: list[Callable[[], None]] = []
+        self.tick()
+
+    def tick(self) -> None:
+        """Move "now" to the wall clock (naive UTC), never before the data's as-of."""
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        self.as_of = max(now, self.floor)
+
+    # -- parents -------------------------------------------------------------------
+    def cache(self, table: str) -> RowCache:
+        if table not in self.caches:
+            self.caches[table] = RowCache(table)
+        return self.caches[table]
+
+    def pick(
+        self,
+        table: str,
+        where: sql.Composable | None = None,
+        params: Sequence[Any] = (),
+    ) -> Row | None:
+        if where is not None:
+            return super().pick(table, where, params)
+        found = self.cache(table).pick(self)
+        return found if found is None or isinstance(found, Row) else Row(found)
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        written = super().insert(table, values)
+        if table in self.caches:
+            cache = self.caches[table]
+            self.after_commit(lambda: cache.add(Row(written), self.rng))
+        return written
+
+    # -- candidates ----------------------------------------------------------------
+    def take(
+        self,
+        table: str,
+        columns: Sequence[str],
+        condition: str,
+        params: Sequence[Any] = (),
+    ) -> Mapping[str, Any] | None:
+        """One row of ``table`` meeting ``condition``, each handed out once."""
+        key = f"{table}:{condition}:{','.join(columns)}"
+        pool = self.candidates.get(key)
+        if pool is None:
+            pool = self.candidates[key] = Candidates(table, tuple(columns), condition)
+        return pool.take(self, params)
+
+    def offer(
+        self, table: str, columns: Sequence[str], condition: str, row: Mapping[str, Any]
+    ) -> None:
+        """After commit, make a new row a candidate (a new pending exam)."""
+        key = f"{table}:{condition}:{','.join(columns)}"
+        pool = self.candidates.get(key)
+        if pool is not None:
+            self.after_commit(lambda: pool.add(row))
+
+    # -- batch boundaries ----------------------------------------------------------
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self._on_commit.append(action)
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Where the ledger stands before an event (see :meth:`undo`)."""
+        assert self.ledger is not None
+        return len(self.ledger), len(self._on_commit)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget an event rolled back to its savepoint; keep the batch's others."""
+        assert self.ledger is not None
+        del self.ledger[mark[0] :]
+        del self._on_commit[mark[1] :]
+        self.discard_reservations()
+
+    def committed(self) -> None:
+        for action in self._on_commit:
+            action()
+        self._on_commit.clear()
+        assert self.ledger is not None
+        self.ledger.clear()
+
+    def rolled_back(self) -> None:
+        """Forget what the rolled-back work taught us; keep allocated ids (unused)."""
+        self._on_commit.clear()
+        assert self.ledger is not None
+        self.ledger.clear()
+        self.discard_reservations()
+
+    def reparent(self) -> None:
+        """Draw every parent sample again: one of their rows was deleted under us."""
+        for cache in self.caches.values():
+            cache.expire()
+        self._rows.clear()
