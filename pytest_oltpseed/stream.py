@@ -176,9 +176,10 @@ class Streamer:
         ledger = self.ledger
         try:
             with self._signals():
-                self.conn = self.connect()
+                self.conn, reserve_conn = self._open()
                 self.ctx = StreamContext(
                     self.conn,
+                    reserve_conn=reserve_conn,
                     seed=self.options.seed,
                     pool_seed=self.options.pool_seed,
                     floor=self.options.floor,
@@ -221,9 +222,7 @@ class Streamer:
             ledger.ended = time.monotonic()
             self._flush_lines(force=True)
             self._write_report()
-            if self.conn is not None:
-                with contextlib.suppress(Exception):
-                    self.conn.close()
+            self._drop_connection()
 
     def _pace(self) -> str:
         o = self.options
@@ -462,7 +461,7 @@ class Streamer:
             if self._sleep(delay):
                 raise _StopRequested(self._gave_up_line(attempt - 1, began, reason))
             try:
-                self.conn = self.connect()
+                self.conn, reserve_conn = self._open()
                 break
             except (DatabaseUnavailable, *CRITICAL) as error:
                 reason = first_line(error).removeprefix("cannot connect to ")
@@ -471,7 +470,7 @@ class Streamer:
                     "stream: gave up " + self._gave_up_line(attempt, began, reason)
                 )
         assert self.ctx is not None
-        self.ctx.conn = self.conn
+        self.ctx.conn, self.ctx.reserve_conn = self.conn, reserve_conn
         self.ledger.reconnects += 1
         self.log.warning(
             "stream: reconnected after %.1fs (attempt %d)",
@@ -493,13 +492,25 @@ class Streamer:
             f"{time.monotonic() - began:.0f}s: {reason}{unsettled}"
         )
 
+    def _open(self) -> tuple[psycopg.Connection, psycopg.Connection]:
+        """The batch connection and an autocommit one for identifier reservations."""
+        conn = self.connect()
+        try:
+            reserve = self.connect()
+            reserve.autocommit = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn, reserve
+
     def _drop_connection(self) -> None:
-        if self.conn is None:
-            return
-        with contextlib.suppress(Exception):
-            self.conn.rollback()
-        with contextlib.suppress(Exception):
-            self.conn.close()
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+        for conn in (self.conn, self.ctx.reserve_conn if self.ctx else None):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def _fatal(self, exc: psycopg.Error) -> None:
         diag = getattr(exc, "diag", None)
@@ -618,6 +629,9 @@ class Streamer:
         assert self.conn is not None
         counts = table_counts(self.conn, self.tables)
         self.conn.rollback()
+        if self.ctx is not None:  # re-read derived state (others' writes) as well
+            assert self.ctx.state is not None
+            self.ctx.state.clear()
         self.totals = {t: n or 0 for t, n in counts.items()}
         self._resync_at = time.monotonic()
 

@@ -112,7 +112,8 @@ def internacao(ctx: StreamContext) -> None:
     so about 70% can be discharged at once and the open share holds."""
     row = Internacao.make_row(ctx, create=True, overrides={"aberta": True})
     Internacao.write(ctx, row)
-    ctx.offer("internacoes", ("data_entrada",), DISCHARGEABLE, row)
+    if row["data_entrada"] <= ctx.as_of - STAY_MIN:
+        ctx.offer("internacoes", ("data_entrada",), DISCHARGEABLE, row)
 
 
 def alta(ctx: StreamContext) -> None:

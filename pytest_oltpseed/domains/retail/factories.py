@@ -266,54 +266,101 @@ def _lag(ctx: Context) -> timedelta:
     return low + timedelta(seconds=ctx.randint(0, int((high - low).total_seconds())))
 
 
+STORE_STOCK = (
+    "SELECT coalesce((SELECT sum(di.quantity) FROM internal_distribution_items di "
+    "JOIN internal_distributions d ON d.id = di.distribution_id "
+    "WHERE d.store_id = %(s)s AND di.product_id = %(p)s "
+    "AND d.status = 'received'), 0) - coalesce((SELECT sum(si.quantity) "
+    "FROM sale_items si JOIN sales s ON s.id = si.sale_id "
+    "WHERE s.store_id = %(s)s AND si.product_id = %(p)s "
+    "AND s.status <> 'cancelled'), 0)"
+)
+WAREHOUSE_STOCK = (
+    "SELECT coalesce((SELECT sum(ei.quantity) FROM product_entry_items ei "
+    "JOIN product_entries e ON e.id = ei.entry_id WHERE ei.product_id = %(p)s "
+    "AND e.status = 'received'), 0) - coalesce((SELECT sum(di.quantity) "
+    "FROM internal_distribution_items di JOIN internal_distributions d "
+    "ON d.id = di.distribution_id WHERE di.product_id = %(p)s "
+    "AND d.status <> 'cancelled'), 0)"
+)
+
+
+STOCK_TALLY = (
+    "SELECT 'store', store_id, product_id, sum(q) FROM ("
+    " SELECT d.store_id, di.product_id, di.quantity AS q"
+    " FROM internal_distribution_items di JOIN internal_distributions d"
+    " ON d.id = di.distribution_id WHERE d.status = 'received'"
+    " UNION ALL SELECT s.store_id, si.product_id, -si.quantity"
+    " FROM sale_items si JOIN sales s ON s.id = si.sale_id"
+    " WHERE s.status <> 'cancelled') AS moves GROUP BY store_id, product_id "
+    "UNION ALL SELECT 'warehouse', NULL, product_id, sum(q) FROM ("
+    " SELECT ei.product_id, ei.quantity AS q FROM product_entry_items ei"
+    " JOIN product_entries e ON e.id = ei.entry_id WHERE e.status = 'received'"
+    " UNION ALL SELECT di.product_id, -di.quantity"
+    " FROM internal_distribution_items di JOIN internal_distributions d"
+    " ON d.id = di.distribution_id WHERE d.status <> 'cancelled') AS moves "
+    "GROUP BY product_id"
+)
+
+
+def _available(ctx: Context, key: tuple[Any, ...], query: str, params: Any) -> int:
+    """Units on hand: asked of the database, or, when the context keeps state
+    (the stream), read from a tally of every store and the warehouse loaded
+    in one query and kept current by the writes made through it.
+
+    The tally only ever under-counts (stock others add is not seen) except
+    after a rollback or a while, both of which clear it (``Context.state``).
+    """
+    assert ctx.conn is not None
+    if ctx.state is None:
+        row = ctx.conn.execute(query, params).fetchone()
+        return int(row[0]) if row else 0
+    tally = ctx.state.get("stock")
+    if tally is None:
+        tally = ctx.state["stock"] = {}
+        for kind, store, product, units in ctx.conn.execute(STOCK_TALLY):
+            place = (kind, store, product) if kind == "store" else (kind, product)
+            tally[place] = int(units)
+    return int(tally.get(key, 0))
+
+
+def _take(ctx: Context, key: tuple[Any, ...], quantity: int) -> None:
+    if ctx.state is not None and "stock" in ctx.state:
+        tally = ctx.state["stock"]
+        tally[key] = tally.get(key, 0) - quantity
+
+
 def ensure_store_stock(
     ctx: Context, store_id: int, product_id: int, quantity: int, at: datetime
 ) -> None:
     """Restock ``store_id`` from the warehouse when it holds less than ``quantity``."""
-    assert ctx.conn is not None
-    row = ctx.conn.execute(
-        "SELECT coalesce((SELECT sum(di.quantity) FROM internal_distribution_items di "
-        "JOIN internal_distributions d ON d.id = di.distribution_id "
-        "WHERE d.store_id = %(s)s AND di.product_id = %(p)s "
-        "AND d.status = 'received'), 0) - coalesce((SELECT sum(si.quantity) "
-        "FROM sale_items si JOIN sales s ON s.id = si.sale_id "
-        "WHERE s.store_id = %(s)s AND si.product_id = %(p)s "
-        "AND s.status <> 'cancelled'), 0)",
-        {"s": store_id, "p": product_id},
-    ).fetchone()
-    available = int(row[0]) if row else 0
-    if available >= quantity:
-        return
-    need = quantity - available + ctx.randint(*STORE_MARGIN)
-    InternalDistribution.create(
-        store_id=store_id,
-        distributed_at=at - _lag(ctx),
-        status="received",
-        items=[Row(product_id=product_id, quantity=need)],
-    )
+    key = ("store", store_id, product_id)
+    available = _available(ctx, key, STORE_STOCK, {"s": store_id, "p": product_id})
+    if available < quantity:
+        need = quantity - available + ctx.randint(*STORE_MARGIN)
+        InternalDistribution.create(
+            store_id=store_id,
+            distributed_at=at - _lag(ctx),
+            status="received",
+            items=[Row(product_id=product_id, quantity=need)],
+        )
+        _take(ctx, key, -need)
+    _take(ctx, key, quantity)
 
 
 def ensure_warehouse_stock(
     ctx: Context, product_id: int, quantity: int, at: datetime
 ) -> None:
     """Receive an entry when the warehouse holds less than ``quantity``."""
-    assert ctx.conn is not None
-    row = ctx.conn.execute(
-        "SELECT coalesce((SELECT sum(ei.quantity) FROM product_entry_items ei "
-        "JOIN product_entries e ON e.id = ei.entry_id WHERE ei.product_id = %(p)s "
-        "AND e.status = 'received'), 0) - coalesce((SELECT sum(di.quantity) "
-        "FROM internal_distribution_items di JOIN internal_distributions d "
-        "ON d.id = di.distribution_id WHERE di.product_id = %(p)s "
-        "AND d.status <> 'cancelled'), 0)",
-        {"p": product_id},
-    ).fetchone()
-    available = int(row[0]) if row else 0
-    if available >= quantity:
-        return
-    need = quantity - available + ctx.randint(*WAREHOUSE_MARGIN)
-    cost = ctx.parent(product_id, "products")["cost"]
-    ProductEntry.create(
-        entry_date=at - _lag(ctx),
-        status="received",
-        items=[Row(product_id=product_id, quantity=need, unit_cost=cost)],
-    )
+    key = ("warehouse", product_id)
+    available = _available(ctx, key, WAREHOUSE_STOCK, {"p": product_id})
+    if available < quantity:
+        need = quantity - available + ctx.randint(*WAREHOUSE_MARGIN)
+        cost = ctx.parent(product_id, "products")["cost"]
+        ProductEntry.create(
+            entry_date=at - _lag(ctx),
+            status="received",
+            items=[Row(product_id=product_id, quantity=need, unit_cost=cost)],
+        )
+        _take(ctx, key, -need)
+    _take(ctx, key, quantity)
