@@ -541,10 +541,12 @@ def stream(
         return
     logs.setup(settings.logging, console=True)
     conninfo = db.resolve_conninfo(settings, _say)
-    with db.connect(conninfo, settings) as conn:
-        schema.install(conn, domains)
     streamer = streaming.Streamer(
-        lambda: db.connect(conninfo, settings), domains, mix, options
+        lambda: db.connect(conninfo, settings),
+        domains,
+        mix,
+        options,
+        setup=lambda conn: schema.install(conn, domains),
     )
     try:
         streamer.run()

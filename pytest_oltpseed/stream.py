@@ -137,14 +137,16 @@ class Streamer:
         mix: Mix,
         options: StreamOptions,
         *,
-        say: Callable[[str], None] | None = None,
+        setup: Callable[[psycopg.Connection], Any] | None = None,
     ) -> None:
+        """``setup`` runs once on the first connection (the CLI installs the
+        schema there), inside the run, so its failure still gets a report."""
         self.connect = connect
+        self.setup = setup
         self.domains = list(domains)
         self.mix = mix
         self.options = options
         self.log = logs.get("stream")
-        self.say = say or self.log.info
         self.tables = [t for d in self.domains for t in d.tables]
         self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
         self.rng = random.Random(options.seed)
@@ -177,6 +179,9 @@ class Streamer:
         try:
             with self._signals():
                 self.conn, reserve_conn = self._open()
+                if self.setup is not None:
+                    self.setup(self.conn)
+                    self.conn.commit()
                 self.ctx = StreamContext(
                     self.conn,
                     reserve_conn=reserve_conn,

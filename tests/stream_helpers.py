@@ -1,0 +1,163 @@
+"""Helpers for the stream tests: seeded databases, a running stream, a faulty proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pytest_oltpseed import db, schema
+from pytest_oltpseed.domains import select
+from pytest_oltpseed.profiles import resolve
+from pytest_oltpseed.seeding import Seeder, plan
+
+
+def seed(dsn: str, profile: str = "SMALL", domain: str = "all") -> None:
+    """Install and seed ``domain`` at ``profile`` (in process: quick)."""
+    with psycopg.connect(dsn) as conn:
+        schema.install(conn, select(domain))
+        Seeder(conn).run(plan(select(domain), resolve(profile)))
+
+
+def counts(dsn: str, domain: str = "all") -> dict[str, int]:
+    tables = [t for d in select(domain) for t in d.tables]
+    with psycopg.connect(dsn) as conn:
+        return {t: n or 0 for t, n in db.table_counts(conn, tables).items()}
+
+
+def assert_reconciled(
+    before: dict[str, int], after: dict[str, int], report: dict[str, Any]
+) -> None:
+    """Every table's row-count change equals the report's inserts - deletes."""
+    for table, ops in report["tables"].items():
+        assert after[table] - before[table] == ops["insert"] - ops["delete"], table
+
+
+def stream_env(cli_env: dict[str, str], **extra: str) -> dict[str, str]:
+    """A quick-reconnecting stream environment with its own application name."""
+    return {
+        **cli_env,
+        "STREAM_RECONNECT_BASE_SECONDS": "0.2",
+        "STREAM_RECONNECT_MAX_SECONDS": "1",
+        "STREAM_RECONNECT_ATTEMPTS": "20",
+        "PG_APPLICATION_NAME": f"oltpseed-test-{os.getpid()}-{time.monotonic_ns()}",
+        **extra,
+    }
+
+
+def start_stream(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest_oltpseed", "stream", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def committed_in(path: Path) -> int:
+    """Events committed so far, from the report the stream refreshes."""
+    return int(read_report(path)["events"]["committed"])
+
+
+def terminate_backends(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
+COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"  # CommandComplete "COMMIT"
+
+
+class AckDropper:
+    """A TCP proxy to PostgreSQL that, once armed, forwards a COMMIT to the
+    server and then cuts the connection instead of relaying its answer:
+    the transaction is committed, the client never hears so."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed = False
+        self.dropped = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            pair = (client, server)
+            threading.Thread(
+                target=self._pump, args=(client, server, pair, False), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, pair, True), daemon=True
+            ).start()
+
+    def _pump(
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        pair: tuple[socket.socket, socket.socket],
+        from_server: bool,
+    ) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_server and COMMIT_DONE in data:
+                    with self._lock:
+                        drop, self.armed = self.armed, False
+                        self.dropped += drop
+                    if drop:
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in pair:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@contextlib.contextmanager
+def ack_dropper(host: str, port: int) -> Iterator[AckDropper]:
+    proxy = AckDropper(host, port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -1,0 +1,228 @@
+"""Stream configuration, scheduling, ledger arithmetic and parent re-selection."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_oltpseed import db
+from pytest_oltpseed.config import load_settings
+from pytest_oltpseed.domains import select
+from pytest_oltpseed.events import Mix, domain_events, resolve_mix
+from pytest_oltpseed.ledger import Histogram
+from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule
+from pytest_oltpseed.stream import Streamer, StreamOptions
+from tests.conftest import run_cli, tables_in
+from tests.stream_helpers import read_report, seed, wait_for
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("bogus=3", "unknown event 'bogus' in --weights: expected one of"),
+        ("consulta=x", "invalid --weights='consulta=x' (from command line)"),
+        ("consulta=-1", "expected name=N pairs separated by commas"),
+        ("=4", "invalid --weights='=4'"),
+    ],
+)
+def test_bad_weights_are_one_line_exit_2(
+    cli_env: dict[str, str], weights: str, message: str
+) -> None:
+    done = run_cli("stream", "--dry-run", "--weights", weights, env=cli_env)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_all_weights_zero_is_a_usage_error(cli_env: dict[str, str]) -> None:
+    names = "novo_paciente consulta consulta_status exame exame_resultado internacao"
+    zero = ",".join(f"{n}=0" for n in names.split())
+    zero += ",alta=0,paciente_update=0,convenio_update=0,consulta_delete=0"
+    done = run_cli(
+        "stream", "--dry-run", "--domain", "hospital", "--weights",
+        zero + ",exame_delete=0", env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "every event weight is 0 for --domain hospital" in done.stderr
+
+
+def test_weights_from_settings_toml_and_flag_layer(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = Path(cli_env["OLTPSEED_CONFIG_DIR"])
+    (config / "settings.toml").write_text(
+        "[stream.weights]\nconsulta = 7\nsale = 3\n", encoding="utf-8"
+    )
+    settings = load_settings(env=cli_env)
+    assert settings.stream.weights == {"consulta": 7, "sale": 3}
+    mix = resolve_mix(
+        select("hospital"),
+        (settings.stream.weights, settings.stream.weights_source),
+        ({"exame": 0}, "--weights"),
+    )
+    weights = {e.name: e.weight for e in mix.events}
+    assert weights["consulta"] == 7  # from the file
+    assert "exame" not in weights  # switched off by the flag
+    assert "sale" not in weights  # another domain's event: accepted, unused
+    done = run_cli("stream", "--dry-run", "--domain", "hospital", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "consulta" in done.stdout and "nothing was written" in done.stdout
+
+
+def test_bad_stream_settings_name_their_source(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "STREAM_RECONNECT_ATTEMPTS": "0"}
+    done = run_cli("stream", "--dry-run", env=env)
+    assert done.returncode == 2
+    assert "invalid STREAM_RECONNECT_ATTEMPTS='0' (from environment)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "option", [("--batch-size", "0"), ("--rate", "0"), ("--interval", "-1")]
+)
+def test_out_of_range_options_exit_2(
+    cli_env: dict[str, str], option: tuple[str, str]
+) -> None:
+    done = run_cli("stream", "--dry-run", *option, env=cli_env)
+    assert done.returncode == 2
+
+
+def test_dry_run_writes_nothing(database: str, cli_env: dict[str, str]) -> None:
+    done = run_cli("stream", "--dsn", database, "--dry-run", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "50 events every 2s +- 400ms until stopped" in done.stdout
+    assert tables_in(database) == set()
+
+
+def test_guardrail_refuses_stream(database: str, cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "APP_ENV": "PROD"}
+    done = run_cli("stream", "--dsn", database, "--max-events", "5", env=env)
+    assert done.returncode == 3
+    assert "refusing to stream: APP_ENV=PROD is production-like" in done.stderr
+    assert tables_in(database) == set()
+
+
+def test_unreachable_server_still_writes_the_report(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", "postgresql://nobody@127.0.0.1:1/x", "--report",
+        str(report), env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("oltpseed: error: cannot connect")
+    assert "Traceback" not in done.stderr
+    document = read_report(report)
+    assert document["exit"] == "failed"
+    assert document["error"].startswith("cannot connect to PostgreSQL at 127.0.0.1:1/x")
+    assert document["events"] == {
+        "committed": 0,
+        "skipped": 0,
+        "by_type": {},
+        "skipped_by_type": {},
+    }
+
+
+def test_pause_and_resume_commands_say_what_they_did(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "STREAM_PAUSE_FILE": str(tmp_path / "p" / ".paused")}
+    assert "paused:" in run_cli("pause", env=env).stdout
+    assert "already paused" in run_cli("pause", env=env).stdout
+    assert (tmp_path / "p" / ".paused").exists()
+    assert "resumed: removed" in run_cli("resume", env=env).stdout
+    assert "not paused" in run_cli("resume", env=env).stdout
+
+
+def test_histogram_percentiles_within_one_percent() -> None:
+    rng = random.Random(7)
+    values = [rng.lognormvariate(2, 1) for _ in range(20_000)]
+    histogram = Histogram()
+    for value in values:
+        histogram.add(value)
+    ordered = sorted(values)
+    for p in (50, 95, 99):
+        exact = ordered[int(len(ordered) * p / 100) - 1]
+        assert histogram.percentile(p) == pytest.approx(exact, rel=0.011)
+    assert histogram.max == max(values)
+    assert Histogram().percentile(99) == 0.0
+
+
+def test_rate_schedule_is_fixed_and_batches_close_when_idle() -> None:
+    schedule = RateSchedule(rate=100, size=50, now=10.0)
+    dues = []
+    for _ in range(5):
+        dues.append(schedule.peek(10.0))
+        schedule.take(10.0)
+    assert dues == pytest.approx([10.0, 10.01, 10.02, 10.03, 10.04])
+    assert schedule.batch_over(50, 0.0)  # full
+    assert schedule.batch_over(3, 0.2)  # waiting longer than the hold: commit
+    assert not schedule.batch_over(3, 0.005)
+    assert not schedule.batch_over(0, 5.0)
+    schedule.rebase(20.0)
+    assert schedule.peek(20.0) == 20.0
+
+
+def test_interval_schedule_cycles_and_restarts_when_late() -> None:
+    schedule = IntervalSchedule(2.0, 0.0, 3, random.Random(1), now=0.0)
+    for _ in range(3):
+        assert schedule.peek(0.0) == 0.0
+        schedule.take(0.0)
+    assert schedule.peek(0.5) == 2.0  # the next cycle, two seconds on
+    assert schedule.batch_over(3, 1.5)
+    schedule.take(7.0)  # that cycle started five seconds late
+    schedule.take(7.0)
+    schedule.take(7.0)
+    assert schedule.peek(7.1) == 9.0  # counted from the late start: no burst
+
+
+def test_deleted_parent_is_reselected_not_an_error(
+    database: str, tmp_path: Path
+) -> None:
+    """A patient in the stream's cache is deleted by someone else: the next
+    appointment for it hits the FK, and the stream picks another patient."""
+    seed(database, domain="hospital")
+    with psycopg.connect(database) as conn:  # one patient left to pick
+        conn.execute(
+            "DELETE FROM pacientes_convenios; DELETE FROM consultas; "
+            "DELETE FROM exames; DELETE FROM internacoes; "
+            "DELETE FROM pacientes WHERE id > (SELECT min(id) FROM pacientes)"
+        )
+    settings = load_settings(dsn=database, env={})
+    options = StreamOptions(
+        interval=0.3, jitter_ms=0, batch_size=1, max_events=6,
+        pause_file=tmp_path / ".paused", progress_s=0,
+    )  # fmt: skip
+    hospital = select("hospital")
+    consulta = Mix(tuple(e for e in domain_events(hospital[0]) if e.name == "consulta"))
+    streamer = Streamer(
+        lambda: db.connect(database, settings), hospital, consulta, options
+    )
+    worker = threading.Thread(target=streamer.run)
+    worker.start()
+    wait_for(lambda: streamer.ledger.committed >= 1, what="a first consulta")
+    options.pause_file.touch()
+    time.sleep(0.8)  # the stream parks between cycles
+    with psycopg.connect(database) as conn:
+        conn.execute("DELETE FROM consultas; DELETE FROM pacientes")
+        conn.execute(
+            "INSERT INTO pacientes (nome, nascimento, cpf, data_cadastro) "
+            "VALUES ('Paciente Novo', '1990-01-01', '000.000.001-91', '2025-01-01')"
+        )
+    options.pause_file.unlink()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    document = streamer.report()
+    assert document["events"]["skipped"] == 0
+    assert document["events"]["committed"] == 6
+    with psycopg.connect(database) as conn:
+        patients = conn.execute(
+            "SELECT DISTINCT p.nome FROM consultas c JOIN pacientes p "
+            "ON p.id = c.paciente_id"
+        ).fetchall()
+    assert patients == [("Paciente Novo",)]

@@ -1,0 +1,304 @@
+"""``oltpseed stream`` against real faults; every test ends by reconciling the
+database's row-count changes with the report the stream wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from pytest_oltpseed.server import ServerInfo
+from tests.conftest import run_cli
+from tests.stream_helpers import (
+    ack_dropper,
+    assert_reconciled,
+    committed_in,
+    counts,
+    read_report,
+    seed,
+    start_stream,
+    stream_env,
+    terminate_backends,
+    wait_for,
+)
+
+FULL_ID = re.compile(r"\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}")
+
+
+def test_clean_run_counts_equal_database_and_server_statistics(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    before = counts(database)
+    with psycopg.connect(database) as conn:
+        stats_before = _tuple_stats(conn)
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", database, "--interval", "0", "--jitter-ms", "0",
+        "--max-events", "1500", "--report", str(report),
+        env=stream_env(cli_env),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = read_report(report)
+    assert document["exit"] == "completed"
+    assert document["events"]["committed"] + document["events"]["skipped"] == 1500
+    assert document["events"]["skipped"] == 0
+    assert sum(document["events"]["by_type"].values()) == 1500
+    assert_reconciled(before, counts(database), document)
+    # Without any rolled-back work the server's own tuple counters must agree
+    # with the report for updates and deletes too (the stream's backends have
+    # exited, so their statistics are flushed).
+    with psycopg.connect(database) as conn:
+        stats_after = _tuple_stats(conn)
+    for table, ops in document["tables"].items():
+        for op in ("insert", "update", "delete"):
+            changed = stats_after[table][op] - stats_before[table][op]
+            assert changed == ops[op], (table, op)
+    assert set(document["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert document["events_per_s"] > 0
+    checked = run_cli("check", "--dsn", database, "--json", env=cli_env)
+    broken = [r for r in json.loads(checked.stdout)["rules"] if r["violations"]]
+    # Row rules (temporal coherence, stock, totals, FKs) all hold; only the
+    # statistical mixes may drift (docs/stream.md).
+    assert all("share" in r["rule"] or "open" in r["rule"] for r in broken), broken
+
+
+def _tuple_stats(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    rows = conn.execute(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+    ).fetchall()
+    conn.rollback()
+    return {r[0]: {"insert": r[1], "update": r[2], "delete": r[3]} for r in rows}
+
+
+def test_terminated_backend_mid_run_reconnects(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    before = counts(database)
+    env = stream_env(cli_env)
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", database, "--rate", "300", "--batch-size", "20",
+        "--duration", "8", "--progress", "0.3", "--report", str(report),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 100, what="first commits")
+    assert terminate_backends(database, env["PG_APPLICATION_NAME"]) >= 1
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["reconnects"] >= 1
+    assert document["events"]["committed"] > 200
+    assert "connection lost" in err and "reconnected" in err
+    assert_reconciled(before, counts(database), document)
+
+
+def test_sigterm_mid_batch_commits_the_completed_part(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    # 200 events/s in batches of 5,000: the first batch is still open at 1.5 s
+    proc = start_stream(
+        stream_env(cli_env), "--dsn", database, "--domain", "hospital",
+        "--rate", "200", "--batch-size", "5000", "--report", str(report),
+    )  # fmt: skip
+    time.sleep(2.5)
+    assert counts(database, "hospital") == before  # nothing committed yet
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["exit"] == "stopped"
+    assert document["batches"] == 1
+    assert document["events"]["committed"] > 100
+    assert "SIGTERM received" in err
+    assert "stream stopped" in out  # the summary
+    assert_reconciled(before, counts(database, "hospital"), document)
+
+
+def test_second_sigint_aborts_with_rollback(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        stream_env(cli_env), "--dsn", database, "--domain", "hospital",
+        "--rate", "200", "--batch-size", "20", "--report", str(report),
+        "--progress", "0.2",
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) >= 100, what="first commits")
+    with psycopg.connect(database) as blocker:
+        # the stream's next batch waits on this lock: a first SIGINT cannot
+        # finish it, a second one aborts it
+        blocker.execute("LOCK TABLE consultas IN ACCESS EXCLUSIVE MODE")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        blocker.rollback()
+    assert proc.returncode == 130, err
+    assert "aborted by a second signal" in err
+    assert "Traceback" not in err
+    document = read_report(report)
+    assert document["exit"] == "aborted"
+    assert_reconciled(before, counts(database, "hospital"), document)
+
+
+def test_unique_collision_is_skipped_and_masked(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    with psycopg.connect(database) as conn:  # hand out three CPFs already taken
+        conn.execute(
+            "UPDATE oltpseed_hospital_sequences SET next_index = next_index - 3 "
+            "WHERE key = 'pacientes.cpf'"
+        )
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    env = stream_env(cli_env)
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--interval", "0",
+        "--max-events", "600", "--report", str(report), "--weights",
+        "novo_paciente=100", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = read_report(report)
+    assert 1 <= document["events"]["skipped"] <= 3
+    assert document["events"]["skipped_by_type"] == {
+        "novo_paciente": document["events"]["skipped"]
+    }
+    assert document["events"]["committed"] == 600 - document["events"]["skipped"]
+    assert "UniqueViolation" in done.stderr
+    logged = (Path(env["LOG_DIR"]) / "stream.log").read_text(encoding="utf-8")
+    assert "UniqueViolation" in logged and "skipped" in logged
+    assert not FULL_ID.search(logged + done.stderr)
+    assert_reconciled(before, counts(database, "hospital"), document)
+
+
+def test_pause_and_resume(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    env = stream_env(cli_env, STREAM_PAUSE_FILE=str(tmp_path / "sentinel"))
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", database, "--domain", "hospital", "--interval", "0.2",
+        "--jitter-ms", "0", "--batch-size", "5", "--progress", "0.2",
+        "--report", str(report),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) >= 10, what="first commits")
+    paused = run_cli("pause", env=env)
+    assert paused.returncode == 0 and "paused" in paused.stdout
+    time.sleep(0.8)  # the cycle under way ends
+    frozen = counts(database, "hospital")
+    time.sleep(1.5)
+    assert counts(database, "hospital") == frozen
+    resumed = run_cli("resume", env=env)
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    wait_for(lambda: counts(database, "hospital") != frozen, what="resumed writes")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "paused" in err and "resumed after" in err
+    document = read_report(report)
+    assert document["paused_s"] >= 1.5
+    assert_reconciled(before, counts(database, "hospital"), document)
+
+
+def test_lost_commit_acknowledgement_is_settled(
+    oltp_server: ServerInfo, database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    dbname = psycopg.conninfo.conninfo_to_dict(database)["dbname"]
+    with ack_dropper(oltp_server.host, oltp_server.port) as proxy:
+        via_proxy = make_conninfo(
+            host="127.0.0.1", port=str(proxy.port), user=oltp_server.user,
+            dbname=str(dbname),
+        )  # fmt: skip
+        proc = start_stream(
+            stream_env(cli_env), "--dsn", via_proxy, "--domain", "hospital",
+            "--rate", "300", "--batch-size", "30", "--duration", "6",
+            "--progress", "0.3", "--report", str(report),
+        )  # fmt: skip
+        wait_for(lambda: committed_in(report) > 60, what="first commits")
+        proxy.armed = True
+        _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert proxy.dropped == 1
+    document = read_report(report)
+    assert document["settled_commits"] == {"committed": 1}
+    assert "lost its acknowledgement" in err
+    assert_reconciled(before, counts(database, "hospital"), document)
+
+
+def test_server_stopped_and_started_mid_run(
+    server_home: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = stream_env(cli_env, OLTPSEED_HOME=str(server_home))
+    assert run_cli("server", "start", env=env).returncode == 0
+    dsn = _embedded_dsn(env)
+    seed(dsn, domain="hospital")
+    before = counts(dsn, "hospital")
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", dsn, "--domain", "hospital", "--rate", "200",
+        "--duration", "10", "--progress", "0.3", "--report", str(report),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 100, what="first commits")
+    assert run_cli("server", "stop", env=env).returncode == 0
+    time.sleep(2)
+    assert run_cli("server", "start", env=env).returncode == 0
+    assert _embedded_dsn(env) == dsn  # same port again
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["reconnects"] >= 1
+    assert document["events"]["committed"] > 200
+    assert_reconciled(before, counts(dsn, "hospital"), document)
+
+
+def test_gives_up_when_the_server_stays_down(
+    server_home: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = stream_env(
+        cli_env, OLTPSEED_HOME=str(server_home), STREAM_RECONNECT_ATTEMPTS="3"
+    )
+    assert run_cli("server", "start", env=env).returncode == 0
+    dsn = _embedded_dsn(env)
+    seed(dsn, domain="hospital")
+    before = counts(dsn, "hospital")
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", dsn, "--domain", "hospital", "--rate", "200",
+        "--progress", "0.3", "--report", str(report),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 100, what="first commits")
+    assert run_cli("server", "stop", env=env).returncode == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("oltpseed: error: stream: gave up after 3 reconnect")
+    assert "Traceback" not in err
+    assert "stream gave_up" in out  # the summary is printed on this path too
+    document = read_report(report)
+    assert document["exit"] == "gave_up"
+    assert run_cli("server", "start", env=env).returncode == 0
+    assert_reconciled(before, counts(dsn, "hospital"), document)
+
+
+def _embedded_dsn(env: dict[str, str]) -> str:
+    done = run_cli("server", "dsn", env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
