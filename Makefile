@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INTERVAL ?= 2
 BATCH ?= 50
 
-.PHONY: install init seed counts reset check demo test bench fmt lint typecheck clean
+.PHONY: install init seed stream pause resume counts reset check demo test bench fmt lint typecheck clean
 
 $(BIN)/oltpseed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ init: install
 seed: install
 	$(BIN)/oltpseed seed --profile $${PROFILE:-MEDIUM}
 
+stream: install
+	$(BIN)/oltpseed stream --interval $${INTERVAL:-2} --batch-size $${BATCH:-50}
+
+pause: install
+	$(BIN)/oltpseed pause
+
+resume: install
+	$(BIN)/oltpseed resume
+
 counts: install
 	$(BIN)/oltpseed counts
 
@@ -32,10 +41,12 @@ reset: install
 	$(BIN)/oltpseed reset
 
 # The main job on the embedded server (started on first use, reused after):
-# seed both domains at MEDIUM (or PROFILE=...), then check every data rule.
+# seed both domains at MEDIUM (or PROFILE=...), stream changes for DURATION
+# seconds (default 20) with a JSON ledger, then check every data rule.
 demo: install
 	$(BIN)/oltpseed server start
 	$(BIN)/oltpseed seed --profile $${PROFILE:-MEDIUM}
+	$(BIN)/oltpseed stream --duration $${DURATION:-20} --interval 1 --report logs/stream-report.json
 	$(BIN)/oltpseed check
 
 test: install
@@ -44,6 +55,7 @@ test: install
 bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/seed.py
+	$(BIN)/python bench/stream.py
 
 fmt: install
 	$(BIN)/ruff format .

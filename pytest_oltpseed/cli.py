@@ -593,9 +593,10 @@ def _print_stream_plan(
 
 def _print_stream_summary(streamer: streaming.Streamer) -> None:
     document = streamer.report()
+    events = document["events"]
     table = Table(
-        title=f"stream {document['exit']}: {document['events']['committed']:,} "
-        f"events committed in {document['duration_s']:.1f}s "
+        title=f"stream {document['exit'].replace('_', ' ')}: "
+        f"{events['committed']:,} events committed in {document['duration_s']:.1f}s "
         f"({document['events_per_s']:,.1f}/s)",
         title_justify="left",
     )

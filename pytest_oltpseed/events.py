@@ -299,13 +299,24 @@ class StreamContext(Context):
         columns: Sequence[str],
         condition: str,
         params: Sequence[Any] = (),
-    ) -> Mapping[str, Any] | None:
-        """One row of ``table`` meeting ``condition``, each handed out once."""
+    ) -> Mapping[str, Any]:
+        """One row of ``table`` meeting ``condition``, each handed out once;
+        :class:`NotApplicable` when there is none (the stream draws again)."""
         key = f"{table}:{condition}:{','.join(columns)}"
         pool = self.candidates.get(key)
         if pool is None:
             pool = self.candidates[key] = Candidates(table, tuple(columns), condition)
-        return pool.take(self, params)
+        found = pool.take(self, params)
+        if found is None:
+            raise NotApplicable
+        return found
+
+    def existing(self, table: str) -> Row:
+        """A cached row of ``table`` to update; :class:`NotApplicable` if empty."""
+        found = self.pick(table)
+        if found is None:
+            raise NotApplicable
+        return found
 
     def offer(
         self, table: str, columns: Sequence[str], condition: str, row: Mapping[str, Any]

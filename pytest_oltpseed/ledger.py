@@ -79,6 +79,7 @@ class Ledger:
     settled: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     paused_s: float = 0.0
+    setup_s: float = 0.0
     latency: Histogram = field(default_factory=Histogram)
     lag: Histogram = field(default_factory=Histogram)
     exit: str = "running"
@@ -115,9 +116,14 @@ class Ledger:
         return end - self.started
 
     def report(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The ``--report`` document (shape fixed by the issue; extra keys added)."""
+        """The ``--report`` document (shape fixed by the issue; extra keys added).
+
+        ``duration_s`` is the whole run; ``events_per_s`` is over the time
+        spent streaming (without connecting/installing, ``setup_s``, and
+        without pauses, ``paused_s``).
+        """
         duration = self.duration()
-        active = max(duration - self.paused_s, 1e-9)
+        active = max(duration - self.setup_s - self.paused_s, 1e-9)
         return {
             "tables": {
                 t: {op: self.changes[(t, op)] for op in OPS} for t in self.tables
@@ -137,6 +143,7 @@ class Ledger:
             "lost": {"batches": self.lost_batches, "events": self.lost_events},
             "settled_commits": dict(self.settled),
             "paused_s": round(self.paused_s, 3),
+            "setup_s": round(self.setup_s, 3),
             "run_id": self.run_id,
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "exit": self.exit,

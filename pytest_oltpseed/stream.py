@@ -155,9 +155,7 @@ class Streamer:
         self.stop_signal: int | None = None
         self.schedule: Schedule = self._schedule(time.monotonic())
         self.totals: dict[str, int] = {}
-        self._deadline = (
-            time.monotonic() + options.duration if options.duration else None
-        )
+        self._deadline: float | None = None
         self._lines: Counter[tuple[str, str]] = Counter()
         self._lines_at = self._resync_at = self._progress_at = time.monotonic()
         self._window = (0, 0, 0)  # committed, skipped, reconnects at the last line
@@ -197,7 +195,11 @@ class Streamer:
                     self._pace(),
                     ", ".join(f"{e.name}={e.weight}" for e in self.mix.events),
                 )
-                self.schedule = self._schedule(time.monotonic())
+                began = time.monotonic()
+                ledger.setup_s = began - ledger.started
+                if self.options.duration:
+                    self._deadline = began + self.options.duration
+                self.schedule = self._schedule(began)
                 try:
                     self._loop()
                 except _StopRequested as stop:
@@ -321,7 +323,8 @@ class Streamer:
                 event = self.mix.draw(self.ctx.rng, tried)
         raise OltpseedError(
             "stream: no event can run (every weighted event needs rows that do "
-            "not exist): give an insert event such as consulta or sale a weight"
+            "not exist): give an event that inserts rows a weight "
+            "(`oltpseed stream --dry-run` lists them)"
         )
 
     def _replay(self, plan: list[_Planned]) -> list[_Planned]:
@@ -422,18 +425,18 @@ class Streamer:
     def _settle(self, xid: str, exc: BaseException) -> bool:
         """COMMIT sent, answer lost: ask the server what became of ``xid``."""
         self._unsettled = xid
-        self._reconnect(exc)
-        assert self.conn is not None
-        deadline = time.monotonic() + SETTLE_S
-        while True:
-            row = self.conn.execute(
-                "SELECT pg_xact_status(%s::xid8)", (xid,)
-            ).fetchone()
-            self.conn.rollback()
-            status = row[0] if row else None
-            if status != "in progress" or time.monotonic() > deadline:
+        status: str | None = None
+        for _ in range(self.options.reconnect_attempts):
+            self._reconnect(exc)
+            try:
+                status = self._xact_status(xid)
                 break
-            self._sleep(0.2)
+            except CRITICAL as again:  # lost again while asking: reconnect, ask again
+                exc = again
+        else:
+            raise GaveUp(
+                f"stream: gave up settling the COMMIT of xid {xid}: {first_line(exc)}"
+            )
         self._unsettled = None
         self.ledger.settled[str(status)] += 1
         self.log.warning(
@@ -444,6 +447,20 @@ class Streamer:
             "counted" if status == "committed" else "not counted",
         )
         return status == "committed"
+
+    def _xact_status(self, xid: str) -> str | None:
+        """``pg_xact_status``, waiting while the old backend still finishes."""
+        assert self.conn is not None
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            row = self.conn.execute(
+                "SELECT pg_xact_status(%s::xid8)", (xid,)
+            ).fetchone()
+            self.conn.rollback()
+            status = row[0] if row else None
+            if status != "in progress" or time.monotonic() > deadline:
+                return status
+            self._sleep(0.2)
 
     def _reconnect(self, exc: BaseException) -> None:
         """Reconnect with exponential backoff; :class:`GaveUp` after the last try."""
@@ -483,7 +500,8 @@ class Streamer:
             attempt,
         )
         self.schedule.rebase(time.monotonic())
-        self._resync()
+        with contextlib.suppress(*CRITICAL):  # lost again: the next batch says so
+            self._resync()
 
     def _gave_up_line(self, attempts: int, began: float, reason: str) -> str:
         unsettled = (

@@ -1,0 +1,120 @@
+"""Stream throughput, rate accuracy and latency, as a user runs ``oltpseed stream``.
+
+Each run is the CLI in its own process on a fresh database of one ephemeral
+server, seeded at MEDIUM in-process first. Two measurements:
+
+* maximum events/s: ``--interval 0 --jitter-ms 0 --batch-size 50`` for
+  ``--max-events`` events, per domain and for both (best of ``--repeat``);
+* rate accuracy: ``--rate 1000 --duration 20`` (target: within 2%).
+
+Figures come from the ``--report`` each run writes (events/s over the time
+spent streaming, latency = COMMIT acknowledged - event due, lag = event
+started - event due).
+
+    .venv/bin/python bench/stream.py [--events 30000] [--repeat 2] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pytest_oltpseed import schema
+from pytest_oltpseed.domains import select
+from pytest_oltpseed.profiles import resolve
+from pytest_oltpseed.seeding import Seeder, plan
+from pytest_oltpseed.server import ServerInfo, ephemeral_server
+
+
+def _fresh(server: ServerInfo, name: str, domain: str) -> str:
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    dsn = server.dsn(name)
+    with psycopg.connect(dsn) as conn:
+        schema.install(conn, select(domain))
+        Seeder(conn).run(plan(select(domain), resolve("MEDIUM")))
+    return dsn
+
+
+def _stream(dsn: str, domain: str, *args: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as work:
+        report = Path(work) / "report.json"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PG", "DATABASE_URL", "STREAM_", "BATCH_SIZE"))
+        }
+        env["LOG_DIR"] = str(Path(work) / "logs")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_oltpseed", "stream", "--dsn", dsn,
+             "--domain", domain, "--progress", "0", "--report", str(report), *args],
+            env=env, capture_output=True, text=True, check=False, cwd=work,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"stream failed: {done.stderr.strip()}")
+        return json.loads(report.read_text())
+
+
+def _row(label: str, document: dict[str, Any]) -> str:
+    latency, lag = document["latency_ms"], document["lag_ms"]
+    rows = sum(sum(ops.values()) for ops in document["tables"].values())
+    committed = document["events"]["committed"]
+    return (
+        f"| {label} | {committed:,} | "
+        f"{document['events_per_s']:,.0f} | {rows / committed:.1f} | "
+        f"{latency['p50']:.1f} / {latency['p95']:.1f} / {latency['p99']:.1f} | "
+        f"{lag['p50']:.1f} / {lag['p99']:.1f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rate", type=int, default=1000)
+    args = parser.parse_args()
+    header = (
+        "| run | events | events/s | rows/event | latency p50/p95/p99 ms "
+        "| lag p50/p99 ms |\n|---|---:|---:|---:|---:|---:|"
+    )
+    print(header)
+    with ephemeral_server() as server:
+        for domain in ("hospital", "retail", "all"):
+            best: dict[str, Any] | None = None
+            for attempt in range(args.repeat):
+                dsn = _fresh(server, f"bench_{domain}_{attempt}", domain)
+                document = _stream(
+                    dsn, domain, "--interval", "0", "--jitter-ms", "0",
+                    "--batch-size", "50", "--max-events", str(args.events),
+                )  # fmt: skip
+                if best is None or document["events_per_s"] > best["events_per_s"]:
+                    best = document
+            assert best is not None
+            print(_row(f"max, batch 50, {domain}", best), flush=True)
+        for domain in ("hospital", "all"):
+            dsn = _fresh(server, f"bench_rate_{domain}", domain)
+            document = _stream(
+                dsn, domain, "--rate", str(args.rate), "--duration",
+                str(args.seconds), "--batch-size", "50",
+            )  # fmt: skip
+            achieved = document["events_per_s"]
+            error = (achieved - args.rate) / args.rate * 100
+            print(
+                _row(f"--rate {args.rate} for {args.seconds}s, {domain}", document)
+                + f" achieved {achieved:,.1f}/s ({error:+.2f}%)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
