@@ -337,6 +337,10 @@ class StreamContext(Context):
         assert self.ledger is not None
         return len(self.ledger), len(self._on_commit)
 
+    def actions_since(self, mark: tuple[int, int]) -> list[Callable[[], None]]:
+        """What an event queued for after the commit (to queue it again on replay)."""
+        return self._on_commit[mark[1] :]
+
     def undo(self, mark: tuple[int, int]) -> None:
         """Forget an event rolled back to its savepoint; keep the batch's others."""
         assert self.ledger is not None

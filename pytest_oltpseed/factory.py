@@ -105,6 +105,20 @@ def ref_id(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One write as executed: enough to count it and to run it again unchanged.
+
+    ``counts`` are the (table, operation) pairs it changes; ``rows`` is its
+    row count when known in advance (an insert), else the cursor's says it.
+    """
+
+    query: str
+    params: Any
+    counts: tuple[tuple[str, str], ...]
+    rows: int | None = None
+
+
 class Pools:
     """Realistic pt_BR values drawn once from a seeded Faker, then picked from."""
 
@@ -221,6 +235,8 @@ class Context:
         self._ids: dict[str, list[int]] = {}
         self.ledger = ledger
         self.reserve_conn: psycopg.Connection | None = None
+        # The writes of the current stream event, to replay them exactly.
+        self.journal: list[Statement] | None = None
         # Derived state a domain may keep between writes (the stream's stock
         # tally); ``None`` means "always ask the database".
         self.state: dict[str, Any] | None = None
@@ -310,14 +326,40 @@ class Context:
     def insert(self, table: str, values: Mapping[str, Any]) -> Mapping[str, Any]:
         """Insert one row; returns what to merge into it (at least its id)."""
         assert self.conn is not None
-        if self.allocate_ids:
-            written: Mapping[str, Any] = {"id": self._next_id(table), **values}
-            query = _insert_query(table, tuple(written))
-            self.conn.execute(query, list(written.values()))
-        else:
+        written: Mapping[str, Any]
+        if not self.allocate_ids:
             written = insert(self.conn, table, values)
-        self.count(table, "insert", 1)
+            self.count(table, "insert", 1)
+        else:
+            written = {"id": self._next_id(table), **values}
+            query = _insert_query(table, tuple(written))
+            self.apply(
+                Statement(query, list(written.values()), ((table, "insert"),), 1)
+            )
         self.remember(table, written)
+        return written
+
+    def insert_many(
+        self, table: str, rows: Sequence[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
+        """Insert rows of one table (a header's items); with allocated ids in one
+        multi-row statement, otherwise one ``RETURNING`` insert each (the order
+        of a multi-row ``RETURNING`` is not guaranteed)."""
+        names = tuple(rows[0]) if rows else ()
+        if (
+            not self.allocate_ids
+            or len(rows) < 2
+            or any(tuple(r) != names for r in rows)
+        ):
+            return [self.insert(table, row) for row in rows]
+        written: list[Mapping[str, Any]] = [
+            {"id": self._next_id(table), **row} for row in rows
+        ]
+        query = _insert_query(table, ("id", *names), len(written))
+        values = [v for row in written for v in row.values()]
+        self.apply(Statement(query, values, ((table, "insert"),), len(written)))
+        for row in written:
+            self.remember(table, row)
         return written
 
     def _next_id(self, table: str) -> int:
@@ -338,12 +380,28 @@ class Context:
             self.ledger.append((table, op, rows))
 
     def execute(
-        self, table: str, op: str, query: sql.Composable | str, params: Any = None
+        self,
+        table: str,
+        op: str,
+        query: str,
+        params: Any = None,
+        *,
+        also: Sequence[tuple[str, str]] = (),
     ) -> psycopg.Cursor[Any]:
-        """Run an UPDATE/DELETE of ``table`` and record its row count."""
+        """Run an UPDATE/DELETE of ``table`` and record its row count (and, for
+        ``also``'s (table, op) pairs, the same count: a CTE deleting one item
+        per header it updates)."""
+        return self.apply(Statement(query, params, ((table, op), *also)))
+
+    def apply(self, statement: Statement) -> psycopg.Cursor[Any]:
+        """Execute a write, count it in the ledger, note it in the journal."""
         assert self.conn is not None
-        cursor = self.conn.execute(query, params)  # type: ignore[arg-type]
-        self.count(table, op, cursor)
+        cursor = self.conn.execute(statement.query, statement.params)  # type: ignore[arg-type]
+        rows = cursor if statement.rows is None else statement.rows
+        for table, op in statement.counts:
+            self.count(table, op, rows)
+        if self.journal is not None:
+            self.journal.append(statement)
         return cursor
 
     def pick(
@@ -635,25 +693,41 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def _write(cls, ctx: Context, row: Row, standalone: bool) -> Row:
-        assert ctx.conn is not None
+        cls._prepare(ctx, row)
+        row.update(ctx.insert(cls._table, cls.columns(row)))
+        ctx.forget_ids(cls._table)
+        for name, items in cls._items():
+            child = factory_for(items.table)
+            batch = []
+            for given in row[name]:
+                item = given if isinstance(given, Row) else Row(given)
+                item[items.fk] = row["id"]
+                child._prepare(ctx, item)
+                batch.append(item)
+            values = [child.columns(item) for item in batch]
+            for item, written in zip(
+                batch, ctx.insert_many(child._table, values), strict=True
+            ):
+                item.update(written)
+            ctx.forget_ids(child._table)
+            row[name] = batch
+        if standalone:
+            cls._after_insert(ctx, row)
+        return row
+
+    @classmethod
+    def _prepare(cls, ctx: Context, row: Row) -> None:
+        """Before inserting ``row``: its unsaved parents, then the domain's hook.
+
+        Items of one header are all prepared before they are inserted together;
+        their hooks never depend on each other (an item's product is unique in
+        its header, see ``_distinct``).
+        """
         for value in list(row.values()):
             if isinstance(value, Ref) and value.table and "id" not in value.row:
                 assert isinstance(value.row, Row)
                 factory_for(value.table).write(ctx, value.row)
         cls._before_insert(ctx, row)
-        row.update(ctx.insert(cls._table, cls.columns(row)))
-        ctx.forget_ids(cls._table)
-        for name, items in cls._items():
-            child = factory_for(items.table)
-            written = []
-            for given in row[name]:
-                item = given if isinstance(given, Row) else Row(given)
-                item[items.fk] = row["id"]
-                written.append(child.write(ctx, item, standalone=False))
-            row[name] = written
-        if standalone:
-            cls._after_insert(ctx, row)
-        return row
 
     @classmethod
     def _declarations(cls) -> list[tuple[str, Any]]:
@@ -748,19 +822,17 @@ class SQLFactory(factory.Factory):
         return cached
 
 
-@lru_cache(maxsize=256)
-def _insert_query(table: str, names: tuple[str, ...]) -> str:
+@lru_cache(maxsize=512)
+def _insert_query(table: str, names: tuple[str, ...], rows: int = 1) -> str:
     """Composed once, kept as text: psycopg caches the parsing of text queries
     (not of ``Composed`` ones), which saves ~80 us an insert."""
-    return (
-        sql.SQL("INSERT INTO {} ({}) VALUES ({})")
-        .format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.Placeholder() * len(names)),
-        )
-        .as_string(None)
+    one = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names)))
+    query = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join([one] * rows),
     )
+    return query.as_string(None)
 
 
 def insert(conn: psycopg.Connection, table: str, values: Mapping[str, Any]) -> Row:

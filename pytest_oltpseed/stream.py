@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
 from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
+from pytest_oltpseed.factory import Statement
 from pytest_oltpseed.ledger import Histogram, Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule, Schedule
@@ -116,11 +117,15 @@ class StreamOptions:
 
 @dataclass
 class _Planned:
-    """An event run in the open batch: its name, when it was due and started."""
+    """An event of the open batch: when it was due and started, and what it
+    wrote (``journal``) and learnt (``actions``) once ``complete``."""
 
-    name: str
     due: float
     started: float
+    name: str = ""
+    journal: list[Statement] = field(default_factory=list)
+    actions: list[Callable[[], None]] = field(default_factory=list)
+    complete: bool = False
 
 
 class Streamer:
@@ -307,20 +312,31 @@ class Streamer:
             if self._deadline is not None and started >= self._deadline:
                 return
             self.schedule.take(started)
-            plan.append(_Planned(self._run_event(), due, started))
+            planned = _Planned(due, started)
+            plan.append(planned)
+            self._run_event(planned)
 
-    def _run_event(self, first: Event | None = None) -> str:
-        """Run one event (drawing another when it has nothing to act on)."""
-        assert self.ctx is not None
+    def _run_event(self, planned: _Planned, first: Event | None = None) -> None:
+        """Run one event (drawing another when it has nothing to act on),
+        journaling its writes into ``planned``."""
+        ctx = self.ctx
+        assert ctx is not None
         tried: list[str] = []
-        event = first or self.mix.draw(self.ctx.rng)
+        event = first or self.mix.draw(ctx.rng)
         while event is not None:
+            planned.name, planned.journal = event.name, []
+            mark = ctx.checkpoint()
+            ctx.journal = planned.journal
             try:
-                event.run(self.ctx)
-                return event.name
+                event.run(ctx)
+                planned.actions = ctx.actions_since(mark)
+                planned.complete = True
+                return
             except NotApplicable:
                 tried.append(event.name)
-                event = self.mix.draw(self.ctx.rng, tried)
+                event = self.mix.draw(ctx.rng, tried)
+            finally:
+                ctx.journal = None
         raise OltpseedError(
             "stream: no event can run (every weighted event needs rows that do "
             "not exist): give an event that inserts rows a weight "
@@ -328,17 +344,30 @@ class Streamer:
         )
 
     def _replay(self, plan: list[_Planned]) -> list[_Planned]:
-        """Run the batch's events again, each in a savepoint; drop the failing ones."""
+        """The batch again, each event in a savepoint; the failing ones dropped.
+
+        A complete event is replayed from its journal, statement for statement,
+        so the event that failed fails again and alone; the event cut short
+        when the error surfaced is made anew. An event whose cached parent was
+        deleted is made anew once, with freshly drawn parents.
+        """
         conn, ctx = self.conn, self.ctx
         assert conn is not None and ctx is not None
         by_name = {e.name: e for e in self.mix.events}
         kept: list[_Planned] = []
         for planned in plan:
+            exact = planned.complete
             for attempt in (1, 2):
                 mark = ctx.checkpoint()
                 conn.execute("SAVEPOINT oltpseed_event")
                 try:
-                    planned.name = self._run_event(by_name[planned.name])
+                    if exact:
+                        for statement in planned.journal:
+                            ctx.apply(statement)
+                        for action in planned.actions:
+                            ctx.after_commit(action)
+                    else:
+                        self._run_event(planned, by_name[planned.name])
                     conn.execute("RELEASE SAVEPOINT oltpseed_event")
                     kept.append(planned)
                     break
@@ -348,8 +377,8 @@ class Streamer:
                     conn.execute("ROLLBACK TO SAVEPOINT oltpseed_event")
                     ctx.undo(mark)
                     if attempt == 1 and _parent_missing(exc):
-                        # a parent we had cached was deleted: pick again, once
-                        ctx.reparent()
+                        ctx.reparent()  # a cached parent was deleted: pick again
+                        exact = False
                         continue
                     self._skipped(planned.name, exc)
                     break

@@ -172,11 +172,13 @@ def test_unique_collision_is_skipped_and_masked(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = read_report(report)
-    assert 1 <= document["events"]["skipped"] <= 3
-    assert document["events"]["skipped_by_type"] == {
-        "novo_paciente": document["events"]["skipped"]
-    }
-    assert document["events"]["committed"] == 600 - document["events"]["skipped"]
+    # Events that drew a taken CPF are skipped, others are not. (One cut short
+    # by the error surfacing mid-event is made anew with a fresh CPF, so up to
+    # three, and at least the ones that completed.)
+    skipped = document["events"]["skipped"]
+    assert 1 <= skipped <= 3
+    assert document["events"]["skipped_by_type"] == {"novo_paciente": skipped}
+    assert document["events"]["committed"] == 600 - skipped
     assert "UniqueViolation" in done.stderr
     logged = (Path(env["LOG_DIR"]) / "stream.log").read_text(encoding="utf-8")
     assert "UniqueViolation" in logged and "skipped" in logged

@@ -103,8 +103,13 @@ def sale_return(ctx: StreamContext) -> None:
 def sale_item_delete(ctx: StreamContext) -> None:
     """One item removed from a sale of several (a leaf row), the total lowered."""
     found = ctx.take("sales", (), SEVERAL_ITEMS)
-    cursor = ctx.execute("sales", "update", REMOVE_ITEM, {"sale": found["id"]})
-    ctx.count("sale_items", "delete", cursor)  # one item gone per sale updated
+    ctx.execute(  # one item gone per sale updated
+        "sales",
+        "update",
+        REMOVE_ITEM,
+        {"sale": found["id"]},
+        also=(("sale_items", "delete"),),
+    )
 
 
 EVENTS = (

@@ -251,14 +251,10 @@ def ref_value(value: Any) -> int:
 def _add_to_total(
     ctx: Context, table: str, column: str, parent: Any, amount: Decimal
 ) -> None:
-    ctx.execute(
-        table,
-        "update",
-        sql.SQL("UPDATE {t} SET {c} = {c} + %s WHERE id = %s").format(
-            t=sql.Identifier(table), c=sql.Identifier(column)
-        ),
-        (amount, ref_value(parent)),
+    query = sql.SQL("UPDATE {t} SET {c} = {c} + %s WHERE id = %s").format(
+        t=sql.Identifier(table), c=sql.Identifier(column)
     )
+    ctx.execute(table, "update", query.as_string(None), (amount, ref_value(parent)))
 
 
 def _lag(ctx: Context) -> timedelta:
