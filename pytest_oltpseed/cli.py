@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -31,6 +31,7 @@ from rich.table import Table
 
 from pytest_oltpseed import (
     __version__,
+    cdc,
     db,
     events,
     logs,
@@ -49,7 +50,7 @@ from pytest_oltpseed.config import (
     parse_weights,
 )
 from pytest_oltpseed.domains import Domain, select
-from pytest_oltpseed.errors import OltpseedError, ServerError
+from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
 from pytest_oltpseed.server import EmbeddedServer
 
 app = typer.Typer(
@@ -65,6 +66,11 @@ server_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(server_app, name="server")
+cdc_app = typer.Typer(
+    help="Capture the stream's changes through logical decoding and reconcile them.",
+    no_args_is_help=True,
+)
+app.add_typer(cdc_app, name="cdc")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -507,6 +513,14 @@ def stream(
             "--progress", min=0, help="Seconds between progress lines (0 = none)."
         ),
     ] = None,
+    verify_cdc: Annotated[
+        bool,
+        typer.Option(
+            "--verify-cdc",
+            help="Capture the run through a logical slot, then reconcile it with "
+            "the report (exit 1 on a difference).",
+        ),
+    ] = False,
     seed_random: SeedRandomOption = None,
     dsn: DsnOption = None,
     force: ForceOption = False,
@@ -548,10 +562,26 @@ def stream(
         options,
         setup=lambda conn: schema.install(conn, domains),
     )
-    try:
-        streamer.run()
-    finally:
-        _print_stream_summary(streamer)
+    if not verify_cdc:
+        try:
+            streamer.run()
+        finally:
+            _print_stream_summary(streamer)
+        return
+    with db.connect(conninfo, settings, autocommit=True) as conn:
+        schema.install(conn, domains)
+        lsn = cdc.create(conn, _tables(domains))
+        _say(
+            f"capturing from LSN {lsn} (slot {cdc.SLOT}, publication {cdc.PUBLICATION})"
+        )
+        try:
+            try:
+                streamer.run()
+            finally:
+                _print_stream_summary(streamer)
+            _verify(conn, streamer.report(), domains, cdc.SLOT, cdc.PUBLICATION)
+        finally:
+            cdc.drop(conn)
 
 
 def _print_stream_plan(
@@ -636,6 +666,208 @@ def resume() -> None:
     path = load_settings().stream.pause_file
     removed = streaming.resume(path)
     out.print(f"resumed: removed {path}" if removed else f"not paused: no {path}")
+
+
+SlotOption = Annotated[str, typer.Option("--slot", help="Replication slot name.")]
+PublicationOption = Annotated[
+    str, typer.Option("--publication", help="Publication name.")
+]
+
+
+@cdc_app.command("preflight")
+def cdc_preflight(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    publication: Annotated[
+        str,
+        typer.Option(
+            "--publication",
+            help="The publication your connector uses (Debezium's default name).",
+        ),
+    ] = "dbz_publication",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the checks as JSON.")
+    ] = False,
+) -> None:
+    """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
+    domains = select(domain)
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        checks = cdc.preflight(conn, _tables(domains), publication)
+    missing = [c for c in checks if c.ok is False]
+    if as_json:
+        document = {
+            "ok": not missing,
+            "checks": [dataclasses.asdict(c) for c in checks],
+        }
+        out.print_json(json.dumps(document))
+        if missing:
+            raise typer.Exit(1)
+        return
+    table = Table(title="oltpseed cdc preflight", title_justify="left")
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column)
+    for check in checks:
+        status = {True: "ok", False: "MISSING", None: "note"}[check.ok]
+        style = "bold red" if check.ok is False else None
+        table.add_row(check.name, status, check.detail, check.fix, style=style)
+    out.print(table)
+    out.print(
+        f"{len(missing)} requirement(s) missing"
+        if missing
+        else "ready for a Debezium connector (plugin.name=pgoutput)"
+    )
+    if missing:
+        raise typer.Exit(1)
+
+
+@cdc_app.command("start")
+def cdc_start(
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    slot: SlotOption = cdc.SLOT,
+    publication: PublicationOption = cdc.PUBLICATION,
+    plugin: Annotated[
+        str, typer.Option("--plugin", help="pgoutput (default) or test_decoding.")
+    ] = "pgoutput",
+    force: ForceOption = False,
+) -> None:
+    """Create the publication and the slot: run it before `oltpseed stream`."""
+    domains = select(domain)
+    settings = _writing_settings("create a replication slot", dsn, force, False)
+    with db.session(settings, _say, autocommit=True) as conn:
+        schema.install(conn, domains)
+        lsn = cdc.create(
+            conn, _tables(domains), slot=slot, publication=publication, plugin=plugin
+        )
+    out.print(
+        f"slot {slot} ({plugin}) captures from LSN {lsn}; now stream with "
+        "--report FILE, then: oltpseed cdc verify --report FILE"
+    )
+    out.print("the slot keeps WAL until verified or stopped (oltpseed cdc stop)")
+
+
+@cdc_app.command("verify")
+def cdc_verify(
+    report: Annotated[
+        Path, typer.Option("--report", help="The JSON report of oltpseed stream.")
+    ],
+    domain: DomainOption = "all",
+    dsn: DsnOption = None,
+    slot: SlotOption = cdc.SLOT,
+    publication: PublicationOption = cdc.PUBLICATION,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the slot and publication after.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verdict as JSON.")
+    ] = False,
+) -> None:
+    """Reconcile what the slot captured with a stream report; exit 1 on a difference."""
+    domains = select(domain)
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read --report {report}: {exc}") from None
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        try:
+            _verify(conn, document, domains, slot, publication, as_json=as_json)
+        finally:
+            if not keep:
+                cdc.drop(conn, slot=slot, publication=publication)
+
+
+def _verify(
+    conn: psycopg.Connection,
+    document: dict[str, Any],
+    domains: list[Domain],
+    slot: str,
+    publication: str,
+    *,
+    as_json: bool = False,
+) -> None:
+    cdc.require_logical(conn)
+    started = time.perf_counter()
+    transactions = cdc.read(
+        conn, slot=slot, publication=publication, upto=cdc.current_lsn(conn)
+    )
+    seconds = time.perf_counter() - started
+    verdict = cdc.reconcile(transactions, document, _tables(domains))
+    changes = sum(len(tx.changes) for tx in transactions)
+    if as_json:
+        out.print_json(json.dumps(verdict.as_dict()))
+    else:
+        _print_verdict(verdict)
+        out.print(
+            f"decoded {changes:,} changes in {len(transactions):,} transactions "
+            f"in {seconds:.2f}s ({changes / max(seconds, 1e-9):,.0f} changes/s)"
+        )
+    if document.get("cdc_tagged") is False:
+        _say("warning: the stream did not tag its batches (wal_level was not logical)")
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _print_verdict(verdict: cdc.Verdict) -> None:
+    table = Table(
+        title=f"cdc verify: run {verdict.run_id}: "
+        + ("every committed change captured once" if verdict.ok else "DIFFERENCES"),
+        title_justify="left",
+    )
+    for column in ("table", "op", "report", "captured", "out of band", ""):
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for line in verdict.lines:
+        if not (line.reported or line.captured or line.extra):
+            continue
+        note = ""
+        if line.captured > line.reported:
+            note = "missing from the report"
+        elif line.captured < line.reported:
+            note = "missing from the change stream"
+        if line.extra:
+            note = ", ".join(filter(None, [note, "changed outside the stream"]))
+        table.add_row(
+            line.table,
+            line.op,
+            f"{line.reported:,}",
+            f"{line.captured:,}",
+            f"{line.extra:,}",
+            note,
+            style=None if line.ok else "bold red",
+        )
+    out.print(table)
+    out.print(
+        f"batches: {verdict.batches_reported:,} in the report, "
+        f"{verdict.batches_captured:,} captured"
+        + (f"; seen twice: {verdict.repeated[:10]}" if verdict.repeated else "")
+        + (
+            f"; out of commit order: {verdict.out_of_order[:10]}"
+            if verdict.out_of_order
+            else ""
+        )
+        + (
+            f"; {len(verdict.other_transactions)} transaction(s) outside the stream "
+            f"(xids {verdict.other_transactions[:5]})"
+            if verdict.other_transactions
+            else ""
+        )
+    )
+
+
+@cdc_app.command("stop")
+def cdc_stop(
+    dsn: DsnOption = None,
+    slot: SlotOption = cdc.SLOT,
+    publication: PublicationOption = cdc.PUBLICATION,
+) -> None:
+    """Drop the slot and the publication (a forgotten slot keeps WAL forever)."""
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        dropped = cdc.drop(conn, slot=slot, publication=publication)
+    out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")
 
 
 @server_app.command("start")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import psycopg
 import pytest
 
+from pytest_oltpseed.cdc import Captured
 from pytest_oltpseed.config import (
     Sources,
     Value,
@@ -257,6 +258,23 @@ def _cloned(
         yield OltpDatabase(session.janitor.dsn(name), name)
     finally:
         session.janitor.drop(name)
+
+
+@pytest.fixture
+def oltp_cdc(
+    _oltp_session: _Session, oltp_database: OltpDatabase
+) -> Iterator[Captured]:
+    """The changes committed to ``oltp_database`` during the test, as a CDC
+    client sees them (a logical slot and publication, dropped after):
+    ``oltp_cdc.counts()[("consultas", "insert")]``, ``oltp_cdc.changes("exames")``.
+    """
+    from pytest_oltpseed import cdc
+    from pytest_oltpseed.domains import select
+
+    tables = [t for d in select(_oltp_session.choice.domain) for t in d.tables]
+    name = f"oltpseed_fx_{oltp_database.dbname.removeprefix('oltpseed_db_')}"[:63]
+    with cdc.capturing(oltp_database.dsn, tables, slot=name, publication=name) as seen:
+        yield seen
 
 
 def oltp_database_factory(

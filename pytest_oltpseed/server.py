@@ -270,17 +270,24 @@ class ClusterExecutor(PostgreSQLExecutor):
 
     @classmethod
     def for_layout(
-        cls, layout: Layout, port: int, *, persistent: bool
+        cls, layout: Layout, port: int, *, persistent: bool, options: str = ""
     ) -> ClusterExecutor:
         """Find the binaries and prepare the directories, then build the executor.
 
         Failing here, before the executor exists, keeps its ``__del__`` (which
         expects a complete object) from printing a traceback after our message.
         """
-        return cls(layout, port, layout.prepare(find_bindir()), persistent=persistent)
+        executable = layout.prepare(find_bindir())
+        return cls(layout, port, executable, persistent=persistent, options=options)
 
     def __init__(
-        self, layout: Layout, port: int, executable: str, *, persistent: bool
+        self,
+        layout: Layout,
+        port: int,
+        executable: str,
+        *,
+        persistent: bool,
+        options: str = "",
     ) -> None:
         self._persistent = persistent
         self.layout = layout
@@ -294,7 +301,7 @@ class ClusterExecutor(PostgreSQLExecutor):
             startparams="-w",
             dbname=DATABASE,
             user=SUPERUSER,
-            postgres_options=POSTGRES_OPTIONS,
+            postgres_options=f"{POSTGRES_OPTIONS} {options}".strip(),
             timeout=60,
         )
 
@@ -463,13 +470,18 @@ def ensure_database(info: ServerInfo, dbname: str) -> None:
 
 
 @contextlib.contextmanager
-def ephemeral_server(base: Path | None = None) -> Iterator[ServerInfo]:
-    """A throwaway cluster for a test session: started now, removed on exit."""
+def ephemeral_server(
+    base: Path | None = None, options: str = ""
+) -> Iterator[ServerInfo]:
+    """A throwaway cluster for a test session: started now, removed on exit.
+
+    ``options`` are more ``-c name=value`` server settings (they win over ours).
+    """
     sweep_ephemeral(base)
     root = Path(tempfile.mkdtemp(prefix=EPHEMERAL_PREFIX, dir=base))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     executor = ClusterExecutor.for_layout(
-        Layout(root, run_as_account()), _free_port(), persistent=False
+        Layout(root, run_as_account()), _free_port(), persistent=False, options=options
     )
     try:
         executor.start_cluster()

@@ -18,6 +18,7 @@ second signal aborts at once: the open batch is rolled back (exit 130).
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import signal
 import threading
@@ -34,6 +35,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from pytest_oltpseed import logs
+from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain
@@ -167,6 +169,8 @@ class Streamer:
         self._window_latency, self._window_lag = Histogram(), Histogram()
         self._plan: list[_Planned] = []
         self._unsettled: str | None = None
+        self.tagged = False  # set when the server runs wal_level=logical
+        self._batch_number = 0
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -193,6 +197,9 @@ class Streamer:
                     floor=self.options.floor,
                 )
                 self._resync()
+                level = self.conn.execute("SHOW wal_level").fetchone()
+                self.conn.rollback()
+                self.tagged = bool(level and level[0] == "logical")
                 self.log.info(
                     "stream %s: %s, %s, events %s",
                     ledger.run_id,
@@ -400,8 +407,20 @@ class Streamer:
         )
 
     def _xid(self) -> str:
+        """The batch's transaction id (to settle a lost COMMIT), read just before
+        COMMIT; with wal_level=logical the batch is also tagged in the WAL with
+        the run id and its number, so ``oltpseed cdc verify`` can trace it."""
         assert self.conn is not None
-        row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        if not self.tagged:
+            row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        else:
+            self._batch_number += 1
+            tag = json.dumps({"run": self.ledger.run_id, "batch": self._batch_number})
+            row = self.conn.execute(
+                "SELECT pg_current_xact_id()::text, "
+                "pg_logical_emit_message(true, %s, %s)",
+                (TAG, tag),
+            ).fetchone()
         assert row is not None
         return str(row[0])
 
@@ -694,6 +713,7 @@ class Streamer:
                 "mode": "rate" if self.options.rate else "interval",
                 "options": self.options.describe(),
                 "weights": {e.name: e.weight for e in self.mix.events},
+                "cdc_tagged": self.tagged,
             }
         )
 

@@ -1,0 +1,181 @@
+"""A decoder for PostgreSQL's ``pgoutput`` logical replication messages (protocol 1).
+
+What ``pg_logical_slot_get_binary_changes(..., 'proto_version', '1',
+'publication_names', ..., 'messages', 'true')`` returns, one message a row,
+turned into transactions of row changes ("Logical Replication Message Formats"
+in the PostgreSQL documentation). Values stay in PostgreSQL's text format;
+a change's key is its replica identity columns (the primary key here).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+OPS = {"I": "insert", "U": "update", "D": "delete"}
+
+
+def lsn_text(value: int) -> str:
+    """An LSN as PostgreSQL prints it (``16/B374D848``)."""
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row change as a CDC client receives it."""
+
+    table: str
+    op: str  # insert | update | delete | truncate
+    key: tuple[str | None, ...]
+    xid: int
+    lsn: str = ""  # the commit's LSN
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A ``pg_logical_emit_message`` record (the stream tags its batches)."""
+
+    prefix: str
+    content: bytes
+    transactional: bool
+
+
+@dataclass(slots=True)
+class Transaction:
+    xid: int
+    lsn: str = ""
+    changes: list[Change] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[int, ...]  # positions of the replica identity columns
+
+
+class DecodeError(ValueError):
+    """A message this decoder does not understand (another protocol version?)."""
+
+
+class _Reader:
+    __slots__ = ("at", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str) -> int:
+        (value,) = struct.unpack_from(fmt, self.data, self.at)
+        self.at += struct.calcsize(fmt)
+        return int(value)
+
+    def byte(self) -> str:
+        self.at += 1
+        return chr(self.data[self.at - 1])
+
+    def string(self) -> str:
+        end = self.data.index(b"\0", self.at)
+        text = self.data[self.at : end].decode()
+        self.at = end + 1
+        return text
+
+    def raw(self, size: int) -> bytes:
+        self.at += size
+        return self.data[self.at - size : self.at]
+
+    def tuple(self) -> tuple[str | None, ...]:
+        values: list[str | None] = []
+        for _ in range(self.take("!h")):
+            kind = self.byte()
+            if kind in "tb":
+                values.append(self.raw(self.take("!i")).decode())
+            else:  # 'n' null, 'u' unchanged TOAST value (not sent)
+                values.append(None)
+        return tuple(values)
+
+
+class Decoder:
+    """Feed messages in order; complete transactions come out at their Commit."""
+
+    def __init__(self) -> None:
+        self.relations: dict[int, Relation] = {}
+        self.open: Transaction | None = None
+        self.loose: list[Message] = []  # non-transactional messages
+
+    def feed(self, data: bytes) -> Transaction | None:
+        reader = _Reader(data)
+        kind = reader.byte()
+        if kind == "B":
+            reader.take("!q")  # final LSN
+            reader.take("!q")  # commit time
+            self.open = Transaction(xid=reader.take("!I"))
+        elif kind == "C":
+            reader.take("!b")  # flags
+            commit = lsn_text(reader.take("!Q"))
+            done, self.open = self.open, None
+            if done is None:
+                raise DecodeError("Commit without Begin")
+            done.lsn = commit
+            done.changes = [
+                Change(c.table, c.op, c.key, c.xid, commit) for c in done.changes
+            ]
+            return done
+        elif kind == "R":
+            self._relation(reader)
+        elif kind in OPS:
+            self._row(kind, reader)
+        elif kind == "T":
+            self._truncate(reader)
+        elif kind == "M":
+            flags = reader.take("!b")
+            reader.take("!Q")  # LSN
+            prefix = reader.string()
+            message = Message(prefix, reader.raw(reader.take("!i")), bool(flags & 1))
+            (self.open.messages if self.open else self.loose).append(message)
+        elif kind not in "YO":  # type and origin messages carry nothing we count
+            raise DecodeError(f"unknown pgoutput message {kind!r}")
+        return None
+
+    def _relation(self, reader: _Reader) -> None:
+        oid = reader.take("!I")
+        schema, name = reader.string(), reader.string()
+        reader.byte()  # replica identity setting
+        columns, key = [], []
+        for position in range(reader.take("!h")):
+            flags = reader.take("!b")
+            columns.append(reader.string())
+            reader.take("!I")  # type
+            reader.take("!i")  # typmod
+            if flags & 1:
+                key.append(position)
+        self.relations[oid] = Relation(schema or "pg_catalog", name, tuple(columns),
+                                       tuple(key))  # fmt: skip
+
+    def _row(self, kind: str, reader: _Reader) -> None:
+        relation = self.relations[reader.take("!I")]
+        marker = reader.byte()
+        values = reader.tuple()
+        if kind == "U" and marker in "KO":  # old key or row first, then the new
+            reader.byte()
+            values = reader.tuple()
+        key = tuple(values[i] for i in relation.key)
+        self._add(Change(relation.name, OPS[kind], key, self._xid()))
+
+    def _truncate(self, reader: _Reader) -> None:
+        count = reader.take("!i")
+        reader.take("!b")  # options
+        for _ in range(count):
+            relation = self.relations.get(reader.take("!I"))
+            name = relation.name if relation else "?"
+            self._add(Change(name, "truncate", (), self._xid()))
+
+    def _xid(self) -> int:
+        if self.open is None:
+            raise DecodeError("row change outside a transaction")
+        return self.open.xid
+
+    def _add(self, change: Change) -> None:
+        assert self.open is not None
+        self.open.changes.append(change)
