@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/seed.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/cdc.py
 
 fmt: install
 	$(BIN)/ruff format .
