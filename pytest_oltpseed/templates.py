@@ -133,6 +133,13 @@ class Janitor:
     def _drop(admin: psycopg.Connection, name: str) -> None:
         if not name.startswith((TEMPLATE_PREFIX, CLONE_PREFIX)):
             raise ValueError(f"refusing to drop {name!r}: not a database oltpseed made")
+        # A logical slot left in a clone by a killed test (oltp_cdc) would
+        # block the drop; the clone is ours, so are its slots.
+        admin.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = %s AND NOT active",
+            (name,),
+        )
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)

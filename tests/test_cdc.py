@@ -11,7 +11,8 @@ import pytest
 
 from pytest_oltpseed import cdc
 from pytest_oltpseed.pgoutput import Message
-from pytest_oltpseed.server import ephemeral_server
+from pytest_oltpseed.server import ServerInfo, ephemeral_server
+from pytest_oltpseed.templates import Janitor
 from tests.conftest import run_cli
 from tests.stream_helpers import (
     committed_in,
@@ -248,3 +249,22 @@ def test_oltp_cdc_fixture_in_a_downstream_suite(
         "--seed-profile=SMALL", "--seed-domain=hospital", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
+
+
+def test_a_clone_left_with_a_slot_is_still_dropped(oltp_server: ServerInfo) -> None:
+    """A killed test can leave oltp_cdc's slot in its clone: the janitor drops both."""
+    name = f"oltpseed_db_slot_{os.getpid()}"
+    with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(oltp_server.dsn(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        cdc.create(conn, ["t"], slot=f"s_{os.getpid()}", publication="p")
+    Janitor(oltp_server.dsn).drop(name)
+    with psycopg.connect(oltp_server.dsn("postgres")) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+            (f"s_{os.getpid()}",),
+        ).fetchone() == (0,)
