@@ -24,7 +24,6 @@ import signal
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -42,14 +41,14 @@ from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
 from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
 from pytest_oltpseed.factory import Statement
-from pytest_oltpseed.ledger import Histogram, Ledger, write_report
+from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
+from pytest_oltpseed.progress import Progress
 from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule, Schedule
 
 SOFT = (pg_errors.IntegrityError, pg_errors.TransactionRollback)
 CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)
 RESYNC_S = 60.0  # totals re-counted from the tables this often
-LINES_S = 1.0  # per-table lines at most this often (aggregated when faster)
 SETTLE_S = 30.0  # how long to wait for a COMMIT still "in progress" after a loss
 NAP_S = 0.05  # sleeps are cut in naps so a signal is noticed at once
 
@@ -133,8 +132,8 @@ class _Planned:
 class Streamer:
     """Runs the stream on one connection; ``run()`` returns the ledger.
 
-    ``connect`` opens a new connection (used again after each loss); ``log``
-    receives the per-table lines, progress lines and errors.
+    ``connect`` opens a new connection (used again after each loss). Lines,
+    progress and errors go to the logger ``oltp.simulator.stream``.
     """
 
     def __init__(
@@ -163,10 +162,8 @@ class Streamer:
         self.schedule: Schedule = self._schedule(time.monotonic())
         self.totals: dict[str, int] = {}
         self._deadline: float | None = None
-        self._lines: Counter[tuple[str, str]] = Counter()
-        self._lines_at = self._resync_at = self._progress_at = time.monotonic()
-        self._window = (0, 0, 0)  # committed, skipped, reconnects at the last line
-        self._window_latency, self._window_lag = Histogram(), Histogram()
+        self.output = Progress(self.log, self.tables, options.progress_s)
+        self._resync_at = time.monotonic()
         self._plan: list[_Planned] = []
         self._unsettled: str | None = None
         self.tagged = False  # set when the server runs wal_level=logical
@@ -239,7 +236,7 @@ class Streamer:
             raise
         finally:
             ledger.ended = time.monotonic()
-            self._flush_lines(force=True)
+            self.output.lines(self.totals, force=True)
             self._write_report()
             self._drop_connection()
 
@@ -448,13 +445,11 @@ class Streamer:
         self.ledger.record_batch(
             changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
         )
-        for p in plan:
-            lag = max(0.0, p.started - p.due) * 1000
+        lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
+        for lag in lags:
             self.ledger.lag.add(lag)
-            self._window_lag.add(lag)
-            self._window_latency.add((acked - p.due) * 1000)
+        self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
-            self._lines[(table, op)] += rows
             if op != "update" and not settled:  # a settled batch is in the resync
                 self.totals[table] = self.totals.get(table, 0) + (
                     rows if op == "insert" else -rows
@@ -642,58 +637,13 @@ class Streamer:
 
     # -- lines, progress, totals, report ----------------------------------------
     def _tick(self) -> None:
-        now = time.monotonic()
-        self._flush_lines()
-        if (
-            self.options.progress_s
-            and now - self._progress_at >= self.options.progress_s
-        ):
-            self._progress(now)
-        if now - self._resync_at >= RESYNC_S and self.conn is not None:
+        self.output.lines(self.totals)
+        if self.output.due():
+            self.output.progress(self.ledger)
+            self._write_report()
+        if time.monotonic() - self._resync_at >= RESYNC_S and self.conn is not None:
             with contextlib.suppress(*CRITICAL):
                 self._resync()
-
-    def _flush_lines(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self._lines or (not force and now - self._lines_at < LINES_S):
-            return
-        for table in self.tables:
-            added, updated, deleted = (
-                self._lines.get((table, op), 0) for op in ("insert", "update", "delete")
-            )
-            if not (added or updated or deleted):
-                continue
-            extra = "".join(
-                f" {label}={n}"
-                for label, n in (("updated", updated), ("deleted", deleted))
-                if n
-            )
-            self.log.info(
-                "%s: +%d (total=%d)%s", table, added, self.totals.get(table, 0), extra
-            )
-        self._lines.clear()
-        self._lines_at = now
-
-    def _progress(self, now: float) -> None:
-        """A pgbench -P style line for the last window; the report is refreshed."""
-        ledger = self.ledger
-        committed, skipped, reconnects = self._window
-        span = max(now - self._progress_at, 1e-9)
-        self.log.info(
-            "progress: %.1f s, %.1f events/s, latency p50 %.1f ms p95 %.1f ms, "
-            "lag %.1f ms, skipped %d, reconnects %d",
-            ledger.duration(),
-            (ledger.committed - committed) / span,
-            self._window_latency.percentile(50),
-            self._window_latency.percentile(95),
-            self._window_lag.percentile(50),
-            ledger.skipped - skipped,
-            ledger.reconnects - reconnects,
-        )
-        self._window = (ledger.committed, ledger.skipped, ledger.reconnects)
-        self._window_latency, self._window_lag = Histogram(), Histogram()
-        self._progress_at = now
-        self._write_report()
 
     def _resync(self) -> None:
         """Totals from COUNT(*) (other writers' rows included)."""
