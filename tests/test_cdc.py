@@ -38,6 +38,7 @@ def test_decoding_every_kind_of_change(database: str, plugin: str) -> None:
                 conn.execute("SELECT pg_logical_emit_message(true, 'tag', 'hello')")
                 row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
             conn.execute("INSERT INTO t_cdc (v) VALUES ('d')")
+            conn.execute("TRUNCATE t_cdc")
             peeked = cdc.read(conn, slot="s1", publication="p1", consume=False)
             found = cdc.read(conn, slot="s1", publication="p1")
             again = cdc.read(conn, slot="s1", publication="p1")
@@ -47,7 +48,7 @@ def test_decoding_every_kind_of_change(database: str, plugin: str) -> None:
             0,
         )
     assert row is not None
-    assert len(found) == 2 and again == []  # consumed once
+    assert len(found) == 3 and again == []  # consumed once
     assert [(c.table, c.op, c.key) for c in peeked[0].changes] == [
         (c.table, c.op, c.key) for c in found[0].changes
     ]
@@ -62,6 +63,7 @@ def test_decoding_every_kind_of_change(database: str, plugin: str) -> None:
     assert all(c.xid == first.xid and c.lsn == first.lsn for c in first.changes)
     assert first.messages == [Message("tag", b"hello", True)]
     assert [(c.op, c.key) for c in found[1].changes] == [("insert", ("3",))]
+    assert [(c.table, c.op) for c in found[2].changes] == [("t_cdc", "truncate")]
 
 
 def test_stream_with_a_terminated_backend_then_verify_passes(
