@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +51,12 @@ def main() -> None:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 cdc.create(conn, tables, plugin=plugin)
                 report = _stream(dsn, args.events)
-                began = time.perf_counter()
-                transactions = cdc.read(conn, upto=cdc.current_lsn(conn))
-                verdict = cdc.reconcile(transactions, report, tables)
-                seconds = time.perf_counter() - began
+                done = cdc.verify(conn, report, tables)
                 cdc.drop(conn)
-            changes = sum(len(tx.changes) for tx in transactions)
             print(
-                f"| {plugin} | {report['events']['committed']:,} | {changes:,} | "
-                f"{len(transactions):,} | {seconds:.2f} | "
-                f"{changes / seconds:,.0f} | {verdict.ok} |",
+                f"| {plugin} | {report['events']['committed']:,} | "
+                f"{done.changes:,} | {done.transactions:,} | {done.seconds:.2f} | "
+                f"{done.rate:,.0f} | {done.verdict.ok} |",
                 flush=True,
             )
 

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -326,6 +327,41 @@ def reconcile(
         repeated=sorted(n for n, times in counts.items() if times > 1),
         out_of_order=[b for a, b in itertools.pairwise(seen) if b <= a],
         other_transactions=others,
+    )
+
+
+@dataclass(frozen=True)
+class Verification:
+    verdict: Verdict
+    transactions: int
+    changes: int
+    seconds: float  # reading, decoding and reconciling
+
+    @property
+    def rate(self) -> float:
+        return self.changes / max(self.seconds, 1e-9)
+
+
+def verify(
+    conn: psycopg.Connection,
+    report: Mapping[str, Any],
+    tables: Sequence[str],
+    *,
+    slot: str = SLOT,
+    publication: str = PUBLICATION,
+) -> Verification:
+    """Everything the slot holds up to now, decoded and set against ``report``."""
+    require_logical(conn)
+    started = time.perf_counter()
+    transactions = read(
+        conn, slot=slot, publication=publication, upto=current_lsn(conn)
+    )
+    verdict = reconcile(transactions, report, tables)
+    return Verification(
+        verdict,
+        len(transactions),
+        sum(len(tx.changes) for tx in transactions),
+        time.perf_counter() - started,
     )
 
 

@@ -787,25 +787,20 @@ def _verify(
     *,
     as_json: bool = False,
 ) -> None:
-    cdc.require_logical(conn)
-    started = time.perf_counter()
-    transactions = cdc.read(
-        conn, slot=slot, publication=publication, upto=cdc.current_lsn(conn)
+    done = cdc.verify(
+        conn, document, _tables(domains), slot=slot, publication=publication
     )
-    seconds = time.perf_counter() - started
-    verdict = cdc.reconcile(transactions, document, _tables(domains))
-    changes = sum(len(tx.changes) for tx in transactions)
     if as_json:
-        out.print_json(json.dumps(verdict.as_dict()))
+        out.print_json(json.dumps(done.verdict.as_dict()))
     else:
-        _print_verdict(verdict)
+        _print_verdict(done.verdict)
         out.print(
-            f"decoded {changes:,} changes in {len(transactions):,} transactions "
-            f"in {seconds:.2f}s ({changes / max(seconds, 1e-9):,.0f} changes/s)"
+            f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
+            f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
         )
     if document.get("cdc_tagged") is False:
         _say("warning: the stream did not tag its batches (wal_level was not logical)")
-    if not verdict.ok:
+    if not done.verdict.ok:
         raise typer.Exit(1)
 
 
