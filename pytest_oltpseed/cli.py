@@ -42,13 +42,7 @@ from pytest_oltpseed import (
 from pytest_oltpseed import (
     stream as streaming,
 )
-from pytest_oltpseed.config import (
-    Settings,
-    Value,
-    describe,
-    load_settings,
-    parse_weights,
-)
+from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import Domain, select
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
 from pytest_oltpseed.server import EmbeddedServer
@@ -529,13 +523,7 @@ def stream(
     """Stream a realistic mix of inserts, updates and rare deletes until stopped."""
     domains = select(domain)
     settings = _writing_settings("stream", dsn, force, dry_run, seed_random=seed_random)
-    layers = []
-    if settings.stream.weights:
-        layers.append((settings.stream.weights, settings.stream.weights_source))
-    if weights is not None:
-        flag = Value(weights, "--weights", "command line")
-        layers.append((parse_weights(flag), "--weights"))
-    mix = events.resolve_mix(domains, *layers)
+    mix = events.configured_mix(domains, settings.stream, weights)
     options = streaming.StreamOptions.from_settings(
         settings.stream,
         interval=interval,

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from pytest_oltpseed.config import StreamSettings, Value, parse_weights
 from pytest_oltpseed.domains import Domain, registry
 from pytest_oltpseed.errors import UsageError
 from pytest_oltpseed.factory import Context, Row
@@ -112,6 +113,20 @@ def resolve_mix(
             + ": give at least one event a weight > 0"
         )
     return Mix(events)
+
+
+def configured_mix(
+    domains: Sequence[Domain], settings: StreamSettings, flag: str | None = None
+) -> Mix:
+    """The domains' defaults, then ``[stream.weights]``/``STREAM_WEIGHTS``, then
+    ``--weights`` (``flag``), name by name."""
+    layers = []
+    if settings.weights:
+        layers.append((settings.weights, settings.weights_source))
+    if flag is not None:
+        given = parse_weights(Value(flag, "--weights", "command line"))
+        layers.append((given, "--weights"))
+    return resolve_mix(domains, *layers)
 
 
 class RowCache:
