@@ -515,7 +515,15 @@ def stream(
             "the report (exit 1 on a difference).",
         ),
     ] = False,
-    seed_random: SeedRandomOption = None,
+    seed_random: Annotated[
+        int | None,
+        typer.Option(
+            "--seed-random",
+            min=0,
+            help="Seed of the event draws (default: a fresh one, logged and in "
+            "the report); the same seed repeats a run's choices.",
+        ),
+    ] = None,
     dsn: DsnOption = None,
     force: ForceOption = False,
     dry_run: DryRunOption = False,

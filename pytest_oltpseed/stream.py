@@ -198,10 +198,11 @@ class Streamer:
                 self.conn.rollback()
                 self.tagged = bool(level and level[0] == "logical")
                 self.log.info(
-                    "stream %s: %s, %s, events %s",
+                    "stream %s: %s, %s, seed %d, events %s",
                     ledger.run_id,
                     ", ".join(d.name for d in self.domains),
                     self._pace(),
+                    self.options.seed,
                     ", ".join(f"{e.name}={e.weight}" for e in self.mix.events),
                 )
                 began = time.monotonic()
