@@ -51,14 +51,19 @@ def test_clean_run_counts_equal_database_and_server_statistics(
     assert sum(document["events"]["by_type"].values()) == 1500
     assert_reconciled(before, counts(database), document)
     # Without any rolled-back work the server's own tuple counters must agree
-    # with the report for updates and deletes too (the stream's backends have
-    # exited, so their statistics are flushed).
-    with psycopg.connect(database) as conn:
-        stats_after = _tuple_stats(conn)
-    for table, ops in document["tables"].items():
-        for op in ("insert", "update", "delete"):
-            changed = stats_after[table][op] - stats_before[table][op]
-            assert changed == ops[op], (table, op)
+    # with the report for updates and deletes too. A backend flushes them as
+    # it exits, just after its client has gone: allow it a moment.
+    expected = {
+        table: {op: stats_before[table][op] + n for op, n in ops.items()}
+        for table, ops in document["tables"].items()
+    }
+
+    def flushed() -> bool:
+        with psycopg.connect(database) as conn:
+            stats = _tuple_stats(conn)
+        return all(stats[t] == expected[t] for t in expected)
+
+    wait_for(flushed, timeout=15, what="the stream's statistics")
     assert set(document["latency_ms"]) >= {"p50", "p95", "p99"}
     assert document["events_per_s"] > 0
     checked = run_cli("check", "--dsn", database, "--json", env=cli_env)
@@ -109,7 +114,9 @@ def test_sigterm_mid_batch_commits_the_completed_part(
         stream_env(cli_env), "--dsn", database, "--domain", "hospital",
         "--rate", "200", "--batch-size", "5000", "--report", str(report),
     )  # fmt: skip
-    time.sleep(2.5)
+    log = Path(cli_env["LOG_DIR"]) / "stream.log"
+    wait_for(lambda: "events novo_paciente" in log.read_text(), what="the start")
+    time.sleep(1.5)
     assert counts(database, "hospital") == before  # nothing committed yet
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -117,7 +124,7 @@ def test_sigterm_mid_batch_commits_the_completed_part(
     document = read_report(report)
     assert document["exit"] == "stopped"
     assert document["batches"] == 1
-    assert document["events"]["committed"] > 100
+    assert document["events"]["committed"] > 50
     assert "SIGTERM received" in err
     assert "stream stopped" in out  # the summary
     assert_reconciled(before, counts(database, "hospital"), document)
