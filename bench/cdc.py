@@ -14,20 +14,12 @@ slot's changes read and decoded in process, for each plugin:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-from typing import Any
 
 import psycopg
+from runs import fresh_database, stream
 
-from pytest_oltpseed import cdc, schema
-from pytest_oltpseed.domains import select
-from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, plan
+from pytest_oltpseed import cdc
+from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.server import ephemeral_server
 
 
@@ -36,21 +28,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30_000)
     args = parser.parse_args()
     domains = select("all")
-    tables = [t for d in domains for t in d.tables]
+    tables = tables_of(domains)
     print("| plugin | events | changes | transactions | decode s | changes/s | ok |")
     print("|---|---:|---:|---:|---:|---:|---|")
     with ephemeral_server() as server:
         for plugin in cdc.PLUGINS:
-            name = f"bench_cdc_{plugin}"
-            with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
-                conn.execute(f"CREATE DATABASE {name}")
-            dsn = server.dsn(name)
-            with psycopg.connect(dsn) as conn:
-                schema.install(conn, domains)
-                Seeder(conn).run(plan(domains, resolve("MEDIUM")))
+            dsn = fresh_database(server, f"bench_cdc_{plugin}", "all", "MEDIUM")
             with psycopg.connect(dsn, autocommit=True) as conn:
                 cdc.create(conn, tables, plugin=plugin)
-                report = _stream(dsn, args.events)
+                report = stream(
+                    dsn, "--interval", "0", "--jitter-ms", "0",
+                    "--max-events", str(args.events),
+                )  # fmt: skip
                 done = cdc.verify(conn, report, tables)
                 cdc.drop(conn)
             print(
@@ -59,22 +48,6 @@ def main() -> None:
                 f"{done.rate:,.0f} | {done.verdict.ok} |",
                 flush=True,
             )
-
-
-def _stream(dsn: str, events: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as work:
-        report = Path(work) / "report.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LOG_DIR"] = str(Path(work) / "logs")
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest_oltpseed", "stream", "--dsn", dsn,
-             "--interval", "0", "--jitter-ms", "0", "--max-events", str(events),
-             "--progress", "0", "--report", str(report)],
-            env=env, capture_output=True, text=True, check=False, cwd=work,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"stream failed: {done.stderr.strip()}")
-        return dict(json.loads(report.read_text()))
 
 
 if __name__ == "__main__":

@@ -29,26 +29,12 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from runs import fresh_database
 
-from pytest_oltpseed import schema
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.server import ServerInfo, ephemeral_server, find_bindir
+from pytest_oltpseed.server import ephemeral_server, find_bindir
 
 HERE = Path(__file__).resolve().parent
-
-
-def _fresh(server: ServerInfo, name: str, domain: str | None) -> str:
-    with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)
-            )
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    if domain:
-        with psycopg.connect(server.dsn(name)) as conn:
-            schema.install(conn, select(domain))
-    return server.dsn(name)
 
 
 def _measure(
@@ -108,7 +94,7 @@ def main() -> None:
             for domain in ("all", "hospital"):
                 best = None
                 for _ in range(args.repeat):
-                    dsn = _fresh(server, "bench", None)
+                    dsn = fresh_database(server, "bench", None)
                     seconds, rss, _ = _measure(
                         [
                             sys.executable,
@@ -134,7 +120,7 @@ def main() -> None:
             if not args.no_spec:
                 best = None
                 for _ in range(args.repeat):
-                    dsn = _fresh(server, "bench", "hospital")
+                    dsn = fresh_database(server, "bench", "hospital")
                     seconds, rss, out = _measure(
                         [sys.executable, str(HERE / "spec_design.py"), dsn, profile],
                         env,
@@ -150,7 +136,7 @@ def main() -> None:
                     f"{ours / spec_rate[profile]:.1f}x"
                 )
         pgbench = find_bindir() / "pgbench"
-        dsn = _fresh(server, "bench", None)
+        dsn = fresh_database(server, "bench", None)
         scale = 10
         seconds, _, _ = _measure(
             [str(pgbench), "-i", "-q", "-s", str(scale), "-d", server.dsn("bench")]

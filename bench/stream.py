@@ -17,51 +17,11 @@ started - event due).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import psycopg
+from runs import fresh_database, stream
 
-from pytest_oltpseed import schema
-from pytest_oltpseed.domains import select
-from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, plan
-from pytest_oltpseed.server import ServerInfo, ephemeral_server
-
-
-def _fresh(server: ServerInfo, name: str, domain: str) -> str:
-    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    dsn = server.dsn(name)
-    with psycopg.connect(dsn) as conn:
-        schema.install(conn, select(domain))
-        Seeder(conn).run(plan(select(domain), resolve("MEDIUM")))
-    return dsn
-
-
-def _stream(dsn: str, domain: str, *args: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as work:
-        report = Path(work) / "report.json"
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PG", "DATABASE_URL", "STREAM_", "BATCH_SIZE"))
-        }
-        env["LOG_DIR"] = str(Path(work) / "logs")
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest_oltpseed", "stream", "--dsn", dsn,
-             "--domain", domain, "--progress", "0", "--report", str(report), *args],
-            env=env, capture_output=True, text=True, check=False, cwd=work,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"stream failed: {done.stderr.strip()}")
-        return json.loads(report.read_text())
+from pytest_oltpseed.server import ephemeral_server
 
 
 def _row(label: str, document: dict[str, Any]) -> str:
@@ -92,9 +52,11 @@ def main() -> None:
         for domain in ("hospital", "retail", "all"):
             best: dict[str, Any] | None = None
             for attempt in range(args.repeat):
-                dsn = _fresh(server, f"bench_{domain}_{attempt}", domain)
-                document = _stream(
-                    dsn, domain, "--interval", "0", "--jitter-ms", "0",
+                dsn = fresh_database(
+                    server, f"bench_{domain}_{attempt}", domain, "MEDIUM"
+                )
+                document = stream(
+                    dsn, "--domain", domain, "--interval", "0", "--jitter-ms", "0",
                     "--batch-size", "50", "--max-events", str(args.events),
                 )  # fmt: skip
                 if best is None or document["events_per_s"] > best["events_per_s"]:
@@ -102,9 +64,9 @@ def main() -> None:
             assert best is not None
             print(_row(f"max, batch 50, {domain}", best), flush=True)
         for domain in ("hospital", "all"):
-            dsn = _fresh(server, f"bench_rate_{domain}", domain)
-            document = _stream(
-                dsn, domain, "--rate", str(args.rate), "--duration",
+            dsn = fresh_database(server, f"bench_rate_{domain}", domain, "MEDIUM")
+            document = stream(
+                dsn, "--domain", domain, "--rate", str(args.rate), "--duration",
                 str(args.seconds), "--batch-size", "50",
             )  # fmt: skip
             achieved = document["events_per_s"]

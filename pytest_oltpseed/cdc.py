@@ -506,22 +506,29 @@ def preflight(
 
 @contextlib.contextmanager
 def capturing(
-    dsn: str, tables: Sequence[str], *, slot: str, publication: str
+    conn: psycopg.Connection,
+    tables: Sequence[str],
+    *,
+    slot: str = SLOT,
+    publication: str = PUBLICATION,
 ) -> Iterator[Captured]:
-    """A slot and a publication for the block, always dropped after it."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        create(conn, tables, slot=slot, publication=publication)
-        try:
-            yield Captured(conn, slot, publication)
-        finally:
-            drop(conn, slot=slot, publication=publication)
+    """A slot and a publication for the block (``conn`` in autocommit),
+    always dropped after it."""
+    start = create(conn, tables, slot=slot, publication=publication)
+    try:
+        yield Captured(conn, slot, publication, start)
+    finally:
+        drop(conn, slot=slot, publication=publication)
 
 
 class Captured:
     """Changes captured so far (the ``oltp_cdc`` fixture's object)."""
 
-    def __init__(self, conn: psycopg.Connection, slot: str, publication: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, slot: str, publication: str, start: str = ""
+    ) -> None:
         self._conn, self.slot, self.publication = conn, slot, publication
+        self.start = start  # the LSN capture began at
         self._seen: list[Transaction] = []
 
     def transactions(self) -> list[Transaction]:

@@ -43,7 +43,7 @@ from pytest_oltpseed import (
     stream as streaming,
 )
 from pytest_oltpseed.config import Settings, describe, load_settings
-from pytest_oltpseed.domains import Domain, select
+from pytest_oltpseed.domains import Domain, select, tables_of
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
 from pytest_oltpseed.server import EmbeddedServer
 
@@ -170,7 +170,7 @@ def _schema_command(
         return
     with db.session(settings, _say) as conn:
         operation.apply(conn, domains)
-        counts = db.table_counts(conn, _tables(domains))
+        counts = db.table_counts(conn, tables_of(domains))
     logs.get().info(
         "%s: %s %s", action, operation.done, ", ".join(d.name for d in domains)
     )
@@ -285,7 +285,7 @@ def _seed(conn: psycopg.Connection, settings: Settings, domains: list[Domain]) -
         )
         results = seeder.run(stages)
     elapsed = time.perf_counter() - started
-    counts = db.table_counts(conn, _tables(domains))
+    counts = db.table_counts(conn, tables_of(domains))
     _print_seed_results(settings, results, counts, elapsed)
     log.info(
         "seed %s: %d rows in %.1fs",
@@ -374,7 +374,7 @@ def counts(
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, _say, autocommit=True) as conn:
-        found = db.table_counts(conn, _tables(domains))
+        found = db.table_counts(conn, tables_of(domains))
     if as_json:
         out.print_json(json.dumps(found))
     else:
@@ -430,10 +430,6 @@ def _print_findings(findings: list[validators.Finding]) -> None:
             style=None if finding.ok else "bold red",
         )
     out.print(table)
-
-
-def _tables(domains: list[Domain]) -> list[str]:
-    return [table for domain in domains for table in domain.tables]
 
 
 def _print_counts(
@@ -566,18 +562,18 @@ def stream(
         return
     with db.connect(conninfo, settings, autocommit=True) as conn:
         schema.install(conn, domains)
-        lsn = cdc.create(conn, _tables(domains))
-        _say(
-            f"capturing from LSN {lsn} (slot {cdc.SLOT}, publication {cdc.PUBLICATION})"
-        )
-        try:
+        with cdc.capturing(conn, tables_of(domains)) as captured:
+            _say(
+                f"capturing from LSN {captured.start} (slot {captured.slot}, "
+                f"publication {captured.publication})"
+            )
             try:
                 streamer.run()
             finally:
                 _print_stream_summary(streamer)
-            _verify(conn, streamer.report(), domains, cdc.SLOT, cdc.PUBLICATION)
-        finally:
-            cdc.drop(conn)
+            _verify(
+                conn, streamer.report(), domains, captured.slot, captured.publication
+            )
 
 
 def _print_stream_plan(
@@ -689,7 +685,7 @@ def cdc_preflight(
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, _say, autocommit=True) as conn:
-        checks = cdc.preflight(conn, _tables(domains), publication)
+        checks = cdc.preflight(conn, tables_of(domains), publication)
     missing = [c for c in checks if c.ok is False]
     if as_json:
         document = {
@@ -734,7 +730,7 @@ def cdc_start(
     with db.session(settings, _say, autocommit=True) as conn:
         schema.install(conn, domains)
         lsn = cdc.create(
-            conn, _tables(domains), slot=slot, publication=publication, plugin=plugin
+            conn, tables_of(domains), slot=slot, publication=publication, plugin=plugin
         )
     out.print(
         f"slot {slot} ({plugin}) captures from LSN {lsn}; now stream with "
@@ -784,7 +780,7 @@ def _verify(
     as_json: bool = False,
 ) -> None:
     done = cdc.verify(
-        conn, document, _tables(domains), slot=slot, publication=publication
+        conn, document, tables_of(domains), slot=slot, publication=publication
     )
     if as_json:
         out.print_json(json.dumps(done.verdict.as_dict()))

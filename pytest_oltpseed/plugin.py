@@ -269,11 +269,14 @@ def oltp_cdc(
     ``oltp_cdc.counts()[("consultas", "insert")]``, ``oltp_cdc.changes("exames")``.
     """
     from pytest_oltpseed import cdc
-    from pytest_oltpseed.domains import select
+    from pytest_oltpseed.domains import select, tables_of
 
-    tables = [t for d in select(_oltp_session.choice.domain) for t in d.tables]
+    tables = tables_of(select(_oltp_session.choice.domain))
     name = f"oltpseed_fx_{oltp_database.dbname.removeprefix('oltpseed_db_')}"[:63]
-    with cdc.capturing(oltp_database.dsn, tables, slot=name, publication=name) as seen:
+    with (
+        oltp_database.connect(autocommit=True) as conn,
+        cdc.capturing(conn, tables, slot=name, publication=name) as seen,
+    ):
         yield seen
 
 

@@ -37,7 +37,7 @@ from pytest_oltpseed import logs
 from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
-from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
 from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
 from pytest_oltpseed.factory import Statement
@@ -153,7 +153,7 @@ class Streamer:
         self.mix = mix
         self.options = options
         self.log = logs.get("stream")
-        self.tables = [t for d in self.domains for t in d.tables]
+        self.tables = tables_of(self.domains)
         self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
         self.rng = random.Random(options.seed)
         self.conn: psycopg.Connection | None = None

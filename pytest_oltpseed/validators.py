@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.factory import Parent, Ref, factory_for
 
 
@@ -122,7 +122,7 @@ def check_database(
         row[0]
         for row in conn.execute(
             "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL",
-            ([t for d in domains for t in d.tables],),
+            (tables_of(domains),),
         )
     }
     findings = [f for d in domains for f in _orphans(conn, d, present)]

@@ -77,6 +77,14 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ambient configuration for a pytester suite run in a subprocess."""
+    for key in list(os.environ):
+        if key.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV", "OLTPSEED_")):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
 def server_home() -> Iterator[Path]:
     """A home for an embedded server that the unprivileged runner can reach.
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from pytest_oltpseed import db, schema
-from pytest_oltpseed.domains import select
+from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.seeding import Seeder, plan
 
@@ -30,7 +30,7 @@ def seed(dsn: str, profile: str = "SMALL", domain: str = "all") -> None:
 
 
 def counts(dsn: str, domain: str = "all") -> dict[str, int]:
-    tables = [t for d in select(domain) for t in d.tables]
+    tables = tables_of(select(domain))
     with psycopg.connect(dsn) as conn:
         return {t: n or 0 for t, n in db.table_counts(conn, tables).items()}
 

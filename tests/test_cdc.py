@@ -241,11 +241,8 @@ def test_nothing_changed(oltp_cdc):
 
 @pytest.mark.slow
 def test_oltp_cdc_fixture_in_a_downstream_suite(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, clean_env: None
 ) -> None:
-    for key in list(os.environ):
-        if key.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV", "OLTPSEED_")):
-            monkeypatch.delenv(key)
     pytester.makepyfile(test_capture=FIXTURE_SUITE)
     result = pytester.runpytest_subprocess(
         "--seed-profile=SMALL", "--seed-domain=hospital", "-p", "no:cacheprovider"

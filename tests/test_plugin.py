@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import psycopg
@@ -72,13 +71,6 @@ class TestMarkedClass:
         assert oltp_conn.execute("SELECT count(*) FROM pacientes").fetchone() == (
             200,)
 """
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV", "OLTPSEED_")):
-            monkeypatch.delenv(key)
 
 
 def test_downstream_suite(pytester: pytest.Pytester, clean_env: None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -92,6 +92,11 @@ def registry() -> dict[str, Domain]:
 
 def names() -> tuple[str, ...]:
     return (*registry(), ALL)
+
+
+def tables_of(domains: Iterable[Domain]) -> list[str]:
+    """Every table of ``domains``, each domain's parents before children."""
+    return [table for domain in domains for table in domain.tables]
 
 
 def select(name: str) -> list[Domain]:
