@@ -43,7 +43,7 @@ from pytest_oltpseed import (
     stream as streaming,
 )
 from pytest_oltpseed.config import Settings, describe, load_settings
-from pytest_oltpseed.domains import Domain, select, tables_of
+from pytest_oltpseed.domains import ALL, Domain, select, tables_of
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
 from pytest_oltpseed.server import EmbeddedServer
 
@@ -239,7 +239,7 @@ def seed(
         _print_seed_plan(settings, stages)
         return
     with db.session(settings, _say) as conn:
-        schema.install(conn, domains)
+        schema.ensure(conn, domains, _say)
         _seed(conn, settings, domains)
 
 
@@ -393,8 +393,14 @@ def check(
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, _say) as conn:
-        findings = validators.check_database(conn, domains)
+        covered = validators.coverage(conn, domains, every=_is_all(domain))
+        if covered.problem is None:
+            findings = validators.check_database(conn, covered.domains)
         conn.rollback()
+    if covered.problem is not None:
+        raise OltpseedError(covered.problem)
+    for note in covered.skipped:
+        _say(note)
     broken = [f for f in findings if not f.ok]
     if as_json:
         out.print_json(
@@ -413,6 +419,10 @@ def check(
             out.print(f"all {sum(f.checked for f in findings)} checked rules hold")
     if broken:
         raise typer.Exit(1)
+
+
+def _is_all(domain: str) -> bool:
+    return domain.strip().lower() == ALL
 
 
 def _print_findings(findings: list[validators.Finding]) -> None:
@@ -552,7 +562,7 @@ def stream(
         domains,
         mix,
         options,
-        setup=lambda conn: schema.install(conn, domains),
+        setup=lambda conn: schema.ensure(conn, domains, _say),
     )
     if not verify_cdc:
         try:
@@ -561,7 +571,7 @@ def stream(
             _print_stream_summary(streamer)
         return
     with db.connect(conninfo, settings, autocommit=True) as conn:
-        schema.install(conn, domains)
+        schema.ensure(conn, domains, _say)
         with cdc.capturing(conn, tables_of(domains)) as captured:
             _say(
                 f"capturing from LSN {captured.start} (slot {captured.slot}, "
@@ -728,7 +738,7 @@ def cdc_start(
     domains = select(domain)
     settings = _writing_settings("create a replication slot", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
-        schema.install(conn, domains)
+        schema.ensure(conn, domains, _say)
         lsn = cdc.create(
             conn, tables_of(domains), slot=slot, publication=publication, plugin=plugin
         )

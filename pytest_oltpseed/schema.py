@@ -7,6 +7,7 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,87 @@ def reset_plan(domains: Sequence[Domain]) -> list[Path]:
 def install(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
     """Create tables, triggers, indexes and lookups; harmless when already there."""
     return _apply(conn, install_plan(domains))
+
+
+def missing(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[str]:
+    """The objects the domains' install SQL creates that the database lacks.
+
+    Read-only, so a role with DML rights only can ask. The expected objects
+    come from the SQL files themselves (tables, indexes, sequences, triggers),
+    so a domain or an object added later is covered without a second list.
+    This is the one place that decides "is the schema there?": extend it when
+    a domain gains objects its SQL files do not declare.
+    """
+    relations: list[str] = []
+    triggers: list[tuple[str, str]] = []
+    for domain in domains:
+        for path in domain.install_files():
+            text = path.read_text(encoding="utf-8")
+            relations += _RELATION.findall(text)
+            triggers += _TRIGGER.findall(text)
+    with conn.transaction():
+        return _absent(conn, relations, triggers)
+
+
+def _absent(
+    conn: psycopg.Connection, relations: list[str], triggers: list[tuple[str, str]]
+) -> list[str]:
+    absent = [
+        row[0]
+        for row in conn.execute(
+            "SELECT r FROM unnest(%s::text[]) WITH ORDINALITY AS u(r, n) "
+            "WHERE to_regclass(r) IS NULL ORDER BY n",
+            (relations,),
+        )
+    ]
+    if triggers:
+        absent += [
+            f"trigger {row[0]}"
+            for row in conn.execute(
+                "SELECT t FROM unnest(%s::text[], %s::text[]) "
+                "WITH ORDINALITY AS u(t, rel, n) WHERE NOT EXISTS ("
+                "SELECT 1 FROM pg_trigger g WHERE g.tgname = u.t "
+                "AND g.tgrelid = to_regclass(u.rel)) ORDER BY n",
+                ([t for t, _ in triggers], [r for _, r in triggers]),
+            )
+        ]
+    return absent
+
+
+def ensure(
+    conn: psycopg.Connection,
+    domains: Sequence[Domain],
+    announce: Callable[[str], None],
+) -> list[str]:
+    """Install the domains' schema only when something is missing; say so.
+
+    Running the DDL every time would need CREATE on the schema even when every
+    table exists, which a least-privilege (DML-only) role does not have. Returns
+    what was missing (empty: nothing was applied).
+    """
+    absent = missing(conn, domains)
+    if absent:
+        shown = ", ".join(absent[:6]) + (
+            f" and {len(absent) - 6} more" if len(absent) > 6 else ""
+        )
+        announce(
+            f"installing the {'/'.join(d.name for d in domains)} schema "
+            f"(missing: {shown})"
+        )
+        install(conn, domains)
+    return absent
+
+
+_RELATION = re.compile(
+    r"^\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|SEQUENCE)\s+IF\s+NOT\s+EXISTS"
+    r"\s+([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TRIGGER = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+([A-Za-z_][A-Za-z0-9_]*)"
+    r"[^;]*?\bON\s+([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def reset(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:

@@ -202,7 +202,11 @@ class Seeder:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
                 run = partial(self._run_rows, stage, result, count, pickers, hook)
-            deferred = _Deferred(self.conn, stage) if count >= DEFER_AT else None
+            deferred = (
+                _Deferred(self.conn, stage)
+                if count >= DEFER_AT and _Deferred.allowed(self.conn, stage)
+                else None
+            )
             run()
             if deferred:
                 deferred.restore()
@@ -350,6 +354,25 @@ class _Deferred:
     PostgreSQL restores the constraints with the rollback. While the stage
     runs, its tables are locked against other writers.
     """
+
+    @staticmethod
+    def allowed(conn: psycopg.Connection, stage: Stage) -> bool:
+        """Whether this role may drop and re-add the stage's FKs and indexes.
+
+        That needs ownership of the stage's tables (and REFERENCES on their
+        parents); a DML-only role seeds without the speed-up instead of failing.
+        """
+        row = conn.execute(
+            "WITH t AS (SELECT unnest(%s::text[])::regclass AS oid) "
+            "SELECT (SELECT bool_and(pg_has_role(c.relowner, 'USAGE')) "
+            "FROM pg_class c JOIN t USING (oid)) "
+            "AND (SELECT coalesce(bool_and(has_table_privilege("
+            "f.confrelid, 'REFERENCES')), true) "
+            "FROM pg_constraint f JOIN t ON f.conrelid = t.oid "
+            "WHERE f.contype = 'f')",
+            ([stage.table, *stage.item_tables],),
+        ).fetchone()
+        return bool(row and row[0])
 
     def __init__(self, conn: psycopg.Connection, stage: Stage) -> None:
         self.conn = conn

@@ -17,6 +17,7 @@ FK orphans are checked for every FK the factories declare.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,95 @@ def row_problems(
         if not rule.ok(flat):
             found.append(rule.name)
     return found
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What ``check`` can look at: the domains with data, and why not the rest.
+
+    A gate pointed at the wrong (empty) database must fail, not report that
+    "all 0 rules hold": ``problem`` is then the one line to fail with.
+    """
+
+    domains: list[Domain]
+    skipped: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+_LOOKUP = re.compile(r"\bINSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def coverage(
+    conn: psycopg.Connection, domains: Sequence[Domain], *, every: bool = False
+) -> Coverage:
+    """Which of ``domains`` are installed and hold data; read-only.
+
+    ``every`` is ``--domain all``: a domain with none of its tables is then
+    skipped with a note (a database may hold one domain only); a domain named
+    on its own must be there. A partly installed domain, or one whose tables
+    hold nothing but the install's lookup rows, always fails.
+    """
+    where = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL",
+            (tables_of(domains),),
+        )
+    }
+    found, skipped = [], []
+    for domain in domains:
+        absent = [t for t in domain.tables if t not in present]
+        if len(absent) == len(domain.tables):
+            if every:
+                skipped.append(f"{domain.name}: not installed in {where}, not checked")
+                continue
+            return Coverage(
+                [],
+                problem=f"nothing to check: the {domain.name} tables "
+                f"are not installed in {where} (wrong database? seed "
+                f"first: oltpseed seed --domain {domain.name})",
+            )
+        if absent:
+            return Coverage(
+                [],
+                problem=f"{domain.name} is partly installed in "
+                f"{where}: missing {', '.join(absent)} (oltpseed "
+                f"init-db --domain {domain.name})",
+            )
+        lookups = {
+            name.lower()
+            for path in domain.install_files()
+            for name in _LOOKUP.findall(path.read_text(encoding="utf-8"))
+        }
+        filled = [
+            table
+            for table in domain.tables
+            if table not in lookups and _has_rows(conn, table)
+        ]
+        if not filled:
+            return Coverage(
+                [],
+                problem=f"nothing to check: the {domain.name} "
+                f"tables in {where} are empty (seed first: oltpseed "
+                f"seed --domain {domain.name})",
+            )
+        found.append(domain)
+    if not found:
+        return Coverage(
+            [],
+            skipped,
+            f"nothing to check: no oltpseed tables in "
+            f"{where} (wrong database? seed first: oltpseed seed)",
+        )
+    return Coverage(found, skipped)
+
+
+def _has_rows(conn: psycopg.Connection, table: str) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def check_database(
