@@ -8,6 +8,7 @@ and what is allowed, so entry points can print one line and exit 2.
 
 from __future__ import annotations
 
+import io
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 import psycopg
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_oltpseed.errors import ConfigError, GuardrailRefused, UsageError
@@ -127,18 +129,42 @@ class Sources:
         return None
 
 
+def _exists(path: Path) -> bool:
+    """Whether a config file is there; an unreadable directory is one line."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read {path.parent}: {exc.strerror or exc} "
+            f"(fix its permissions or set {CONFIG_DIR_ENV})"
+        ) from None
+
+
 def _read_dotenv(path: Path) -> dict[str, str]:
-    if not path.is_file():
+    """``config/.env``; a line python-dotenv cannot parse is an error (exit 2).
+
+    python-dotenv itself only logs such a line and goes on without it, which
+    silently drops a setting (a password, a guardrail switch). The line number
+    is named, not its text: it may hold a secret.
+    """
+    if not _exists(path) or path.is_dir():
         return {}
     try:
-        values = dotenv_values(path)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise UsageError(
+                f"{path} line {binding.original.line}: cannot parse it "
+                "(expected NAME=value; quote values with spaces or #)"
+            )
+    values = dotenv_values(stream=io.StringIO(text))
     return {k: v for k, v in values.items() if v is not None}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
+    if not _exists(path):
         return {}
     try:
         with path.open("rb") as handle:
@@ -370,8 +396,15 @@ def _connection(src: Sources, dsn: str | None) -> Connection:
         if any(key in mapping for key in PG_KEYS):
             parts = {key: src.get(key) for key in PG_KEYS}
             port = check_int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
+            host = _str(parts["PG_HOST"], "localhost")
+            bad = _bad_host(host)
+            if bad is not None and parts["PG_HOST"] is not None:
+                value = parts["PG_HOST"]
+                raise ConfigError(
+                    value.name, host, f"a host name ({bad})", value.source
+                )
             conninfo = make_conninfo(
-                host=_str(parts["PG_HOST"], "localhost"),
+                host=host,
                 port=str(port),
                 user=_str(parts["PG_USER"], "postgres"),
                 password=_str(parts["PG_PASSWORD"], "") or None,
@@ -391,7 +424,33 @@ def _checked_dsn(value: Value) -> str:
     ports = str((params or {}).get("port") or "5432").split(",")
     if not params or not all(port.strip().isdigit() for port in ports):
         raise ConfigError(value.name, redact(text), allowed, value.source)
+    bad = _bad_host(str(params.get("host") or ""))
+    if bad is not None:
+        raise ConfigError(
+            value.name,
+            redact(text),
+            f"{allowed} with a valid host ({bad})",
+            value.source,
+        )
     return text
+
+
+def _bad_host(hosts: str) -> str | None:
+    """Why a host list is not resolvable by name, or ``None`` when it is fine.
+
+    The resolver's IDNA codec raises ``UnicodeError`` (a traceback, not a
+    connection error) for an empty label (``db..example.com``) or one of 64
+    characters or more, so such names are refused here, with the rule.
+    """
+    for host in hosts.split(","):
+        host = host.strip()
+        if not host or host.startswith("/") or ":" in host:
+            continue  # default, Unix socket directory, IPv6 address
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            return f"{host!r} has an empty label or one over 63 characters"
+    return None
 
 
 def redact(conninfo: str) -> str:

@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql.executors import PostgreSQLExecutor
 
-from pytest_oltpseed.errors import ServerError
+from pytest_oltpseed.errors import ServerError, UsageError
 
 HOME_ENV = "OLTPSEED_HOME"
 BINDIR_ENV = "OLTPSEED_PG_BINDIR"
@@ -360,7 +360,10 @@ def _reason(exc: BaseException) -> str:
 def default_home() -> Path:
     """The per-user state directory of the embedded server."""
     if os.environ.get(HOME_ENV):
-        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+        home = Path(os.environ[HOME_ENV]).expanduser().resolve()
+        if home.exists() and not home.is_dir():
+            raise UsageError(f"{HOME_ENV}={home} is not a directory")
+        return home
     if os.geteuid() == 0:
         return Path("/var/lib/oltpseed")
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
@@ -376,7 +379,13 @@ class EmbeddedServer:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the server's directory {self.home} "
+                f"({HOME_ENV}): {exc.strerror or exc}"
+            ) from None
         with (self.home / "server.lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

@@ -3,7 +3,16 @@ code, whole output off a terminal, and no gate that passes on nothing."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import psycopg
+import pytest
 
 from pytest_oltpseed import schema
 from pytest_oltpseed.domains import select
@@ -55,3 +64,82 @@ def test_check_all_skips_an_absent_domain_but_checks_the_other(
     named = run_cli("check", "--domain", "retail", "--dsn", database, env=cli_env)
     assert named.returncode == 1
     assert "retail tables are not installed" in _one_line(named.stderr)
+
+
+@pytest.mark.parametrize(
+    "host", ["db..example.com", "a" * 64 + ".example.com", "x" * 70]
+)
+def test_unresolvable_host_names_are_one_line(
+    host: str, cli_env: dict[str, str]
+) -> None:
+    dsn = run_cli(
+        "counts", "--dsn", f"postgresql://postgres@{host}:5432/x", env=cli_env
+    )
+    assert dsn.returncode == 2
+    assert "valid host" in _one_line(dsn.stderr)
+    variable = run_cli("counts", env={**cli_env, "PG_HOST": host})
+    assert variable.returncode == 2
+    assert "PG_HOST" in _one_line(variable.stderr)
+
+
+def test_oltpseed_home_on_a_file_is_one_line(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    afile = tmp_path / "home"
+    afile.write_text("not a directory")
+    for args in (["counts"], ["server", "status"], ["server", "start"]):
+        result = run_cli(*args, env={**cli_env, "OLTPSEED_HOME": str(afile)})
+        assert result.returncode == 2, result.stderr
+        assert "not a directory" in _one_line(result.stderr)
+    below = run_cli(
+        "server", "start", env={**cli_env, "OLTPSEED_HOME": str(afile / "x")}
+    )
+    assert below.returncode == 2
+    assert "OLTPSEED_HOME" in _one_line(below.stderr)
+
+
+def test_unreadable_config_directory_as_a_user(cli_env: dict[str, str]) -> None:
+    """Root reads anything: the command runs as ``nobody`` when we are root."""
+    base = Path(tempfile.mkdtemp(prefix="oltpseed-cfg-"))
+    try:
+        base.chmod(0o755)
+        config = base / "config"
+        config.mkdir()
+        (config / ".env").write_text("SEED_SIZE=SMALL\n")
+        config.chmod(0)
+        env = {k: v for k, v in cli_env.items() if k != "OLTPSEED_CONFIG_DIR"}
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("setpriv is needed to drop root")
+            nobody = pwd.getpwnam("nobody")
+            prefix = [
+                setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                "--clear-groups",
+            ]  # fmt: skip
+        result = subprocess.run(
+            [*prefix, sys.executable, "-m", "pytest_oltpseed", "seed", "--dry-run"],
+            cwd=base,
+            env={**env, "LOG_DIR": str(base / "logs")},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)
+        assert "cannot read config" in line and "Permission denied" in line
+    finally:
+        (base / "config").chmod(0o700)
+        shutil.rmtree(base)
+
+
+def test_malformed_dotenv_names_file_and_line(cli_env: dict[str, str]) -> None:
+    config = Path(cli_env["OLTPSEED_CONFIG_DIR"])
+    (config / ".env").write_text("SEED_SIZE=SMALL\nPG_PASSWORD s3cret\nA=1\n")
+    result = run_cli("seed", "--dry-run", env=cli_env)
+    assert result.returncode == 2
+    line = _one_line(result.stderr)
+    assert f"{config / '.env'} line 2" in line
+    assert "s3cret" not in result.stderr and result.stdout == ""
