@@ -66,6 +66,12 @@ cdc_app = typer.Typer(
 )
 app.add_typer(cdc_app, name="cdc")
 
+def _flag(*names: str, **kwargs: Any) -> Any:
+    """An on/off option shown as a plain flag (Typer labels it ``<bool>`` and
+    then rejects ``--flag true``; the label is what misleads)."""
+    return typer.Option(*names, metavar="", **kwargs)
+
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -76,10 +82,10 @@ DsnOption = Annotated[
 DomainOption = Annotated[str, typer.Option("--domain", help="hospital, retail or all.")]
 ForceOption = Annotated[
     bool,
-    typer.Option("--force", help="Write even when APP_ENV is production-like."),
+    _flag("--force", help="Write even when APP_ENV is production-like."),
 ]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
+    bool, _flag("--dry-run", help="Print the plan; write nothing.")
 ]
 
 
@@ -97,7 +103,7 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--version",
             callback=_version,
             is_eager=True,
@@ -204,7 +210,7 @@ def reset(
     force: ForceOption = False,
     dry_run: DryRunOption = False,
     schema_only: Annotated[
-        bool, typer.Option("--schema-only", help="Recreate the tables; seed nothing.")
+        bool, _flag("--schema-only", help="Recreate the tables; seed nothing.")
     ] = False,
 ) -> None:
     """Drop oltpseed's own tables, recreate them and seed (your tables survive)."""
@@ -367,7 +373,7 @@ def counts(
     domain: DomainOption = "all",
     dsn: DsnOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print {table: rows} as JSON.")
+        bool, _flag("--json", help="Print {table: rows} as JSON.")
     ] = False,
 ) -> None:
     """Exact row count of every table (null/absent when not installed)."""
@@ -386,7 +392,7 @@ def check(
     domain: DomainOption = "all",
     dsn: DsnOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the findings as JSON.")
+        bool, _flag("--json", help="Print the findings as JSON.")
     ] = False,
 ) -> None:
     """Check FKs, data rules, totals, stock and status mixes; exit 1 on a violation."""
@@ -515,7 +521,7 @@ def stream(
     ] = None,
     verify_cdc: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--verify-cdc",
             help="Capture the run through a logical slot, then reconcile it with "
             "the report (exit 1 on a difference).",
@@ -688,7 +694,7 @@ def cdc_preflight(
         ),
     ] = "dbz_publication",
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the checks as JSON.")
+        bool, _flag("--json", help="Print the checks as JSON.")
     ] = False,
 ) -> None:
     """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
@@ -759,10 +765,10 @@ def cdc_verify(
     slot: SlotOption = cdc.SLOT,
     publication: PublicationOption = cdc.PUBLICATION,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Keep the slot and publication after.")
+        bool, _flag("--keep", help="Keep the slot and publication after.")
     ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the verdict as JSON.")
+        bool, _flag("--json", help="Print the verdict as JSON.")
     ] = False,
 ) -> None:
     """Reconcile what the slot captured with a stream report; exit 1 on a difference."""
@@ -903,8 +909,11 @@ def server_dsn() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app; map errors to one line and an exit code."""
+    code: object = 0
     try:
-        app(args=argv, prog_name="oltpseed")
+        code = app(args=argv, prog_name="oltpseed", standalone_mode=False)
+    except typer.TyperException as exc:
+        _usage_failed(exc)
     except OltpseedError as exc:
         _fail(str(exc), exc.exit_code)
     except psycopg.OperationalError as exc:
@@ -913,6 +922,20 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"database error: {db.first_line(exc)}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_failed(exc: typer.TyperException) -> None:
+    """A usage error from the option parser as the README's one line, not a
+    boxed panel; a bare group (``oltpseed cdc``) still shows its help."""
+    ctx = getattr(exc, "ctx", None)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        out.print(ctx.get_help(), soft_wrap=True)
+        sys.exit(code)
+    message = db.first_line(Exception(exc.format_message()))
+    hint = f" (see: {ctx.command_path} -h)" if ctx is not None else ""
+    _fail(message[:1].lower() + message[1:] + hint, code)
 
 
 def _fail(message: str, code: int) -> None:

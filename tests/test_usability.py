@@ -143,3 +143,30 @@ def test_malformed_dotenv_names_file_and_line(cli_env: dict[str, str]) -> None:
     line = _one_line(result.stderr)
     assert f"{config / '.env'} line 2" in line
     assert "s3cret" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stream", "--batch-size", "0"],
+        ["stream", "--rate", "-5"],
+        ["stream", "--interval", "-1"],
+        ["seed", "--seed-random", "-1"],
+        ["seed", "--force", "true"],
+        ["counts", "--no-such-option"],
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], cli_env: dict[str, str]) -> None:
+    result = run_cli(*args, env=cli_env)
+    assert result.returncode == 2
+    line = _one_line(result.stderr)
+    assert line.startswith("oltpseed: error: ") and "╭" not in line
+    assert f"oltpseed {args[0]} -h" in line
+
+
+def test_flags_show_as_plain_flags(cli_env: dict[str, str]) -> None:
+    result = run_cli("seed", "-h", env={**cli_env, "COLUMNS": "200"})
+    assert result.returncode == 0
+    for flag in ("--force", "--dry-run"):
+        (line,) = [row for row in result.stdout.splitlines() if flag in row]
+        assert "<bool>" not in line, line
