@@ -66,6 +66,7 @@ cdc_app = typer.Typer(
 )
 app.add_typer(cdc_app, name="cdc")
 
+
 def _flag(*names: str, **kwargs: Any) -> Any:
     """An on/off option shown as a plain flag (Typer labels it ``<bool>`` and
     then rejects ``--flag true``; the label is what misleads)."""
@@ -693,9 +694,7 @@ def cdc_preflight(
             help="The publication your connector uses (Debezium's default name).",
         ),
     ] = "dbz_publication",
-    as_json: Annotated[
-        bool, _flag("--json", help="Print the checks as JSON.")
-    ] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
     domains = select(domain)
