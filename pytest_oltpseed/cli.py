@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -43,6 +42,7 @@ from pytest_oltpseed import (
     stream as streaming,
 )
 from pytest_oltpseed.config import Settings, describe, load_settings
+from pytest_oltpseed.console import Output
 from pytest_oltpseed.domains import ALL, Domain, select, tables_of
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
 from pytest_oltpseed.server import EmbeddedServer
@@ -73,8 +73,8 @@ def _flag(*names: str, **kwargs: Any) -> Any:
     return typer.Option(*names, metavar="", **kwargs)
 
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Output()
+err = Output(stderr=True)
 
 DsnOption = Annotated[
     str | None,
@@ -434,7 +434,7 @@ def _is_all(domain: str) -> bool:
 
 def _print_findings(findings: list[validators.Finding]) -> None:
     table = Table(title="oltpseed check", title_justify="left")
-    table.add_column("rule", ratio=3)
+    table.add_column("rule", ratio=None if out.plain else 3)
     table.add_column("violations", justify="right")
     table.add_column("example id", justify="right")
     table.add_column("note")

@@ -3,6 +3,7 @@ code, whole output off a terminal, and no gate that passes on nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import schema
+from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.domains import select
 from pytest_oltpseed.factory import bind, factory_for
 from tests.conftest import run_cli
@@ -170,3 +172,62 @@ def test_flags_show_as_plain_flags(cli_env: dict[str, str]) -> None:
     for flag in ("--force", "--dry-run"):
         (line,) = [row for row in result.stdout.splitlines() if flag in row]
         assert "<bool>" not in line, line
+
+
+def _piped(cli_env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in cli_env.items() if k not in ("COLUMNS", "LINES")}
+
+
+def _no_trailing_spaces(text: str) -> None:
+    padded = [line for line in text.splitlines() if line != line.rstrip()]
+    assert not padded, padded[:3]
+
+
+def test_piped_output_is_whole(database: str, cli_env: dict[str, str]) -> None:
+    from pytest_oltpseed import events
+
+    env = _piped(cli_env)
+    plan = run_cli("stream", "--dry-run", "--dsn", database, env=env)
+    assert plan.returncode == 0, plan.stderr
+    mix = events.configured_mix(select("all"), load_settings(env={}).stream, None)
+    rows = [line for line in plan.stdout.splitlines() if "│" in line]
+    for event in mix.events:  # the names --weights needs, each whole on a row
+        assert any(f"│ {event.name} " in row for row in rows), event.name
+        assert any(event.description in row for row in rows), event.description
+    _no_trailing_spaces(plan.stdout)
+    seed_plan = run_cli("seed", "--dry-run", "--dsn", database, env=env)
+    title = seed_plan.stdout.splitlines()[0]
+    assert title.startswith("dry run: seed MEDIUM") and title.endswith(
+        "/" + (database.split("dbname=")[1].split()[0])
+    )
+    assert "upsert (ON CONFLICT DO NOTHING)" in seed_plan.stdout
+    _no_trailing_spaces(seed_plan.stdout)
+
+
+def test_piped_check_and_preflight_keep_whole_text(
+    database: str, cli_env: dict[str, str]
+) -> None:
+    env = _piped(cli_env)
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("hospital"))
+        with bind(conn, seed=5):
+            for table in select("hospital")[0].tables:
+                factory_for(table).create_batch(3)
+        conn.commit()
+    for command in (["check"], ["cdc", "preflight"]):
+        args = [*command, "--domain", "hospital", "--dsn", database]
+        table = run_cli(*args, env=env)
+        document = json.loads(run_cli(*args, "--json", env=env).stdout)
+        _no_trailing_spaces(table.stdout)
+        for entry in document.get("rules") or document["checks"]:
+            texts = [entry.get("rule") or entry["name"], entry.get("fix", "")]
+            for text in filter(None, texts):
+                assert text in table.stdout, text
+
+
+def test_server_status_is_one_line_when_piped(cli_env: dict[str, str]) -> None:
+    home = Path(tempfile.gettempdir()) / ("oltpseed-status-" + "x" * 90)
+    env = {**_piped(cli_env), "OLTPSEED_HOME": str(home)}
+    result = run_cli("server", "status", env=env)
+    assert result.returncode == 1
+    assert str(home) in _one_line(result.stdout)
