@@ -132,6 +132,9 @@ def _writing_settings(
     )
     for warning in settings.profile.warnings:
         _say(f"warning: {warning}")
+    refused = settings.refusal(action)
+    if settings.dry_run and refused is not None:
+        _say(f"dry run only: the real run would stop here ({refused})")
     if not settings.dry_run:
         settings.guard_write(action)
         logs.setup(settings.logging, console=False)

@@ -242,14 +242,24 @@ class Settings:
     def production_like(self) -> bool:
         return self.app_env in PRODUCTION_LIKE or self.render
 
+    def refusal(self, action: str) -> str | None:
+        """Why the guardrail refuses ``action`` here, or ``None`` when it may run.
+
+        Asked by a dry run too, so the plan can say the real run would stop.
+        """
+        if not self.production_like or self.force:
+            return None
+        why = f"APP_ENV={self.app_env}" if not self.render else "RENDER=true"
+        return (
+            f"refusing to {action}: {why} is production-like; "
+            "set FORCE_SEED=true or pass --force to write anyway"
+        )
+
     def guard_write(self, action: str) -> None:
         """Refuse a writing command in a production-like environment (exit 3)."""
-        if self.production_like and not self.force:
-            why = f"APP_ENV={self.app_env}" if not self.render else "RENDER=true"
-            raise GuardrailRefused(
-                f"refusing to {action}: {why} is production-like; "
-                "set FORCE_SEED=true or pass --force to write anyway"
-            )
+        refused = self.refusal(action)
+        if refused is not None:
+            raise GuardrailRefused(refused)
 
 
 def load_settings(
@@ -323,7 +333,13 @@ def _stream(src: Sources) -> StreamSettings:
 
 
 def parse_weights(value: Value) -> dict[str, int]:
-    """``name=N,name=N`` (a flag or a variable) or a TOML table -> {name: N >= 0}."""
+    """``name=N,name=N`` (a flag or a variable) or a TOML table -> {name: N >= 0}.
+
+    The flag and the variable follow one rule: every item between commas is a
+    pair, so an empty value or a stray comma is an error in both (it is
+    usually an unset shell variable, not a wish for the defaults: for those,
+    leave the option out).
+    """
     allowed = "name=N pairs separated by commas, N an integer >= 0"
     raw = value.raw
     if isinstance(raw, Mapping):
@@ -331,8 +347,6 @@ def parse_weights(value: Value) -> dict[str, int]:
     else:
         pairs = []
         for part in str(raw).split(","):
-            if not part.strip():
-                continue
             name, sep, number = part.partition("=")
             if not sep or not name.strip():
                 raise ConfigError(value.name, raw, allowed, value.source)
@@ -351,15 +365,12 @@ def parse_weights(value: Value) -> dict[str, int]:
 
 
 def seed_overrides(src: Sources) -> dict[str, tuple[str, str]]:
-    """``SEED_<TABLE>`` variables from the environment and .env (highest wins)."""
+    """``SEED_<TABLE>`` variables from the environment and .env (highest wins);
+    the ``SEED_*`` settings (size, random, as-of, workers) are not overrides."""
     found: dict[str, tuple[str, str]] = {}
     for label, mapping in reversed(src.levels()[:2]):
         for name, raw in mapping.items():
-            if name.startswith("SEED_") and name not in (
-                "SEED_SIZE",
-                "SEED_RANDOM",
-                "SEED_AS_OF",
-            ):
+            if name.startswith("SEED_") and name not in TOML_KEYS:
                 found[name] = (raw, label)
     return found
 

@@ -27,7 +27,7 @@ class Output(Console):
         if self.plain and not os.environ.get("COLUMNS"):
             self.width = UNLIMITED
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # noqa: A003
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         """Print; off a terminal, without the trailing spaces of padded lines."""
         if not self.plain:
             super().print(*objects, **kwargs)

@@ -59,6 +59,8 @@ def resolve(
             table = None
         elif variable in known:
             table = known[variable]
+        elif name == "CUSTOM":
+            raise _unknown(variable, source, [*known, "SEED_BATCH_SIZE"])
         else:
             continue
         if name != "CUSTOM":
@@ -79,3 +81,18 @@ def resolve(
         else:
             counts[table] = value
     return Profile(name, counts, batch, tuple(warnings))
+
+
+def _unknown(variable: str, source: str, known: list[str]) -> Exception:
+    """A misspelt ``SEED_<TABLE>`` named, with the likely one (a silently
+    ignored override would seed the profile's count instead)."""
+    import difflib
+
+    from pytest_oltpseed.errors import UsageError
+
+    close = difflib.get_close_matches(variable, known, n=1)
+    hint = f"did you mean {close[0]}?" if close else "no table has that name"
+    return UsageError(
+        f"unknown {variable} (from {source}) with SEED_SIZE=CUSTOM: {hint} "
+        f"(overrides: {', '.join(sorted(known))})"
+    )

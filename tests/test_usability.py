@@ -231,3 +231,41 @@ def test_server_status_is_one_line_when_piped(cli_env: dict[str, str]) -> None:
     result = run_cli("server", "status", env=env)
     assert result.returncode == 1
     assert str(home) in _one_line(result.stdout)
+
+
+def test_dry_run_in_production_says_the_real_run_is_refused(
+    cli_env: dict[str, str],
+) -> None:
+    env = {**cli_env, "APP_ENV": "PROD"}
+    for command in ("seed", "stream", "init-db", "reset"):
+        result = run_cli(command, "--dry-run", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "nothing was written" in result.stdout
+        line = _one_line(result.stderr)
+        assert "real run would stop" in line and "APP_ENV=PROD" in line
+    forced = run_cli("seed", "--dry-run", "--force", env=env)
+    assert forced.returncode == 0 and "real run" not in forced.stderr
+
+
+@pytest.mark.parametrize("value", ["", ",,", ";;,,", "consulta=1,"])
+def test_weights_follow_one_rule_as_flag_and_variable(
+    value: str, cli_env: dict[str, str]
+) -> None:
+    flag = run_cli("stream", "--dry-run", "--weights", value, env=cli_env)
+    variable = run_cli("stream", "--dry-run", env={**cli_env, "STREAM_WEIGHTS": value})
+    for result, name in ((flag, "--weights"), (variable, "STREAM_WEIGHTS")):
+        assert result.returncode == 2, result.stdout
+        assert f"invalid {name}=" in _one_line(result.stderr)
+
+
+def test_misspelt_seed_override_is_named_with_custom(
+    cli_env: dict[str, str],
+) -> None:
+    env = {**cli_env, "SEED_PACIENTE": "5", "SEED_WORKERS": "1"}
+    result = run_cli("seed", "--profile", "CUSTOM", "--dry-run", env=env)
+    assert result.returncode == 2
+    line = _one_line(result.stderr)
+    assert "SEED_PACIENTE " in line and "did you mean SEED_PACIENTES?" in line
+    fixed = {**cli_env, "SEED_PACIENTES": "5", "SEED_WORKERS": "1"}
+    ok = run_cli("seed", "--profile", "CUSTOM", "--dry-run", env=fixed)
+    assert ok.returncode == 0, ok.stderr
