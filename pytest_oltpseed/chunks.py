@@ -17,6 +17,7 @@ in a few; workers put the machine's other cores to work on generation.
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -124,6 +125,12 @@ STAGE_POOLS: dict[tuple[str, tuple[str, ...]], Any] = {}
 """Parent pools of the running stage, set before workers fork (they inherit it)."""
 STAGE_POSITIONAL: dict[str, Callable[[int], Ref]] = {}
 """Positional parents of the running stage, inherited the same way."""
+
+
+def quiet_worker() -> None:
+    """Workers leave Ctrl-C to the parent, which rolls the stage back and
+    reports; otherwise each worker prints its own KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def work(chunk: Chunk) -> tuple[bytes, list[tuple[tuple[str, str], int]]]:

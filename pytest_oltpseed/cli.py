@@ -44,7 +44,12 @@ from pytest_oltpseed import (
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
 from pytest_oltpseed.domains import ALL, Domain, select, tables_of
-from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
+from pytest_oltpseed.errors import (
+    Interrupted,
+    OltpseedError,
+    ServerError,
+    UsageError,
+)
 from pytest_oltpseed.server import EmbeddedServer
 
 app = typer.Typer(
@@ -229,7 +234,7 @@ def reset(
         return
     with db.session(settings, _say) as conn:
         schema.reset(conn, domains)
-        _seed(conn, settings, domains)
+        _seed(conn, settings, seeding.plan(domains, settings.profile), domains)
 
 
 @app.command()
@@ -237,6 +242,14 @@ def seed(
     profile: ProfileOption = None,
     domain: DomainOption = "all",
     seed_random: SeedRandomOption = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Run only these stages (tables, comma-separated): finishes an "
+            "interrupted seed without inserting committed stages again.",
+        ),
+    ] = None,
     dsn: DsnOption = None,
     force: ForceOption = False,
     dry_run: DryRunOption = False,
@@ -244,13 +257,16 @@ def seed(
     """Fill the tables at a volume profile (installs the schema when missing)."""
     domains = select(domain)
     settings = _writing_settings("seed", dsn, force, dry_run, profile, seed_random)
-    stages = seeding.plan(domains, settings.profile)
+    chosen = [name.strip() for name in (only or "").split(",") if name.strip()]
+    if only is not None and not chosen:
+        raise UsageError("--only needs stage names, e.g. --only consultas,exames")
+    stages = seeding.plan(domains, settings.profile, chosen)
     if settings.dry_run:
         _print_seed_plan(settings, stages)
         return
     with db.session(settings, _say) as conn:
         schema.ensure(conn, domains, _say)
-        _seed(conn, settings, domains)
+        _seed(conn, settings, stages, domains)
 
 
 def _print_seed_plan(settings: Settings, stages: list[seeding.Stage]) -> None:
@@ -281,19 +297,28 @@ def _print_seed_plan(settings: Settings, stages: list[seeding.Stage]) -> None:
     )
 
 
-def _seed(conn: psycopg.Connection, settings: Settings, domains: list[Domain]) -> None:
-    stages = seeding.plan(domains, settings.profile)
+def _seed(
+    conn: psycopg.Connection,
+    settings: Settings,
+    stages: list[seeding.Stage],
+    domains: list[Domain],
+) -> None:
     log = logs.get("seed")
     started = time.perf_counter()
-    with _progress(stages) as progress:
-        seeder = seeding.Seeder(
-            conn,
-            seed=settings.seed_random,
-            as_of=settings.seed_as_of,
-            progress=progress,
-            workers=settings.seed_workers,
-        )
-        results = seeder.run(stages)
+    seeder = seeding.Seeder(
+        conn,
+        seed=settings.seed_random,
+        as_of=settings.seed_as_of,
+        workers=settings.seed_workers,
+    )
+    try:
+        with _progress(stages) as progress:
+            seeder.progress = progress
+            results = seeder.run(stages)
+    except KeyboardInterrupt:
+        message = seeding.interrupted(stages, seeder.done)
+        log.warning("seed %s: %s", settings.profile.name, message)
+        raise Interrupted(message) from None
     elapsed = time.perf_counter() - started
     counts = db.table_counts(conn, tables_of(domains))
     _print_seed_results(settings, results, counts, elapsed)

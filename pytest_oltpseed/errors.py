@@ -41,3 +41,9 @@ class DatabaseUnavailable(OltpseedError):
 
 class ServerError(OltpseedError):
     """The embedded/ephemeral PostgreSQL could not be set up, started or stopped."""
+
+
+class Interrupted(OltpseedError):
+    """Ctrl-C (SIGINT) stopped a command; the message says what was kept."""
+
+    exit_code = 130

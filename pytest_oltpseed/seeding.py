@@ -35,7 +35,7 @@ from psycopg import sql
 
 from pytest_oltpseed import chunks, logs
 from pytest_oltpseed.domains import Domain
-from pytest_oltpseed.errors import OltpseedError
+from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.factory import (
     Context,
     Parent,
@@ -71,14 +71,54 @@ class Stage:
         return [items.table for _, items in self.factory._items()]
 
 
-def plan(domains: Sequence[Domain], profile: Profile) -> list[Stage]:
-    """The stages for ``domains`` at ``profile``, parents before children."""
-    return [
+def plan(
+    domains: Sequence[Domain], profile: Profile, only: Sequence[str] = ()
+) -> list[Stage]:
+    """The stages for ``domains`` at ``profile``, parents before children.
+
+    ``only`` (``seed --only``) keeps the named stages, to finish an
+    interrupted seed without inserting the committed stages a second time.
+    """
+    stages = [
         Stage(domain, table, profile.count(table), profile.batch_size)
         for domain in domains
         for table in domain.tables
         if table in profile.counts
     ]
+    if not only:
+        return stages
+    names = [s.table for s in stages]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise UsageError(
+            f"unknown stage(s) in --only: {', '.join(unknown)} "
+            f"(stages: {', '.join(names)})"
+        )
+    return [s for s in stages if s.table in only]
+
+
+def interrupted(stages: Sequence[Stage], done: Sequence[StageResult]) -> str:
+    """What an interrupted seed left, and the exact way to finish it.
+
+    Stages commit one by one, so the committed ones stay; a plain rerun would
+    skip the upsert stages but insert the transactional ones again, so the
+    message names the ``--only`` list that completes the run instead.
+    """
+    committed = [r.table for r in done]
+    rest = [s for s in stages if s.table not in committed]
+    again = [s.table for s in stages if s.table in committed and not s.idempotent]
+    parts = [
+        f"interrupted during {rest[0].table} (rolled back)" if rest else "interrupted",
+        f"committed: {', '.join(committed) or 'no stage'}",
+    ]
+    if rest:
+        parts.append(
+            "to finish, run seed with the same options and --only "
+            + ",".join(s.table for s in rest)
+        )
+    if again:
+        parts.append(f"a plain rerun would insert {', '.join(again)} a second time")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -171,6 +211,7 @@ class Seeder:
         self.workers = workers
         self.ctx.reserve_block = 1000  # invoice numbers & co: one UPDATE a thousand
         self.progress = progress
+        self.done: list[StageResult] = []
         self._pools: dict[tuple[str, tuple[str, ...]], ParentPool] = {}
 
     def pool(self, table: str, carry: Sequence[str] = ()) -> ParentPool:
@@ -180,7 +221,12 @@ class Seeder:
         return self._pools[key]
 
     def run(self, stages: Iterable[Stage]) -> list[StageResult]:
-        return [self.run_stage(stage) for stage in stages]
+        """Run ``stages`` in order; :attr:`done` tells, after an interruption,
+        which of them committed (each stage commits whole or not at all)."""
+        self.done = []
+        for stage in stages:
+            self.done.append(self.run_stage(stage))
+        return list(self.done)
 
     def run_stage(self, stage: Stage) -> StageResult:
         """Write one stage in one transaction; on any error it leaves nothing."""
@@ -246,7 +292,9 @@ class Seeder:
             chunks.STAGE_POSITIONAL.update(positional or {})
             context = multiprocessing.get_context("fork")
             try:
-                with ProcessPoolExecutor(self.workers, mp_context=context) as procs:
+                with ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=chunks.quiet_worker
+                ) as procs:
                     self._land_chunks(
                         stage, result, writer, parts, procs.map(chunks.work, parts)
                     )

@@ -7,9 +7,11 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -269,3 +271,45 @@ def test_misspelt_seed_override_is_named_with_custom(
     fixed = {**cli_env, "SEED_PACIENTES": "5", "SEED_WORKERS": "1"}
     ok = run_cli("seed", "--profile", "CUSTOM", "--dry-run", env=fixed)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_ctrl_c_during_seed_says_what_committed_and_how_to_finish(
+    database: str, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "SEED_CONSULTAS": "300000"}
+    args = ["seed", "--profile", "CUSTOM", "--domain", "hospital", "--dsn", database]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_oltpseed", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the stage before consultas has committed
+        seen.append(line)
+        if line.startswith("seed: pacientes_convenios"):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "Traceback" not in rest
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("oltpseed: error: interrupted during consultas")
+    assert "committed: medicos, convenios, pacientes, pacientes_convenios" in last
+    only = last.split("--only ")[1].split()[0]
+    assert only == "consultas,exames,internacoes"
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
+    finish = run_cli(*args, "--only", only, env=env, timeout=300)
+    assert finish.returncode == 0, finish.stderr
+    counts = json.loads(
+        run_cli("counts", "--json", "--domain", "hospital", "--dsn", database,
+                env=cli_env).stdout
+    )  # fmt: skip
+    assert counts["pacientes"] == 2000 and counts["consultas"] == 300000
+    assert counts["exames"] == 3500 and counts["internacoes"] == 1200
+    bad = run_cli("seed", "--only", "consulta", "--dsn", database, env=cli_env)
+    assert bad.returncode == 2 and "consulta" in _one_line(bad.stderr)
