@@ -181,6 +181,8 @@ class Connection:
 
     conninfo: str | None
     source: str
+    note: str = ""
+    """One line for the user when defaults filled in parts of ``PG_*``."""
 
     @property
     def embedded(self) -> bool:
@@ -407,7 +409,7 @@ def _connection(src: Sources, dsn: str | None) -> Connection:
         if any(key in mapping for key in PG_KEYS):
             parts = {key: src.get(key) for key in PG_KEYS}
             port = check_int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
-            host = _str(parts["PG_HOST"], "localhost")
+            host = _str(parts["PG_HOST"], PG_DEFAULTS["PG_HOST"])
             bad = _bad_host(host)
             if bad is not None and parts["PG_HOST"] is not None:
                 value = parts["PG_HOST"]
@@ -419,10 +421,36 @@ def _connection(src: Sources, dsn: str | None) -> Connection:
                 port=str(port),
                 user=_str(parts["PG_USER"], "postgres"),
                 password=_str(parts["PG_PASSWORD"], "") or None,
-                dbname=_str(parts["PG_DATABASE"], "hospital_oltp"),
+                dbname=_str(parts["PG_DATABASE"], PG_DEFAULTS["PG_DATABASE"]),
             )
-            return Connection(conninfo, f"PG_* ({label})")
+            source = f"PG_* ({label})"
+            return Connection(conninfo, source, _defaulted_note(parts, conninfo))
     return Connection(None, "embedded server (no connection configured)")
+
+
+PG_DEFAULTS = {
+    "PG_HOST": "localhost",
+    "PG_PORT": "5432",
+    "PG_USER": "postgres",
+    "PG_DATABASE": "hospital_oltp",
+}
+"""What an unset ``PG_*`` part means once any ``PG_*`` is set (spec 002's .env)."""
+
+
+def _defaulted_note(parts: Mapping[str, Value | None], conninfo: str) -> str:
+    """Say which parts were filled in: any one ``PG_*`` (even ``PG_PASSWORD``
+    alone) leaves the embedded server for ``localhost:5432/hospital_oltp``,
+    which surprises whoever set only a port or a password."""
+    given = [name for name in PG_KEYS if parts[name] is not None]
+    filled = [
+        f"{name}={value}" for name, value in PG_DEFAULTS.items() if not parts[name]
+    ]
+    if not filled:
+        return ""
+    return (
+        f"{', '.join(given)} set, so not the embedded server: connecting to "
+        f"{describe(conninfo)} with defaults {', '.join(filled)}"
+    )
 
 
 def _checked_dsn(value: Value) -> str:

@@ -20,6 +20,8 @@ def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str
     saying so: a user should never wonder which database was written.
     """
     if settings.connection.conninfo is not None:
+        if settings.connection.note:
+            announce(settings.connection.note)
         return settings.connection.conninfo
     info, started = EmbeddedServer().start()
     verb = "started" if started else "using"

@@ -313,3 +313,23 @@ def test_ctrl_c_during_seed_says_what_committed_and_how_to_finish(
     assert counts["exames"] == 3500 and counts["internacoes"] == 1200
     bad = run_cli("seed", "--only", "consulta", "--dsn", database, env=cli_env)
     assert bad.returncode == 2 and "consulta" in _one_line(bad.stderr)
+
+
+def test_partial_pg_variables_say_what_was_filled_in(
+    cli_env: dict[str, str],
+) -> None:
+    env = {**cli_env, "PG_PORT": "1", "PG_PASSWORD": "s3cret"}
+    result = run_cli("counts", env=env)
+    assert result.returncode == 1
+    note, error = result.stderr.strip().splitlines()
+    assert "PG_PORT, PG_PASSWORD set, so not the embedded server" in note
+    assert "PG_DATABASE=hospital_oltp" in note and "PG_HOST=localhost" in note
+    assert "s3cret" not in result.stderr
+    assert error.startswith("oltpseed: error: cannot connect")
+    complete = {
+        **cli_env,
+        **{"PG_HOST": "127.0.0.1", "PG_PORT": "1", "PG_USER": "u"},
+        "PG_DATABASE": "d",
+    }
+    quiet = run_cli("counts", env=complete)
+    assert "not the embedded server" not in quiet.stderr
