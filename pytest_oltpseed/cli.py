@@ -257,10 +257,7 @@ def seed(
     """Fill the tables at a volume profile (installs the schema when missing)."""
     domains = select(domain)
     settings = _writing_settings("seed", dsn, force, dry_run, profile, seed_random)
-    chosen = [name.strip() for name in (only or "").split(",") if name.strip()]
-    if only is not None and not chosen:
-        raise UsageError("--only needs stage names, e.g. --only consultas,exames")
-    stages = seeding.plan(domains, settings.profile, chosen)
+    stages = seeding.plan(domains, settings.profile, seeding.parse_only(only))
     if settings.dry_run:
         _print_seed_plan(settings, stages)
         return

@@ -97,6 +97,14 @@ def plan(
     return [s for s in stages if s.table in only]
 
 
+def parse_only(text: str | None) -> list[str]:
+    """``--only a,b`` -> ``["a", "b"]``; given but empty is a usage error."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    if text is not None and not names:
+        raise UsageError("--only needs stage names, e.g. --only consultas,exames")
+    return names
+
+
 def interrupted(stages: Sequence[Stage], done: Sequence[StageResult]) -> str:
     """What an interrupted seed left, and the exact way to finish it.
 
