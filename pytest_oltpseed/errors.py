@@ -41,3 +41,8 @@ class DatabaseUnavailable(OltpseedError):
 
 class ServerError(OltpseedError):
     """The embedded/ephemeral PostgreSQL could not be set up, started or stopped."""
+
+
+class OltpseedWarning(UserWarning):
+    """Something oltpseed did differently from what was asked (an ignored
+    ``SEED_<TABLE>`` override); shown in pytest's warnings summary."""

@@ -556,13 +556,26 @@ class Parent(factory.declarations.BaseDeclaration):
         self.prefer_existing = prefer_existing
         self.where = where
 
-    def resolve(self, ctx: Context, row: Any, create: bool) -> Ref:
+    def resolve(
+        self,
+        ctx: Context,
+        row: Any,
+        create: bool,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Ref:
+        """A Ref to the parent; ``fields`` (``paciente__nome="Ana"``) make a
+        new parent with those values instead of picking an existing one."""
+        parent = factory_for(self.table)
+        if fields:
+            made = parent.make_row(ctx, create=create, overrides=fields)
+            if create:
+                parent.write(ctx, made)
+            return Ref(self.table, made)
         if create and (self.prefer_existing or ctx.reuse_parents):
             condition, params = self.where(ctx, row) if self.where else (None, ())
             picked = ctx.pick(self.table, condition, params)
             if picked is not None:
                 return Ref(self.table, picked)
-        parent = factory_for(self.table)
         made = parent.make_row(ctx, create=create)
         if create:
             parent.write(ctx, made)
@@ -570,7 +583,10 @@ class Parent(factory.declarations.BaseDeclaration):
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
         create = step.builder.strategy == enums.CREATE_STRATEGY
-        return self.resolve(current(), instance, create)
+        fields = dict(extra or {})
+        if fields:
+            factory_for(self.table).check_fields(fields)
+        return self.resolve(current(), instance, create, fields)
 
 
 class Items(factory.declarations.BaseDeclaration):
@@ -618,6 +634,24 @@ class Items(factory.declarations.BaseDeclaration):
         head = Row({name: getattr(instance, name) for name in self.header})
         create = step.builder.strategy == enums.CREATE_STRATEGY
         return self.make(current(), head, create)
+
+
+class FieldError(OltpseedError, TypeError):
+    """A factory was called with a keyword it does not declare."""
+
+
+def _parent_value(table: str, value: Any) -> Any:
+    """An FK value as the factories keep it: a Ref for a row, the id otherwise."""
+    if isinstance(value, Ref) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        row = value if isinstance(value, Row) else Row(value)
+        return Ref(table, row)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(
+            f"a {table} parent must be a row, a Ref or an id, not {value!r}"
+        )
+    return value
 
 
 def _identity(value: Any) -> object:
@@ -671,6 +705,78 @@ class SQLFactory(factory.Factory):
         super().__init_subclass__(**kwargs)
         if cls._table:
             _FACTORIES[cls._table] = cls
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        """factory_boy's entry for build/create/batches: keywords checked first.
+
+        factory_boy keeps an unknown keyword as an extra attribute, so a
+        misspelt ``stauts=`` or a parent passed as ``paciente=`` would be
+        silently ignored; here the first raises and the second links.
+        """
+        return super()._generate(strategy, cls.normalize(params))
+
+    @classmethod
+    def _fields(cls) -> dict[str, Any]:
+        """Keyword name -> declaration: every declared column, helper or items."""
+        return dict(cls._declarations()) | dict(cls._meta.parameters)
+
+    @classmethod
+    def _aliases(cls) -> dict[str, str]:
+        """``paciente`` -> ``paciente_id``: an FK column also answers to its
+        name without ``_id``, where that name is not a field of its own."""
+        fields = cls._fields()
+        return {
+            name.removesuffix("_id"): name
+            for name, declaration in fields.items()
+            if isinstance(declaration, Parent)
+            and name.endswith("_id")
+            and name.removesuffix("_id") not in fields
+        }
+
+    @classmethod
+    def valid_fields(cls) -> str:
+        """The keywords this factory accepts, for error messages."""
+        aliases = {column: alias for alias, column in cls._aliases().items()}
+        return ", ".join(
+            f"{name} (or {aliases[name]})" if name in aliases else name
+            for name in sorted(cls._fields())
+        )
+
+    @classmethod
+    def check_fields(cls, fields: Mapping[str, Any]) -> None:
+        """Raise :class:`FieldError` naming the valid fields if one is unknown."""
+        known = cls._fields()
+        aliases = cls._aliases()
+        for key in fields:
+            root = key.split("__", 1)[0]
+            if root not in known and root not in aliases:
+                raise FieldError(
+                    f"{cls.__name__} has no field {root!r}: valid fields are "
+                    f"{cls.valid_fields()}"
+                )
+
+    @classmethod
+    def normalize(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check keywords, resolve FK aliases, and make a parent given as a row
+        a :class:`Ref` (an unsaved one is inserted before the child)."""
+        cls.check_fields(params)
+        aliases = cls._aliases()
+        fields = cls._fields()
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            root, _, rest = key.partition("__")
+            name = aliases.get(root, root)
+            full = f"{name}__{rest}" if rest else name
+            if full in out:
+                raise FieldError(
+                    f"{cls.__name__}: {name} given twice (as {root!r} and {name!r})"
+                )
+            declaration = fields[name]
+            if not rest and isinstance(declaration, Parent):
+                value = _parent_value(declaration.table, value)
+            out[full] = value
+        return out
 
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Row:
