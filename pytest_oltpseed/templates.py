@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from pytest_oltpseed import __version__, db, schema
 from pytest_oltpseed.config import redact_text
@@ -93,6 +94,11 @@ class Janitor:
         self._owner = f"{socket.gethostname()[:20]}_{os.getpid()}"
         self._count = 0
         self._role: str | None = None
+
+    @classmethod
+    def on(cls, conninfo: str) -> Janitor:
+        """A janitor for the server ``conninfo`` points at (any of its databases)."""
+        return cls(lambda dbname: make_conninfo(conninfo, dbname=dbname))
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[psycopg.Connection]:
@@ -254,8 +260,11 @@ class Janitor:
             for name, owner, size, comment, mine in rows
         ]
 
-    def drop_templates(self, names: Sequence[str] = ()) -> list[str]:
-        """Drop this role's oltpseed templates (only ``names`` when given).
+    def drop_templates(
+        self, names: Sequence[str] = (), *, dry_run: bool = False
+    ) -> list[str]:
+        """Drop this role's oltpseed templates (only ``names`` when given); with
+        ``dry_run`` only say which.
 
         A name that is not an oltpseed template of this role is refused before
         anything is dropped.
@@ -268,6 +277,8 @@ class Janitor:
                 "see: oltpseed templates list"
             )
         chosen = sorted(names or mine)
+        if dry_run:
+            return chosen
         with self._admin() as admin:
             for name in chosen:
                 self._drop(admin, name)
