@@ -567,7 +567,8 @@ class Parent(factory.declarations.BaseDeclaration):
         new parent with those values instead of picking an existing one."""
         parent = factory_for(self.table)
         if fields:
-            made = parent.make_row(ctx, create=create, overrides=fields)
+            overrides = parent.normalize(fields)
+            made = parent.make_row(ctx, create=create, overrides=overrides)
             if create:
                 parent.write(ctx, made)
             return Ref(self.table, made)
@@ -583,10 +584,7 @@ class Parent(factory.declarations.BaseDeclaration):
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
         create = step.builder.strategy == enums.CREATE_STRATEGY
-        fields = dict(extra or {})
-        if fields:
-            factory_for(self.table).check_fields(fields)
-        return self.resolve(current(), instance, create, fields)
+        return self.resolve(current(), instance, create, dict(extra or {}))
 
 
 class Items(factory.declarations.BaseDeclaration):
@@ -749,11 +747,16 @@ class SQLFactory(factory.Factory):
         known = cls._fields()
         aliases = cls._aliases()
         for key in fields:
-            root = key.split("__", 1)[0]
+            root, nested, _ = key.partition("__")
             if root not in known and root not in aliases:
                 raise FieldError(
                     f"{cls.__name__} has no field {root!r}: valid fields are "
                     f"{cls.valid_fields()}"
+                )
+            if nested and not isinstance(known[aliases.get(root, root)], Parent):
+                raise FieldError(
+                    f"{cls.__name__}.{root} is not a parent: {key}= sets a field "
+                    "of a parent row (an FK field such as paciente_id)"
                 )
 
     @classmethod
@@ -887,12 +890,19 @@ class SQLFactory(factory.Factory):
         ``parents`` maps an FK column to a picker ``pick(row) -> Ref`` (the
         seeder picks among ids it fetched; ``row`` is the row so far), also
         for the children of :class:`Items`; other Parent columns are created
-        when ``create`` (persisted first) and built otherwise.
+        when ``create`` (persisted first) and built otherwise. ``overrides``
+        win over declarations; a ``parent__field`` key sets a field of a new
+        parent (keys already checked by :meth:`normalize`).
         """
         row = Row()
         view = _Attrs(row)
         overrides = overrides or {}
         parents = parents or {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key in overrides if any("__" in k for k in overrides) else ():
+            root, _, rest = key.partition("__")
+            if rest:
+                nested.setdefault(root, {})[rest] = overrides[key]
         for name, kind, declaration in cls._plan():
             if name in overrides:
                 row[name] = overrides[name]
@@ -901,7 +911,9 @@ class SQLFactory(factory.Factory):
             elif kind is Parent:
                 pick = parents.get(name)
                 row[name] = (
-                    pick(view) if pick else declaration.resolve(ctx, view, create)
+                    pick(view)
+                    if pick
+                    else declaration.resolve(ctx, view, create, nested.get(name))
                 )
             else:
                 row[name] = declaration.make(ctx, row, create, parents)

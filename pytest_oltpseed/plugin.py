@@ -136,14 +136,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CHOICE] = _choice(config)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A malformed ``seed_profile`` marker is a usage error before any test runs."""
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """A malformed ``seed_profile`` marker is a usage error before any test runs.
+
+    In an xdist worker a usage error would crash the worker, so there the
+    test fails at setup with the same line instead.
+    """
     for item in items:
         for marker in item.iter_markers("seed_profile"):
             try:
                 marker_profile(marker.args, marker.kwargs)
             except OltpseedError as exc:
-                raise pytest.UsageError(f"oltpseed: {item.nodeid}: {exc}") from None
+                problem = f"oltpseed: {item.nodeid}: {exc}"
+                if not hasattr(config, "workerinput"):
+                    raise pytest.UsageError(problem) from None
+                item.stash[_MARKER_PROBLEM] = problem
+                break
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = item.stash.get(_MARKER_PROBLEM, None)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -161,6 +177,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 _CHOICE = pytest.StashKey[Choice]()
+_MARKER_PROBLEM = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")

@@ -286,6 +286,12 @@ def test_parent_fields_both_spellings(oltp_conn, oltp_factories):
         for c in (first, second)
     ]
     assert names == ["Ana Teste", "Bia Teste"]
+    sale = oltp_factories.Sale.create(client__name="Loja Teste")
+    assert oltp_conn.execute(
+        "SELECT name FROM clients WHERE id = %s", (sale["client_id"],)
+    ).fetchone() == ("Loja Teste",)
+    with pytest.raises(TypeError, match="Paciente.nome is not a parent"):
+        oltp_factories.Consulta.create(paciente__nome__x="Ana")
 
 
 @pytest.mark.seed_profile(name="SMALL")  # the run's profile is MEDIUM
@@ -336,6 +342,11 @@ def test_malformed_marker_is_a_usage_error(
         ['ERROR: oltpseed: *test_one: seed_profile marker: *seed_profile(name="LARGE")']
     )
     assert "Traceback" not in result.stderr.str()
+    # under xdist a worker cannot stop the run: the test fails with that line
+    spread = pytester.runpytest_subprocess("-n", "2")
+    spread.assert_outcomes(errors=1)
+    spread.stdout.fnmatch_lines(["*oltpseed: *test_one: seed_profile marker: *"])
+    assert "INTERNALERROR" not in spread.stdout.str()
 
 
 COUNTS_SUITE = """
