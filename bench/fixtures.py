@@ -19,8 +19,8 @@ import time
 import psycopg
 from psycopg import sql
 
+from pytest_oltpseed.databases import IsolatedConnection
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.plugin import IsolatedConnection
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.server import ephemeral_server
 from pytest_oltpseed.templates import Janitor, Recipe

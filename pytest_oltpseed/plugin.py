@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``pytest11``): options, marker and fixtures.
 
-Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones)
-and the factories. Importing it starts nothing: a server starts, and a
+Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones),
+:mod:`pytest_oltpseed.databases` (what a test receives) and the factories. Importing it starts nothing: a server starts, and a
 template is seeded, only when a test asks for a fixture that needs one.
 
 Options (each also an ini key of the same name, ``SEED_SIZE``/``SEED_RANDOM``/
@@ -17,7 +17,7 @@ import os
 import types
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -30,10 +30,10 @@ from pytest_oltpseed.config import (
     check_choice,
     check_dsn,
     check_int,
-    conninfo_url,
     redact,
     seed_overrides,
 )
+from pytest_oltpseed.databases import IsolatedConnection, OltpDatabase
 from pytest_oltpseed.errors import ConfigError, OltpseedError, OltpseedWarning
 from pytest_oltpseed.profiles import (
     DEFAULT_PROFILE,
@@ -312,28 +312,6 @@ def oltp_profile(_oltp_seeded: _Seeded) -> Profile:
     )
 
 
-@dataclass(frozen=True)
-class OltpDatabase:
-    """A fresh database cloned from the seeded template, dropped after the test.
-
-    ``dsn`` is a libpq conninfo and ``url`` a ``postgresql://`` URL (for
-    SQLAlchemy); the repr masks the password so tracebacks never show it.
-    """
-
-    dsn: str = field(repr=False)
-    dbname: str
-
-    @property
-    def url(self) -> str:
-        return conninfo_url(self.dsn)
-
-    def connect(self, **kwargs: Any) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"OltpDatabase(dbname={self.dbname!r}, dsn={redact(self.dsn)!r})"
-
-
 @pytest.fixture
 def oltp_database(
     _oltp_session: _Session, _oltp_seeded: _Seeded
@@ -400,51 +378,6 @@ def oltp_database_factory(
         yield from _cloned(_oltp_session, template)
 
     return _fixture
-
-
-class IsolatedConnection(psycopg.Connection):
-    """The oltp_conn connection: everything a test does is rolled back after it.
-
-    Each test runs inside a transaction and a savepoint taken at its start.
-    ``commit()`` would break that promise for the next test, so it fails with
-    a message pointing at ``oltp_database``. ``rollback()`` rolls back to the
-    test's savepoint: it discards what the test wrote so far (factory rows
-    included), as a real rollback discards uncommitted work, while the test
-    stays inside its transaction, so later statements are still undone after
-    it. ``conn.transaction()`` blocks work (they become savepoints).
-    """
-
-    _SAVEPOINT = "oltpseed_test"
-    _in_test = False
-
-    def commit(self) -> None:
-        raise OltpseedError(
-            "oltp_conn rolls every test back, so commit() is not allowed; request "
-            "oltp_database for a database of the test's own that may commit"
-        )
-
-    def rollback(self) -> None:
-        if not self._in_test:
-            super().rollback()
-            return
-        if self._num_transactions:
-            super().rollback()  # psycopg's own error: rollback inside transaction()
-        self.execute(f"ROLLBACK TO SAVEPOINT {self._SAVEPOINT}")
-
-    def begin_test(self) -> None:
-        """Open the test's transaction and its savepoint.
-
-        Opening it now also makes a test's own ``conn.transaction()`` blocks
-        savepoints instead of transactions that commit.
-        """
-        self.execute(f"SAVEPOINT {self._SAVEPOINT}")
-        self._in_test = True
-
-    def end_test(self) -> None:
-        """Roll the whole test back."""
-        self._in_test = False
-        if not self.closed:
-            super().rollback()
 
 
 @pytest.fixture
