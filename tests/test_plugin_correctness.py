@@ -180,11 +180,12 @@ def test_same_server(oltp_server, oltp_database):
     assert oltp_database.dbname in names
 """
     )
-    result = pytester.runpytest_subprocess(
-        "--seed-profile=SMALL",
-        "--seed-domain=hospital",
-        f"--seed-dsn={oltp_server.dsn('postgres')}",
-    )
+    with role(oltp_server) as name:  # its template goes with the role
+        result = pytester.runpytest_subprocess(
+            "--seed-profile=SMALL",
+            "--seed-domain=hospital",
+            f"--seed-dsn={as_role(oltp_server, name)}",
+        )
     result.assert_outcomes(passed=1)
 
 
