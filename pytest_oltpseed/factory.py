@@ -639,12 +639,18 @@ class FieldError(OltpseedError, TypeError):
 
 
 def _parent_value(table: str, value: Any) -> Any:
-    """An FK value as the factories keep it: a Ref for a row, the id otherwise."""
+    """An FK value as the factories keep it: a Ref for a row, the id otherwise.
+
+    A factory's own row (a :class:`Row`) is kept whole; another mapping with
+    an id is taken for that id and looked up when a rule needs the parent's
+    values (it may hold only some columns); one without an id is a new row.
+    """
     if isinstance(value, Ref) or value is None:
         return value
     if isinstance(value, Mapping):
-        row = value if isinstance(value, Row) else Row(value)
-        return Ref(table, row)
+        if "id" in value and not isinstance(value, Row):
+            return _parent_value(table, value["id"])
+        return Ref(table, value if isinstance(value, Row) else Row(value))
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError(
             f"a {table} parent must be a row, a Ref or an id, not {value!r}"
@@ -716,21 +722,30 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def _fields(cls) -> dict[str, Any]:
-        """Keyword name -> declaration: every declared column, helper or items."""
-        return dict(cls._declarations()) | dict(cls._meta.parameters)
+        """Keyword name -> declaration: every declared column, helper or items
+        (computed once per class)."""
+        cached = cls.__dict__.get("_fields_cache")
+        if cached is None:
+            cached = dict(cls._declarations()) | dict(cls._meta.parameters)
+            cls._fields_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def _aliases(cls) -> dict[str, str]:
         """``paciente`` -> ``paciente_id``: an FK column also answers to its
         name without ``_id``, where that name is not a field of its own."""
-        fields = cls._fields()
-        return {
-            name.removesuffix("_id"): name
-            for name, declaration in fields.items()
-            if isinstance(declaration, Parent)
-            and name.endswith("_id")
-            and name.removesuffix("_id") not in fields
-        }
+        cached = cls.__dict__.get("_aliases_cache")
+        if cached is None:
+            fields = cls._fields()
+            cached = {
+                name.removesuffix("_id"): name
+                for name, declaration in fields.items()
+                if isinstance(declaration, Parent)
+                and name.endswith("_id")
+                and name.removesuffix("_id") not in fields
+            }
+            cls._aliases_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def valid_fields(cls) -> str:

@@ -1,8 +1,9 @@
 """pytest plugin (entry point ``pytest11``): options, marker and fixtures.
 
 Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones),
-:mod:`pytest_oltpseed.databases` (what a test receives) and the factories. Importing it starts nothing: a server starts, and a
-template is seeded, only when a test asks for a fixture that needs one.
+:mod:`pytest_oltpseed.databases` (what a test receives) and the factories.
+Importing it starts nothing: a server starts, and a template is seeded, only
+when a test asks for a fixture that needs one.
 
 Options (each also an ini key of the same name, ``SEED_SIZE``/``SEED_RANDOM``/
 ``OLTPSEED_DSN`` as environment fallbacks): ``--seed-profile``,

@@ -258,8 +258,9 @@ def test_parent_given_is_linked(oltp_conn, oltp_factories):
         f.Consulta.create(paciente_id=patient),
         f.Exame.create(paciente=patient["id"]),
         f.Internacao.create(paciente=Ref("pacientes", patient)),
+        f.Exame.create(paciente={"id": patient["id"]}),  # looked up by id
     ]
-    assert [m["paciente_id"] for m in made] == [patient["id"]] * 4
+    assert [m["paciente_id"] for m in made] == [patient["id"]] * 5
     assert all("paciente" not in m for m in made)
     assert count(oltp_conn, "pacientes") == before
     unsaved = f.Paciente.build()
