@@ -19,8 +19,8 @@ import time
 import psycopg
 from psycopg import sql
 
+from pytest_oltpseed.databases import IsolatedConnection
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.plugin import IsolatedConnection
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.server import ephemeral_server
 from pytest_oltpseed.templates import Janitor, Recipe
@@ -43,7 +43,7 @@ def main() -> None:
         for name in args.profiles.split(","):
             profile = resolve(name.strip().upper())
             started = time.perf_counter()
-            template = janitor.template(Recipe(profile, tuple(select("all")), 0))
+            template = janitor.template(Recipe(profile, tuple(select("all")), 0)).name
             print(
                 f"{profile.name}: template seeded once in "
                 f"{time.perf_counter() - started:.2f} s"
@@ -53,11 +53,11 @@ def main() -> None:
             samples = []
             for _ in range(args.rounds):
                 t = time.perf_counter()
-                conn.execute("SELECT 1")  # the fixture opens the transaction
+                conn.begin_test()  # the fixture opens the transaction
                 conn.execute("DELETE FROM internacoes")  # a test's own work ...
                 samples.append(time.perf_counter() - t)
                 t2 = time.perf_counter()
-                conn.rollback()  # ... and the fixture's teardown
+                conn.end_test()  # ... and the fixture's teardown
                 samples[-1] += time.perf_counter() - t2
             conn.close()
             janitor.drop(work)

@@ -36,6 +36,7 @@ from pytest_oltpseed import (
     logs,
     schema,
     seeding,
+    templates,
     validators,
 )
 from pytest_oltpseed import (
@@ -70,6 +71,12 @@ cdc_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(cdc_app, name="cdc")
+templates_app = typer.Typer(
+    help="The seeded template databases the pytest plugin keeps on a --seed-dsn "
+    "server.",
+    no_args_is_help=True,
+)
+app.add_typer(templates_app, name="templates")
 
 
 def _flag(*names: str, **kwargs: Any) -> Any:
@@ -895,6 +902,64 @@ def cdc_stop(
     with db.session(settings, _say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
     out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")
+
+
+@templates_app.command("list")
+def templates_list(
+    dsn: DsnOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the templates as JSON.")
+    ] = False,
+) -> None:
+    """Show oltpseed's templates on the server: owner, size, state."""
+    settings = load_settings(dsn=dsn)
+    found = templates.Janitor.on(db.resolve_conninfo(settings, _say)).templates()
+    if as_json:
+        out.print_json(json.dumps([dataclasses.asdict(t) for t in found]))
+        return
+    table = Table(title="oltpseed templates", title_justify="left")
+    for column in ("name", "owner", "size", "state"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for info in found:
+        table.add_row(
+            info.name,
+            info.owner,
+            f"{info.size / 2**20:,.0f} MB",
+            "ready" if info.ready else "incomplete",
+        )
+    out.print(table)
+    total = sum(t.size for t in found if t.mine)
+    out.print(f"{total / 2**20:,.0f} MB in templates you own (oltpseed templates drop)")
+
+
+@templates_app.command("drop")
+def templates_drop(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Templates to drop (default: all of yours)."),
+    ] = None,
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Drop oltpseed's templates owned by your role (the next run rebuilds them)."""
+    settings = _writing_settings("drop templates", dsn, force, dry_run)
+    if settings.dry_run and settings.connection.conninfo is None:
+        out.print(f"dry run: would drop your oltpseed templates on {_target(settings)}")
+        out.print("nothing was written")
+        return
+    janitor = templates.Janitor.on(db.resolve_conninfo(settings, _say))
+    if settings.dry_run:
+        chosen = janitor.drop_templates(names or (), dry_run=True)
+        out.print(f"dry run: would drop {len(chosen)} template(s):")
+        for name in chosen:
+            out.print(f"  {name}")
+        out.print("nothing was written")
+        return
+    dropped = janitor.drop_templates(names or ())
+    out.print(f"dropped {len(dropped)} template(s)" if dropped else "nothing to drop")
+    for name in dropped:
+        out.print(f"  {name}")
 
 
 @server_app.command("start")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg
 from dotenv import dotenv_values
@@ -400,12 +402,12 @@ def _env_only(src: Sources, name: str) -> Value | None:
 
 def _connection(src: Sources, dsn: str | None) -> Connection:
     if dsn is not None:
-        return Connection(_checked_dsn(Value(dsn, "--dsn", "command line")), "--dsn")
+        return Connection(check_dsn(Value(dsn, "--dsn", "command line")), "--dsn")
     for label, mapping in src.levels():
         if "DATABASE_URL" in mapping:
             name = "DATABASE_URL" if "toml" not in label else "[db] dsn"
             value = Value(mapping["DATABASE_URL"], name, label)
-            return Connection(_checked_dsn(value), f"{name} ({label})")
+            return Connection(check_dsn(value), f"{name} ({label})")
         if any(key in mapping for key in PG_KEYS):
             parts = {key: src.get(key) for key in PG_KEYS}
             port = check_int(parts["PG_PORT"], 5432, minimum=1, maximum=65535)
@@ -453,7 +455,8 @@ def _defaulted_note(parts: Mapping[str, Value | None], conninfo: str) -> str:
     )
 
 
-def _checked_dsn(value: Value) -> str:
+def check_dsn(value: Value) -> str:
+    """A URL or conninfo that libpq can parse; the error never shows a password."""
     text = str(value.raw).strip()
     allowed = "a postgresql:// URL or a conninfo string"
     try:
@@ -501,6 +504,40 @@ def redact(conninfo: str) -> str:
     if "password" in params:
         params["password"] = "***"
     return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+
+def conninfo_url(conninfo: str) -> str:
+    """The conninfo as a ``postgresql://`` URL (SQLAlchemy's form, for example
+    ``create_engine(url.replace("postgresql", "postgresql+psycopg", 1))``).
+
+    Parameters that have no place in the URL's authority (a socket directory
+    as host, sslmode, ...) go in its query string.
+    """
+    params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    auth = user + (f":{quote(password, safe='')}" if password is not None else "")
+    auth += "@" if auth else ""
+    host = params.get("host", "")
+    netloc = ""
+    if host and not host.startswith("/") and "," not in host:
+        params.pop("host")
+        netloc = f"[{host}]" if ":" in host else host
+        port = params.pop("port", "")
+        netloc += f":{port}" if port else ""
+    dbname = quote(params.pop("dbname", ""), safe="")
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql://{auth}{netloc}/{dbname}{query}"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with any ``password=...`` value or URL password masked (driver
+    messages may quote the connection string they were given)."""
+    return _URL_PASSWORD.sub(r"\1***@", _PASSWORD.sub(r"\1***", text))
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
 
 
 def describe(conninfo: str) -> str:

@@ -47,3 +47,8 @@ class Interrupted(OltpseedError):
     """Ctrl-C (SIGINT) stopped a command; the message says what was kept."""
 
     exit_code = 130
+
+
+class OltpseedWarning(UserWarning):
+    """Something oltpseed did differently from what was asked (an ignored
+    ``SEED_<TABLE>`` override); shown in pytest's warnings summary."""

@@ -556,13 +556,27 @@ class Parent(factory.declarations.BaseDeclaration):
         self.prefer_existing = prefer_existing
         self.where = where
 
-    def resolve(self, ctx: Context, row: Any, create: bool) -> Ref:
+    def resolve(
+        self,
+        ctx: Context,
+        row: Any,
+        create: bool,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Ref:
+        """A Ref to the parent; ``fields`` (``paciente__nome="Ana"``) make a
+        new parent with those values instead of picking an existing one."""
+        parent = factory_for(self.table)
+        if fields:
+            overrides = parent.normalize(fields)
+            made = parent.make_row(ctx, create=create, overrides=overrides)
+            if create:
+                parent.write(ctx, made)
+            return Ref(self.table, made)
         if create and (self.prefer_existing or ctx.reuse_parents):
             condition, params = self.where(ctx, row) if self.where else (None, ())
             picked = ctx.pick(self.table, condition, params)
             if picked is not None:
                 return Ref(self.table, picked)
-        parent = factory_for(self.table)
         made = parent.make_row(ctx, create=create)
         if create:
             parent.write(ctx, made)
@@ -570,7 +584,7 @@ class Parent(factory.declarations.BaseDeclaration):
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
         create = step.builder.strategy == enums.CREATE_STRATEGY
-        return self.resolve(current(), instance, create)
+        return self.resolve(current(), instance, create, dict(extra or {}))
 
 
 class Items(factory.declarations.BaseDeclaration):
@@ -618,6 +632,30 @@ class Items(factory.declarations.BaseDeclaration):
         head = Row({name: getattr(instance, name) for name in self.header})
         create = step.builder.strategy == enums.CREATE_STRATEGY
         return self.make(current(), head, create)
+
+
+class FieldError(OltpseedError, TypeError):
+    """A factory was called with a keyword it does not declare."""
+
+
+def _parent_value(table: str, value: Any) -> Any:
+    """An FK value as the factories keep it: a Ref for a row, the id otherwise.
+
+    A factory's own row (a :class:`Row`) is kept whole; another mapping with
+    an id is taken for that id and looked up when a rule needs the parent's
+    values (it may hold only some columns); one without an id is a new row.
+    """
+    if isinstance(value, Ref) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        if "id" in value and not isinstance(value, Row):
+            return _parent_value(table, value["id"])
+        return Ref(table, value if isinstance(value, Row) else Row(value))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(
+            f"a {table} parent must be a row, a Ref or an id, not {value!r}"
+        )
+    return value
 
 
 def _identity(value: Any) -> object:
@@ -671,6 +709,92 @@ class SQLFactory(factory.Factory):
         super().__init_subclass__(**kwargs)
         if cls._table:
             _FACTORIES[cls._table] = cls
+
+    @classmethod
+    def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:
+        """factory_boy's entry for build/create/batches: keywords checked first.
+
+        factory_boy keeps an unknown keyword as an extra attribute, so a
+        misspelt ``stauts=`` or a parent passed as ``paciente=`` would be
+        silently ignored; here the first raises and the second links.
+        """
+        return super()._generate(strategy, cls.normalize(params))
+
+    @classmethod
+    def _fields(cls) -> dict[str, Any]:
+        """Keyword name -> declaration: every declared column, helper or items
+        (computed once per class)."""
+        cached = cls.__dict__.get("_fields_cache")
+        if cached is None:
+            cached = dict(cls._declarations()) | dict(cls._meta.parameters)
+            cls._fields_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @classmethod
+    def _aliases(cls) -> dict[str, str]:
+        """``paciente`` -> ``paciente_id``: an FK column also answers to its
+        name without ``_id``, where that name is not a field of its own."""
+        cached = cls.__dict__.get("_aliases_cache")
+        if cached is None:
+            fields = cls._fields()
+            cached = {
+                name.removesuffix("_id"): name
+                for name, declaration in fields.items()
+                if isinstance(declaration, Parent)
+                and name.endswith("_id")
+                and name.removesuffix("_id") not in fields
+            }
+            cls._aliases_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @classmethod
+    def valid_fields(cls) -> str:
+        """The keywords this factory accepts, for error messages."""
+        aliases = {column: alias for alias, column in cls._aliases().items()}
+        return ", ".join(
+            f"{name} (or {aliases[name]})" if name in aliases else name
+            for name in sorted(cls._fields())
+        )
+
+    @classmethod
+    def check_fields(cls, fields: Mapping[str, Any]) -> None:
+        """Raise :class:`FieldError` naming the valid fields if one is unknown."""
+        known = cls._fields()
+        aliases = cls._aliases()
+        for key in fields:
+            root, nested, _ = key.partition("__")
+            if root not in known and root not in aliases:
+                raise FieldError(
+                    f"{cls.__name__} has no field {root!r}: valid fields are "
+                    f"{cls.valid_fields()}"
+                )
+            if nested and not isinstance(known[aliases.get(root, root)], Parent):
+                raise FieldError(
+                    f"{cls.__name__}.{root} is not a parent: {key}= sets a field "
+                    "of a parent row (an FK field such as paciente_id)"
+                )
+
+    @classmethod
+    def normalize(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Check keywords, resolve FK aliases, and make a parent given as a row
+        a :class:`Ref` (an unsaved one is inserted before the child)."""
+        cls.check_fields(params)
+        aliases = cls._aliases()
+        fields = cls._fields()
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            root, _, rest = key.partition("__")
+            name = aliases.get(root, root)
+            full = f"{name}__{rest}" if rest else name
+            if full in out:
+                raise FieldError(
+                    f"{cls.__name__}: {name} given twice (as {root!r} and {name!r})"
+                )
+            declaration = fields[name]
+            if not rest and isinstance(declaration, Parent):
+                value = _parent_value(declaration.table, value)
+            out[full] = value
+        return out
 
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Row:
@@ -781,12 +905,19 @@ class SQLFactory(factory.Factory):
         ``parents`` maps an FK column to a picker ``pick(row) -> Ref`` (the
         seeder picks among ids it fetched; ``row`` is the row so far), also
         for the children of :class:`Items`; other Parent columns are created
-        when ``create`` (persisted first) and built otherwise.
+        when ``create`` (persisted first) and built otherwise. ``overrides``
+        win over declarations; a ``parent__field`` key sets a field of a new
+        parent (keys already checked by :meth:`normalize`).
         """
         row = Row()
         view = _Attrs(row)
         overrides = overrides or {}
         parents = parents or {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key in overrides if any("__" in k for k in overrides) else ():
+            root, _, rest = key.partition("__")
+            if rest:
+                nested.setdefault(root, {})[rest] = overrides[key]
         for name, kind, declaration in cls._plan():
             if name in overrides:
                 row[name] = overrides[name]
@@ -795,7 +926,9 @@ class SQLFactory(factory.Factory):
             elif kind is Parent:
                 pick = parents.get(name)
                 row[name] = (
-                    pick(view) if pick else declaration.resolve(ctx, view, create)
+                    pick(view)
+                    if pick
+                    else declaration.resolve(ctx, view, create, nested.get(name))
                 )
             else:
                 row[name] = declaration.make(ctx, row, create, parents)

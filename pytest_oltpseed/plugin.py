@@ -1,21 +1,25 @@
 """pytest plugin (entry point ``pytest11``): options, marker and fixtures.
 
-Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones)
-and the factories. Importing it starts nothing: a server starts, and a
-template is seeded, only when a test asks for a fixture that needs one.
+Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones),
+:mod:`pytest_oltpseed.databases` (what a test receives) and the factories.
+Importing it starts nothing: a server starts, and a template is seeded, only
+when a test asks for a fixture that needs one.
 
-Options (each also an ini key of the same name, ``SEED_SIZE``/``SEED_RANDOM``
-as environment fallbacks): ``--seed-profile``, ``--seed-domain``,
-``--seed-random``, ``--seed-dsn``. Marker: ``@pytest.mark.seed_profile("LARGE")``.
+Options (each also an ini key of the same name, ``SEED_SIZE``/``SEED_RANDOM``/
+``OLTPSEED_DSN`` as environment fallbacks): ``--seed-profile``,
+``--seed-domain``, ``--seed-random``, ``--seed-dsn``. Marker:
+``@pytest.mark.seed_profile("LARGE")`` or ``seed_profile(name="LARGE")``.
+A connection string is never shown with its password.
 """
 
 from __future__ import annotations
 
 import os
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 import pytest
@@ -25,21 +29,36 @@ from pytest_oltpseed.config import (
     Sources,
     Value,
     check_choice,
+    check_dsn,
     check_int,
+    redact,
     seed_overrides,
 )
-from pytest_oltpseed.errors import ConfigError, OltpseedError
-from pytest_oltpseed.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile
+from pytest_oltpseed.databases import IsolatedConnection, OltpDatabase
+from pytest_oltpseed.errors import ConfigError, OltpseedError, OltpseedWarning
+from pytest_oltpseed.profiles import (
+    DEFAULT_PROFILE,
+    PROFILE_NAMES,
+    Profile,
+    marker_profile,
+)
 from pytest_oltpseed.server import ServerInfo, ephemeral_server
+
+if TYPE_CHECKING:  # the templates module (and the seeder) load on first use
+    from pytest_oltpseed.templates import Template
 
 OPTIONS = {
     "seed_profile": "volume profile: SMALL, MEDIUM (default), LARGE, STRESS, CUSTOM",
     "seed_domain": "hospital, retail or all (default)",
     "seed_random": "random seed of the seeded data (default 0)",
-    "seed_dsn": "use this PostgreSQL server instead of starting one; only "
-    "databases named oltpseed_* are created and dropped there",
+    "seed_dsn": "use this PostgreSQL server instead of starting one (also "
+    "OLTPSEED_DSN); only databases named oltpseed_* are created and dropped there",
 }
-ENV = {"seed_profile": "SEED_SIZE", "seed_random": "SEED_RANDOM"}
+ENV = {
+    "seed_profile": "SEED_SIZE",
+    "seed_random": "SEED_RANDOM",
+    "seed_dsn": "OLTPSEED_DSN",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,7 +124,7 @@ def _choice(config: pytest.Config) -> Choice:
         "all",
     )
     seed = checked("seed_random", lambda v: check_int(v, 0, minimum=0), 0)
-    dsn = config.getoption("seed_dsn") or config.getini("seed_dsn") or None
+    dsn = checked("seed_dsn", lambda v: check_dsn(v) if v else None, None)
     return Choice(profile, domain, seed, dsn, "; ".join(problems) or None)
 
 
@@ -118,9 +137,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CHOICE] = _choice(config)
 
 
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """A malformed ``seed_profile`` marker is a usage error before any test runs.
+
+    In an xdist worker a usage error would crash the worker, so there the
+    test fails at setup with the same line instead.
+    """
+    for item in items:
+        for marker in item.iter_markers("seed_profile"):
+            try:
+                marker_profile(marker.args, marker.kwargs)
+            except OltpseedError as exc:
+                problem = f"oltpseed: {item.nodeid}: {exc}"
+                if not hasattr(config, "workerinput"):
+                    raise pytest.UsageError(problem) from None
+                item.stash[_MARKER_PROBLEM] = problem
+                break
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = item.stash.get(_MARKER_PROBLEM, None)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     choice = config.stash[_CHOICE]
-    server = "--seed-dsn" if choice.dsn else "ephemeral, started on first use"
+    server = (
+        f"--seed-dsn ({redact(choice.dsn)})"
+        if choice.dsn
+        else "ephemeral, started on first use"
+    )
     header = (
         f"oltpseed: profile={choice.profile} domain={choice.domain} "
         f"seed={choice.seed} server={server}"
@@ -129,15 +178,24 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 _CHOICE = pytest.StashKey[Choice]()
+_MARKER_PROBLEM = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
-def oltp_server() -> Iterator[ServerInfo]:
-    """A throwaway PostgreSQL cluster for the session, root-safe, removed at the end.
+def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
+    """The session's PostgreSQL server: the ``--seed-dsn`` one when given, else
+    a throwaway cluster, root-safe, removed at the end (and on SIGTERM).
 
-    It listens on a free loopback port with ``wal_level=logical``; connect with
-    ``oltp_server.dsn()`` (database ``oltpseed``) or ``oltp_server.dsn("other")``.
+    The throwaway one listens on a free loopback port with ``wal_level=logical``;
+    connect with ``oltp_server.dsn()`` (database ``oltpseed``) or
+    ``oltp_server.dsn("other")``.
     """
+    choice = request.config.stash[_CHOICE]
+    if choice.error:
+        pytest.fail(choice.error, pytrace=False)
+    if choice.dsn:
+        yield ServerInfo.external(choice.dsn)
+        return
     try:
         with ephemeral_server() as info:
             yield info
@@ -151,39 +209,43 @@ class _Session:
     def __init__(self, request: pytest.FixtureRequest) -> None:
         from pytest_oltpseed.templates import Janitor
 
-        choice = request.config.stash[_CHOICE]
-        if choice.error:
-            pytest.fail(choice.error, pytrace=False)
-        self.choice = choice
-        if choice.dsn:
-            from psycopg.conninfo import make_conninfo
-
-            dsn = choice.dsn
-            self.janitor = Janitor(lambda db: make_conninfo(dsn, dbname=db))
-        else:
-            server: ServerInfo = request.getfixturevalue("oltp_server")
-            self.janitor = Janitor(server.dsn)
-        self.templates: dict[Any, str] = {}
-        self.working: dict[Any, tuple[str, psycopg.Connection]] = {}
+        self.choice = request.config.stash[_CHOICE]
+        server: ServerInfo = request.getfixturevalue("oltp_server")
+        self.janitor = Janitor(server.dsn)
+        self.templates: dict[Any, Template] = {}
+        self.working: dict[Any, tuple[str, IsolatedConnection]] = {}
+        self.warned: set[str] = set()
         try:
             self.janitor.sweep()
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
 
-    def template(self, profile: Profile, domain: str, seed: int) -> str:
+    def template(self, profile: Profile, domain: str, seed: int) -> Template:
         from pytest_oltpseed.domains import select
         from pytest_oltpseed.templates import Recipe
 
         key = _key(profile, domain, seed)
         if key not in self.templates:
             try:
-                name = self.janitor.template(
+                self.templates[key] = self.janitor.template(
                     Recipe(profile, tuple(select(domain)), seed)
                 )
             except OltpseedError as exc:
                 pytest.fail(f"oltpseed: {exc}", pytrace=False)
-            self.templates[key] = name
         return self.templates[key]
+
+    def clone(self, template: Template) -> str:
+        try:
+            return self.janitor.clone(template.name)
+        except OltpseedError as exc:
+            pytest.fail(f"oltpseed: {exc}", pytrace=False)
+
+    def warn(self, profile: Profile) -> None:
+        """Show the profile's warnings (an ignored ``SEED_<TABLE>``) once each."""
+        for text in profile.warnings:
+            if text not in self.warned:
+                self.warned.add(text)
+                warnings.warn(OltpseedWarning(text), stacklevel=2)
 
     def close(self) -> None:
         """Drop the oltp_conn clones; templates stay (reused by the next run on a
@@ -204,56 +266,63 @@ def _oltp_session(request: pytest.FixtureRequest) -> Iterator[_Session]:
     session.close()
 
 
-@pytest.fixture
-def oltp_profile(request: pytest.FixtureRequest) -> Profile:
-    """The resolved profile of this test (``.counts``: rows per table)."""
+def _requested_profile(request: pytest.FixtureRequest) -> Profile:
+    """The profile this test asks for: its marker, else the session's."""
     from pytest_oltpseed.profiles import resolve
 
     choice = request.config.stash[_CHOICE]
     if choice.error:
         pytest.fail(choice.error, pytrace=False)
     marker = request.node.get_closest_marker("seed_profile")
-    name = str(marker.args[0]).upper() if marker and marker.args else choice.profile
-    if name not in PROFILE_NAMES:
-        pytest.fail(
-            f"oltpseed: unknown seed_profile marker {name!r}: expected one "
-            f"of {', '.join(PROFILE_NAMES)}",
-            pytrace=False,
-        )
     try:
-        return resolve(name, seed_overrides(Sources.load()))
+        name = marker_profile(marker.args, marker.kwargs) if marker else None
+        return resolve(name or choice.profile, seed_overrides(Sources.load()))
     except OltpseedError as exc:
         pytest.fail(f"oltpseed: {exc}", pytrace=False)
 
 
-@dataclass
-class OltpDatabase:
-    """A fresh database cloned from the seeded template, dropped after the test."""
+@dataclass(frozen=True)
+class _Seeded:
+    """This test's template and the profile it was seeded at."""
 
-    dsn: str
-    dbname: str
+    profile: Profile
+    template: Template
+    key: tuple[Any, ...]
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, **kwargs)
+
+@pytest.fixture
+def _oltp_seeded(request: pytest.FixtureRequest, _oltp_session: _Session) -> _Seeded:
+    profile = _requested_profile(request)
+    _oltp_session.warn(profile)
+    choice = _oltp_session.choice
+    template = _oltp_session.template(profile, choice.domain, choice.seed)
+    return _Seeded(profile, template, _key(profile, choice.domain, choice.seed))
+
+
+@pytest.fixture
+def oltp_profile(_oltp_seeded: _Seeded) -> Profile:
+    """The profile of this test: ``.name``, and ``.counts``, the exact rows of
+    every table of the chosen domains in its seeded database (lookups and
+    items included)."""
+    requested = _oltp_seeded.profile
+    return Profile(
+        requested.name,
+        dict(_oltp_seeded.template.counts),
+        requested.batch_size,
+        requested.warnings,
+    )
 
 
 @pytest.fixture
 def oltp_database(
-    _oltp_session: _Session, oltp_profile: Profile
+    _oltp_session: _Session, _oltp_seeded: _Seeded
 ) -> Iterator[OltpDatabase]:
     """A fresh clone of the seeded database: commit freely, open several connections."""
-    yield from _cloned(
-        _oltp_session,
-        oltp_profile,
-        _oltp_session.choice.domain,
-        _oltp_session.choice.seed,
-    )
+    yield from _cloned(_oltp_session, _oltp_seeded.template)
 
 
-def _cloned(
-    session: _Session, profile: Profile, domain: str, seed: int
-) -> Iterator[OltpDatabase]:
-    name = session.janitor.clone(session.template(profile, domain, seed))
+def _cloned(session: _Session, template: Template) -> Iterator[OltpDatabase]:
+    name = session.clone(template)
     try:
         yield OltpDatabase(session.janitor.dsn(name), name)
     finally:
@@ -304,53 +373,34 @@ def oltp_database_factory(
     def _fixture(_oltp_session: _Session) -> Iterator[OltpDatabase]:
         choice = _oltp_session.choice
         chosen = resolve((profile or choice.profile).upper())
-        yield from _cloned(
-            _oltp_session,
-            chosen,
-            domain or choice.domain,
-            choice.seed if seed is None else seed,
+        template = _oltp_session.template(
+            chosen, domain or choice.domain, choice.seed if seed is None else seed
         )
+        yield from _cloned(_oltp_session, template)
 
     return _fixture
 
 
-class IsolatedConnection(psycopg.Connection):
-    """The oltp_conn connection: everything a test does is rolled back after it.
-
-    ``commit()`` would break that promise for the next test, so it fails with
-    a message pointing at ``oltp_database``; ``conn.transaction()`` blocks
-    work (they become savepoints).
-    """
-
-    def commit(self) -> None:
-        raise OltpseedError(
-            "oltp_conn rolls every test back, so commit() is not allowed; request "
-            "oltp_database for a database of the test's own that may commit"
-        )
-
-
 @pytest.fixture
 def oltp_conn(
-    _oltp_session: _Session, oltp_profile: Profile
+    _oltp_session: _Session, _oltp_seeded: _Seeded
 ) -> Iterator[psycopg.Connection]:
-    """A connection to the seeded database; each test's changes vanish after it."""
-    choice = _oltp_session.choice
-    key = _key(oltp_profile, choice.domain, choice.seed)
-    entry = _oltp_session.working.get(key)
+    """A connection to the seeded database; each test's changes vanish after it.
+
+    ``commit()`` is refused; ``rollback()`` returns to the state at the test's
+    start (see :class:`IsolatedConnection`).
+    """
+    entry = _oltp_session.working.get(_oltp_seeded.key)
     if entry is None or entry[1].closed:
-        template = _oltp_session.template(oltp_profile, choice.domain, choice.seed)
-        name = entry[0] if entry else _oltp_session.janitor.clone(template)
+        name = entry[0] if entry else _oltp_session.clone(_oltp_seeded.template)
         connection = IsolatedConnection.connect(_oltp_session.janitor.dsn(name))
-        entry = _oltp_session.working[key] = (name, connection)
+        entry = _oltp_session.working[_oltp_seeded.key] = (name, connection)
     conn = entry[1]
-    # Open the transaction now: a test's own conn.transaction() blocks then
-    # become savepoints instead of committing.
-    conn.execute("SELECT 1")
+    conn.begin_test()
     try:
         yield conn
     finally:
-        if not conn.closed:
-            conn.rollback()
+        conn.end_test()
 
 
 @pytest.fixture

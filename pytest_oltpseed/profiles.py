@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 PROFILE_NAMES: tuple[str, ...] = ("SMALL", "MEDIUM", "LARGE", "STRESS", "CUSTOM")
 DEFAULT_PROFILE = "MEDIUM"
@@ -96,3 +97,29 @@ def _unknown(variable: str, source: str, known: list[str]) -> Exception:
         f"unknown {variable} (from {source}) with SEED_SIZE=CUSTOM: {hint} "
         f"(overrides: {', '.join(sorted(known))})"
     )
+
+
+def marker_profile(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """The profile a ``seed_profile`` marker names: ``("LARGE")`` or ``(name=...)``.
+
+    Anything else (no name, two names, an unknown keyword or profile) raises
+    :class:`~pytest_oltpseed.errors.UsageError`: a marker that silently meant
+    the default profile would seed a database the test did not ask for.
+    """
+    from pytest_oltpseed.errors import UsageError
+
+    usage = 'use @pytest.mark.seed_profile("LARGE") or seed_profile(name="LARGE")'
+    extra = sorted(set(kwargs) - {"name"})
+    if extra:
+        raise UsageError(f"seed_profile marker: unknown keyword {extra[0]!r}; {usage}")
+    given = [*args, *([kwargs["name"]] if "name" in kwargs else [])]
+    if len(given) != 1:
+        what = "no profile" if not given else f"{len(given)} profiles"
+        raise UsageError(f"seed_profile marker: {what} given; {usage}")
+    name = str(given[0]).upper()
+    if name not in PROFILE_NAMES:
+        raise UsageError(
+            f"seed_profile marker: unknown profile {given[0]!r}: expected one of "
+            f"{', '.join(PROFILE_NAMES)}"
+        )
+    return name

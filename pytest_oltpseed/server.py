@@ -24,11 +24,14 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import port_for
@@ -36,9 +39,10 @@ import psycopg
 from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ExecutorError
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.executors import PostgreSQLExecutor
 
+from pytest_oltpseed.config import conninfo_url
 from pytest_oltpseed.errors import ServerError, UsageError
 
 HOME_ENV = "OLTPSEED_HOME"
@@ -68,15 +72,36 @@ _INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """How to reach a running cluster."""
+    """How to reach a running cluster: ours (``datadir`` set) or a user's.
+
+    A user's server (``--seed-dsn``) keeps its whole connection string in
+    ``conninfo`` (password, sslmode, ...), which the repr never shows.
+    """
 
     port: int
-    datadir: Path
+    datadir: Path | None
     host: str = HOST
     user: str = SUPERUSER
     dbname: str = DATABASE
+    conninfo: str = field(default="", repr=False)
+
+    @classmethod
+    def external(cls, conninfo: str) -> ServerInfo:
+        """A server given by a URL or conninfo (its database, else ``postgres``)."""
+        params = conninfo_to_dict(conninfo)
+        port = str(params.get("port") or "5432").split(",")[0]
+        return cls(
+            port=int(port),
+            datadir=None,
+            host=str(params.get("host") or "localhost"),
+            user=str(params.get("user") or ""),
+            dbname=str(params.get("dbname") or "postgres"),
+            conninfo=conninfo,
+        )
 
     def dsn(self, dbname: str | None = None) -> str:
+        if self.conninfo:
+            return make_conninfo(self.conninfo, dbname=dbname or self.dbname)
         return make_conninfo(
             host=self.host,
             port=str(self.port),
@@ -86,7 +111,8 @@ class ServerInfo:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+        """A ``postgresql://`` URL of the default database (with any password)."""
+        return conninfo_url(self.dsn())
 
 
 def find_bindir() -> Path:
@@ -492,15 +518,50 @@ def ephemeral_server(
     executor = ClusterExecutor.for_layout(
         Layout(root, run_as_account()), _free_port(), persistent=False, options=options
     )
-    try:
-        executor.start_cluster()
-        info = ServerInfo(port=executor.port, datadir=Path(executor.datadir))
-        ensure_database(info, DATABASE)
-        yield info
-    finally:
+
+    def remove() -> None:
         with contextlib.suppress(ExecutorError, subprocess.SubprocessError, OSError):
             executor.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+    try:
+        with _removed_on_sigterm(remove):
+            executor.start_cluster()
+            info = ServerInfo(port=executor.port, datadir=Path(executor.datadir))
+            ensure_database(info, DATABASE)
+            yield info
+    finally:
+        remove()
+
+
+@contextlib.contextmanager
+def _removed_on_sigterm(remove: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, SIGTERM (what CI timeouts send) first runs
+    ``remove``, then does what it did before (by default, ends the process).
+
+    Without this a killed session leaves its server running until the next
+    session's sweep. Only the main thread may set signal handlers; elsewhere
+    the sweep remains the safety net.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+        remove()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
 
 
 EPHEMERAL_PREFIX = "oltpseed-"

@@ -6,6 +6,11 @@ parent, so a row carries what its rules need and
 :meth:`SQLFactory.write <pytest_oltpseed.factory.SQLFactory.write>` can insert
 the whole graph. Hypothesis draws the seed, the identifier range and the
 "as of" date; shrinking goes towards seed 0 and the default date.
+
+Identifiers (CPF, CNPJ, CRM, SKU, store codes, ...) are drawn from indices at
+:data:`FREE_INDEX` and above, a range the seeder never uses (it numbers each
+key from 0, at most STRESS's 200,000 rows of a table, and the stream continues
+from there), so a strategy row can be inserted next to seeded data.
 """
 
 from __future__ import annotations
@@ -15,30 +20,38 @@ from datetime import datetime
 from hypothesis import strategies as st
 
 from pytest_oltpseed import brazil
-from pytest_oltpseed.domains.retail.catalog import CAPACITY, product_at
+from pytest_oltpseed.domains.retail.catalog import product_at
 from pytest_oltpseed.factory import DEFAULT_AS_OF, Context, Row, factory_for
 
-_INDEX_MAX = 10**8 - 1
+FREE_INDEX = 10_000_000
+"""First identifier index the seeder never uses; strategies draw from here up
+(the CRM space, the smallest, holds 27 million)."""
+_FREE_SPAN = 10**6
+
+
+def _free_index() -> st.SearchStrategy[int]:
+    return st.integers(FREE_INDEX, FREE_INDEX + _FREE_SPAN)
 
 
 def cpf() -> st.SearchStrategy[str]:
-    """Valid, masked CPFs."""
-    return st.integers(0, _INDEX_MAX).map(brazil.cpf)
+    """Valid, masked CPFs that no seeded row holds."""
+    return _free_index().map(brazil.cpf)
 
 
 def cnpj() -> st.SearchStrategy[str]:
-    """Valid, masked head-office CNPJs."""
-    return st.integers(0, _INDEX_MAX).map(brazil.cnpj)
+    """Valid, masked head-office CNPJs that no seeded row holds."""
+    return _free_index().map(brazil.cnpj)
 
 
 def crm() -> st.SearchStrategy[str]:
-    """CRMs as ``CRM/UF 123456``."""
-    return st.integers(0, 10**6 - 1).map(brazil.crm)
+    """CRMs as ``CRM/UF 123456`` that no seeded row holds."""
+    return _free_index().map(brazil.crm)
 
 
 def sku() -> st.SearchStrategy[str]:
-    """SKUs of catalogue products (derived from the product name)."""
-    return st.integers(0, 2 * CAPACITY).map(
+    """SKUs of catalogue products (derived from the product name) that no
+    seeded product holds."""
+    return _free_index().map(
         lambda n: brazil.sku(product_at(n)[1], product_at(n)[0].prefix)
     )
 
@@ -63,7 +76,7 @@ def rows(draw: st.DrawFn, table: str) -> Row:
         None,
         seed=draw(st.integers(0, 2**32 - 1)),
         as_of=draw(as_of()),
-        index_base=draw(st.integers(0, 10**6)),
+        index_base=draw(_free_index()),
         pool_seed=0,  # value pools cost ~50 ms to build: vary the picks, not them
     )
     return factory.make_row(context)

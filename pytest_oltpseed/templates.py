@@ -1,29 +1,37 @@
 """Seeded template databases and their clones: what the pytest fixtures stand on.
 
-A template is seeded once per (profile, domains, seed) through the seeding
-engine and cloned with ``CREATE DATABASE ... TEMPLATE``. The janitor creates
-and drops only databases whose names it generated (``oltpseed_tpl_*`` and
-``oltpseed_db_*``), so it is safe on a shared server (``--seed-dsn``). A
-template finished by an earlier run is reused; one left half-built by a crash
-is rebuilt; clones left by dead processes of this host are dropped.
+A template is seeded once per (profile, domains, seed, role) through the
+seeding engine and cloned with ``CREATE DATABASE ... TEMPLATE``. The role is
+part of the key because PostgreSQL lets only a database's owner (or a
+superuser) copy it, and the tables inside stay owned by the role that built
+them: on a shared server (``--seed-dsn``) each role builds, owns and clones
+its own templates. The janitor creates and drops only databases whose names
+it generated (``oltpseed_tpl_*`` and ``oltpseed_db_*``) and that its role
+owns. A template finished by an earlier run is reused; one left half-built by
+a crash is rebuilt; clones left by dead processes of this host are dropped.
+Its comment records the exact row count of every table, which is what
+``oltp_profile.counts`` reports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from pytest_oltpseed import __version__, schema
-from pytest_oltpseed.domains import Domain
-from pytest_oltpseed.errors import DatabaseUnavailable
+from pytest_oltpseed import __version__, db, schema
+from pytest_oltpseed.config import redact_text
+from pytest_oltpseed.domains import Domain, tables_of
+from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
 from pytest_oltpseed.profiles import Profile
 from pytest_oltpseed.seeding import Seeder, plan
 from pytest_oltpseed.server import process_alive
@@ -31,6 +39,7 @@ from pytest_oltpseed.server import process_alive
 TEMPLATE_PREFIX = "oltpseed_tpl_"
 CLONE_PREFIX = "oltpseed_db_"
 READY = "oltpseed template: ready"
+FORMAT = 2  # bumped when what a template records changes (2: row counts)
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,12 @@ class Recipe:
     domains: tuple[Domain, ...]
     seed: int
 
-    @property
-    def template(self) -> str:
+    def template(self, role: str) -> str:
+        """The template's name for ``role`` (the role that builds and owns it)."""
         digest = hashlib.sha1(usedforsecurity=False)
         digest.update(
-            f"{__version__}|{self.seed}|{sorted(self.profile.counts.items())}".encode()
+            f"{__version__}|{FORMAT}|{role}|{self.seed}|"
+            f"{sorted(self.profile.counts.items())}".encode()
         )
         for path in schema.install_plan(self.domains):
             digest.update(path.read_bytes())
@@ -56,6 +66,25 @@ class Recipe:
         )[:63]
 
 
+@dataclass(frozen=True)
+class Template:
+    """A ready template: its name and the rows each of its tables holds."""
+
+    name: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A template on the server, as ``oltpseed templates list`` shows it."""
+
+    name: str
+    owner: str
+    size: int
+    ready: bool
+    mine: bool
+
+
 class Janitor:
     """Creates, seeds, clones and drops the databases the fixtures use."""
 
@@ -64,22 +93,40 @@ class Janitor:
         self.workers = workers
         self._owner = f"{socket.gethostname()[:20]}_{os.getpid()}"
         self._count = 0
+        self._role: str | None = None
+
+    @classmethod
+    def on(cls, conninfo: str) -> Janitor:
+        """A janitor for the server ``conninfo`` points at (any of its databases)."""
+        return cls(lambda dbname: make_conninfo(conninfo, dbname=dbname))
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[psycopg.Connection]:
         try:
             conn = psycopg.connect(self.dsn("postgres"), autocommit=True)
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc
             raise DatabaseUnavailable(
-                f"cannot reach the seed server: {first}"
+                f"cannot reach the seed server: {redact_text(db.first_line(exc))}"
             ) from None
         with conn:
+            if self._role is None:
+                found = conn.execute("SELECT current_user").fetchone()
+                self._role = str(found[0]) if found else ""
             yield conn
 
-    def template(self, recipe: Recipe) -> str:
-        """The ready template for ``recipe``, built now if needed (once per server)."""
-        name = recipe.template
+    @property
+    def role(self) -> str:
+        """The role the janitor works as (``current_user`` on the server)."""
+        if self._role is None:
+            with self._admin():
+                pass
+        assert self._role is not None
+        return self._role
+
+    def template(self, recipe: Recipe) -> Template:
+        """The ready template for ``recipe``, built now if needed (once per server
+        and role)."""
+        name = recipe.template(self.role)
         with self._admin() as admin:
             admin.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
             try:
@@ -88,28 +135,30 @@ class Janitor:
                     "WHERE datname = %s",
                     (name,),
                 ).fetchone()
-                if state and state[0] == READY:
-                    return name
+                counts = _ready_counts(state[0] if state else None)
+                if counts is not None:
+                    return Template(name, counts)
                 if state:  # left half-built by a crashed run
                     self._drop(admin, name)
-                admin.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-                )
+                self._create(admin, name)
                 try:
                     with psycopg.connect(self.dsn(name)) as conn:
                         schema.install(conn, recipe.domains)
                         Seeder(conn, seed=recipe.seed, workers=self.workers).run(
                             plan(recipe.domains, recipe.profile)
                         )
+                        found = db.table_counts(conn, tables_of(recipe.domains))
+                    counts = {t: int(n or 0) for t, n in found.items()}
                 except BaseException:
                     self._drop(admin, name)
                     raise
                 admin.execute(
                     sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                        sql.Identifier(name), sql.Literal(READY)
+                        sql.Identifier(name),
+                        sql.Literal(f"{READY} {json.dumps(counts)}"),
                     )
                 )
-                return name
+                return Template(name, counts)
             finally:
                 admin.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
 
@@ -118,12 +167,38 @@ class Janitor:
         self._count += 1
         name = f"{CLONE_PREFIX}{self._owner}_{self._count}_{uuid.uuid4().hex[:6]}"[:63]
         with self._admin() as admin:
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
+            self._create(admin, name, template)
         return name
+
+    def _create(
+        self, admin: psycopg.Connection, name: str, template: str | None = None
+    ) -> None:
+        """CREATE DATABASE (a copy of ``template``); a refusal becomes one line
+        naming the role and the template's owner."""
+        query = (
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+            if template
+            else sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        )
+        try:
+            admin.execute(query)
+        except psycopg.errors.InsufficientPrivilege:
+            if template is None:
+                raise TemplateError(
+                    f"role {self.role!r} may not create databases on the seed "
+                    f"server: ALTER ROLE {self.role} CREATEDB (or use another role)"
+                ) from None
+            found = admin.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                (template,),
+            ).fetchone()
+            owner = found[0] if found else "another role"
+            raise TemplateError(
+                f"role {self.role!r} may not copy template {template} owned by "
+                f"{owner!r}: run as {owner!r}, or drop it (oltpseed templates drop)"
+            ) from None
 
     def drop(self, name: str) -> None:
         with self._admin() as admin:
@@ -147,14 +222,17 @@ class Janitor:
         )
 
     def sweep(self) -> list[str]:
-        """Drop clones left on this host by processes that no longer run."""
+        """Drop this role's clones left on this host by processes that no longer
+        run (another role's are not ours to drop)."""
         host = socket.gethostname()[:20]
         dropped = []
         with self._admin() as admin:
             names = [
                 r[0]
                 for r in admin.execute(
-                    "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s "
+                    "AND datdba = (SELECT oid FROM pg_roles "
+                    "WHERE rolname = current_user)",
                     (f"{CLONE_PREFIX}{host}_%",),
                 )
             ]
@@ -164,3 +242,59 @@ class Janitor:
                     self._drop(admin, name)
                     dropped.append(name)
         return dropped
+
+    def templates(self) -> list[TemplateInfo]:
+        """Every oltpseed template on the server, whoever owns it."""
+        with self._admin() as admin:
+            rows = admin.execute(
+                "SELECT datname, pg_get_userbyid(datdba), "
+                "pg_database_size(oid), shobj_description(oid, 'pg_database'), "
+                "pg_get_userbyid(datdba) = current_user FROM pg_database "
+                "WHERE starts_with(datname, %s) ORDER BY datname",
+                (TEMPLATE_PREFIX,),
+            ).fetchall()
+        return [
+            TemplateInfo(
+                name, owner, int(size), (comment or "").startswith(READY), bool(mine)
+            )
+            for name, owner, size, comment, mine in rows
+        ]
+
+    def drop_templates(
+        self, names: Sequence[str] = (), *, dry_run: bool = False
+    ) -> list[str]:
+        """Drop this role's oltpseed templates (only ``names`` when given); with
+        ``dry_run`` only say which.
+
+        A name that is not an oltpseed template of this role is refused before
+        anything is dropped.
+        """
+        mine = {t.name for t in self.templates() if t.mine}
+        unknown = [n for n in names if n not in mine]
+        if unknown:
+            raise TemplateError(
+                f"{unknown[0]} is not an oltpseed template owned by {self.role!r}; "
+                "see: oltpseed templates list"
+            )
+        chosen = sorted(names or mine)
+        if dry_run:
+            return chosen
+        with self._admin() as admin:
+            for name in chosen:
+                self._drop(admin, name)
+        return chosen
+
+
+class TemplateError(OltpseedError):
+    """A template or clone the server refused to create, copy or drop."""
+
+
+def _ready_counts(comment: str | None) -> dict[str, int] | None:
+    """The row counts a ready template recorded; ``None`` if it is not ready."""
+    if not comment or not comment.startswith(READY + " "):
+        return None
+    try:
+        counts = json.loads(comment[len(READY) + 1 :])
+    except ValueError:
+        return None
+    return {str(t): int(n) for t, n in counts.items()}
