@@ -484,9 +484,9 @@ class Streamer:
         self._unsettled = None
         self.ledger.settled[str(status)] += 1
         self.log.warning(
-            "stream: the COMMIT of xid %s lost its acknowledgement; the server "
+            "stream: the COMMIT of xid %d lost its acknowledgement; the server "
             "says %s: batch %s",
-            xid,
+            int(xid),
             status,
             "counted" if status == "committed" else "not counted",
         )
