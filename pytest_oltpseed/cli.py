@@ -45,6 +45,7 @@ from pytest_oltpseed import (
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import Domain, select, tables_of
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
+from pytest_oltpseed.ledger import check_outputs
 from pytest_oltpseed.server import EmbeddedServer
 
 app = typer.Typer(
@@ -542,6 +543,7 @@ def stream(
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
     )
+    check_outputs(options.outputs())
     if settings.dry_run:
         _print_stream_plan(settings, domains, mix, options)
         return

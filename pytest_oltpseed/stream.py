@@ -109,6 +109,10 @@ class StreamOptions:
         given = {k: v for k, v in flags.items() if v is not None}
         return cls(**{**asdict(base), **given})
 
+    def outputs(self) -> dict[str, Path | None]:
+        """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
+        return {"--report": self.report}
+
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
         for key in ("report", "pause_file", "floor"):

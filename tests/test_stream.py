@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -126,6 +130,57 @@ def test_unreachable_server_still_writes_the_report(
         "by_type": {},
         "skipped_by_type": {},
     }
+
+
+@pytest.mark.parametrize("where", ["/proc/r.json", "directory", "fifo"])
+def test_unwritable_report_is_refused_before_anything_is_written(
+    database: str, cli_env: dict[str, str], tmp_path: Path, where: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    target = work / "out"
+    if where == "directory":
+        target.mkdir()
+    elif where == "fifo":
+        os.mkfifo(target)
+    report = where if where.startswith("/") else str(target)
+    before = set(work.iterdir())
+    done = run_cli(
+        "stream", "--dsn", database, "--max-events", "5", "--report", report,
+        env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"oltpseed: error: cannot write --report {report}: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert tables_in(database) == set()  # nothing streamed, nothing installed
+    assert set(work.iterdir()) == before  # no stray temporary file
+    assert not list(Path("/").glob(".out.*.tmp"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_read_only_directory_is_refused_for_a_non_root_user(tmp_path: Path) -> None:
+    """As root every directory is writable; the check must hold for the user
+    who cannot write there (run as ``nobody``)."""
+    folder = Path(tempfile.mkdtemp(prefix="oltpseed-ro-"))
+    try:
+        folder.chmod(0o555)
+        probe = (
+            "import sys; from pathlib import Path; "
+            "from pytest_oltpseed.ledger import check_outputs; "
+            "from pytest_oltpseed.errors import UsageError\n"
+            "try: check_outputs({'--report': Path(sys.argv[1])})\n"
+            "except UsageError as e: print(e); sys.exit(2)"
+        )
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", probe, str(folder / "r.json")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"{folder} is not writable" in done.stdout
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.rmdir()
 
 
 def test_pause_and_resume_commands_say_what_they_did(
