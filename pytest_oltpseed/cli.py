@@ -35,6 +35,7 @@ from pytest_oltpseed import (
     db,
     events,
     logs,
+    pausing,
     schema,
     seeding,
     validators,
@@ -449,6 +450,17 @@ def _print_counts(
     out.print(table)
 
 
+PauseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pause-file",
+        help="A sentinel file of your choosing (default: STREAM_PAUSE_FILE); "
+        "without one, the target database's own sentinel, found from any "
+        "directory.",
+    ),
+]
+
+
 @app.command()
 def stream(
     domain: DomainOption = "all",
@@ -504,6 +516,7 @@ def stream(
             "--progress", min=0, help="Seconds between progress lines (0 = none)."
         ),
     ] = None,
+    pause_file: PauseFileOption = None,
     verify_cdc: Annotated[
         bool,
         typer.Option(
@@ -539,6 +552,7 @@ def stream(
         max_events=max_events,
         report=report,
         progress_s=progress,
+        pause_file=pause_file,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
@@ -647,19 +661,29 @@ def _print_stream_summary(streamer: streaming.Streamer) -> None:
 
 
 @app.command()
-def pause() -> None:
-    """Ask running streams to pause before their next cycle (creates .paused)."""
-    path = load_settings().stream.pause_file
-    created = streaming.pause(path)
+def pause(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
+    """Pause running streams into the target database before their next cycle."""
+    path = _pause_sentinel(dsn, pause_file)
+    created = pausing.pause(path)
     out.print(f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)")
 
 
 @app.command()
-def resume() -> None:
-    """Let paused streams go on (removes the .paused sentinel)."""
-    path = load_settings().stream.pause_file
-    removed = streaming.resume(path)
+def resume(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
+    """Let paused streams into the target database go on."""
+    path = _pause_sentinel(dsn, pause_file)
+    removed = pausing.resume(path)
     out.print(f"resumed: removed {path}" if removed else f"not paused: no {path}")
+
+
+def _pause_sentinel(dsn: str | None, pause_file: Path | None) -> Path:
+    """The file given, else the target database's sentinel (needs a connection)."""
+    settings = load_settings(dsn=dsn)
+    explicit = pause_file or settings.stream.pause_file
+    if explicit is not None:
+        return explicit
+    with db.session(settings, _say) as conn:
+        return pausing.database_sentinel(conn)
 
 
 SlotOption = Annotated[str, typer.Option("--slot", help="Replication slot name.")]

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from pytest_oltpseed import logs
+from pytest_oltpseed import logs, pausing
 from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
@@ -84,7 +84,8 @@ class StreamOptions:
     max_events: int | None = None
     report: Path | None = None
     progress_s: float = 10.0
-    pause_file: Path = Path(".paused")
+    pause_file: Path | None = None  # watched besides the database's own sentinel
+    pause_home: Path | None = None  # where that one lives (None: the oltpseed home)
     reconnect_base: float = 1.0
     reconnect_max: float = 30.0
     reconnect_attempts: int = 6
@@ -115,7 +116,7 @@ class StreamOptions:
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
-        for key in ("report", "pause_file", "floor"):
+        for key in ("report", "pause_file", "pause_home", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
         return shown
 
@@ -172,6 +173,7 @@ class Streamer:
         self._unsettled: str | None = None
         self.tagged = False  # set when the server runs wal_level=logical
         self._batch_number = 0
+        self._pause_paths: list[Path] = []
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -187,6 +189,9 @@ class Streamer:
         try:
             with self._signals():
                 self.conn, reserve_conn = self._open()
+                self._pause_paths = pausing.watched(
+                    self.conn, self.options.pause_file, self.options.pause_home
+                )
                 if self.setup is not None:
                     self.setup(self.conn)
                     self.conn.commit()
@@ -596,8 +601,9 @@ class Streamer:
 
     # -- pause, signals, sleeping -----------------------------------------------
     def _pause_if_asked(self) -> None:
-        path = self.options.pause_file
-        if not path.exists():
+        """Park while a sentinel exists (see :mod:`~pytest_oltpseed.pausing`)."""
+        path = next((p for p in self._pause_paths if p.exists()), None)
+        if path is None:
             return
         self.log.info("stream: paused (%s exists; `oltpseed resume` removes it)", path)
         began = time.monotonic()
@@ -688,21 +694,3 @@ def _parent_missing(exc: BaseException) -> bool:
     if isinstance(exc, pg_errors.ForeignKeyViolation):
         return True
     return isinstance(exc, OltpseedError) and "has no row with id" in str(exc)
-
-
-def pause(path: Path) -> bool:
-    """Create the pause sentinel; False when it already existed."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"paused at {datetime.now().isoformat(timespec='seconds')}\n")
-    return True
-
-
-def resume(path: Path) -> bool:
-    """Remove the pause sentinel; False when there was none."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True

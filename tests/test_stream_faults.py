@@ -224,6 +224,43 @@ def test_pause_and_resume(
     assert_reconciled(before, counts(database, "hospital"), document)
 
 
+def test_pause_from_any_directory_reaches_the_database_stream(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No pause file configured: `oltpseed pause` run elsewhere finds the
+    stream through the database's own sentinel under OLTPSEED_HOME."""
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    env = stream_env(cli_env, OLTPSEED_HOME=str(tmp_path / "home"))
+    places = [tmp_path / name for name in ("stream", "pause", "resume")]
+    for place in places:
+        place.mkdir()
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", database, "--domain", "hospital", "--interval", "0.2",
+        "--jitter-ms", "0", "--batch-size", "5", "--progress", "0.2",
+        "--report", str(report), cwd=places[0],
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) >= 10, what="first commits")
+    paused = run_cli("pause", "--dsn", database, env=env, cwd=places[1])
+    assert paused.returncode == 0 and "paused:" in paused.stdout, paused.stderr
+    assert str(tmp_path / "home" / "paused") in paused.stdout
+    time.sleep(0.8)
+    frozen = counts(database, "hospital")
+    time.sleep(1.5)
+    assert counts(database, "hospital") == frozen
+    resumed = run_cli("resume", "--dsn", database, env=env, cwd=places[2])
+    assert resumed.returncode == 0 and "resumed: removed" in resumed.stdout
+    wait_for(lambda: counts(database, "hospital") != frozen, what="resumed writes")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "resumed after" in err
+    assert [list(place.iterdir()) for place in places] == [[], [], []]
+    assert read_report(report)["paused_s"] >= 1.5
+    assert_reconciled(before, counts(database, "hospital"), read_report(report))
+
+
 def test_lost_commit_acknowledgement_is_settled(
     oltp_server: ServerInfo, database: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
