@@ -81,6 +81,7 @@ class Ledger:
     reconnects: int = 0
     lost_batches: int = 0
     lost_events: int = 0
+    retried: int = 0  # batch replays after a deadlock or serialization failure
     settled: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     paused_s: float = 0.0
@@ -146,6 +147,7 @@ class Ledger:
             "lag_ms": self.lag.summary(),
             "batches": self.batches,
             "lost": {"batches": self.lost_batches, "events": self.lost_events},
+            "retried_batches": self.retried,
             "settled_commits": dict(self.settled),
             "paused_s": round(self.paused_s, 3),
             "setup_s": round(self.setup_s, 3),

@@ -2,10 +2,12 @@
 
 A batch is one transaction. Its events are first sent in pipeline mode (no
 wait on the server per event); if one of them hits a soft error (a unique,
-check or FK violation, a deadlock) the batch is rolled back and replayed
-event by event, each inside a savepoint, so only the failing event is lost
-and logged. A critical error (connection lost, server shut down) rolls the
-batch back and reconnects with exponential backoff. The transaction id is
+check or FK violation) the batch is rolled back and replayed event by event,
+each inside a savepoint, so only the failing event is lost and logged. A
+deadlock or serialization failure (SQLSTATE class 40) rolls the whole batch
+back and replays it, a few times at most. A critical error (connection lost,
+server shut down) rolls the batch back and reconnects with exponential
+backoff. The transaction id is
 read before COMMIT, so a COMMIT whose acknowledgement was lost is settled
 with ``pg_xact_status()`` after reconnecting: the ledger counts exactly the
 committed batches.
@@ -18,7 +20,9 @@ second signal aborts at once: the open batch is rolled back (exit 130).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 import random
 import signal
 import threading
@@ -46,8 +50,10 @@ from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.progress import Progress
 from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule, Schedule
 
-SOFT = (pg_errors.IntegrityError, pg_errors.TransactionRollback)
-CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)
+SOFT = (pg_errors.IntegrityError,)  # the failing event is skipped, the rest kept
+CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)  # see _retryable
+RETRIES = 5  # replays of a batch after a deadlock or serialization failure
+RETRY_BACKOFF_S = 0.02  # times the attempt, jittered, before a replay
 RESYNC_S = 60.0  # totals re-counted from the tables this often
 SETTLE_S = 30.0  # how long to wait for a COMMIT still "in progress" after a loss
 NAP_S = 0.05  # sleeps are cut in naps so a signal is noticed at once
@@ -186,6 +192,7 @@ class Streamer:
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Ledger:
         ledger = self.ledger
+        logging.getLogger("psycopg").addFilter(_TEARDOWN)  # once: same instance
         try:
             with self._signals():
                 self.conn, reserve_conn = self._open()
@@ -193,8 +200,7 @@ class Streamer:
                     self.conn, self.options.pause_file, self.options.pause_home
                 )
                 if self.setup is not None:
-                    self.setup(self.conn)
-                    self.conn.commit()
+                    self._setup(self.setup)
                 self.ctx = StreamContext(
                     self.conn,
                     reserve_conn=reserve_conn,
@@ -250,6 +256,31 @@ class Streamer:
             self._write_report()
             self._drop_connection()
 
+    def _setup(self, setup: Callable[[psycopg.Connection], Any]) -> None:
+        """Run ``setup`` (atomic), again after a deadlock with another stream's
+        batches or setup, a few times at most."""
+        assert self.conn is not None
+        for attempt in itertools.count(1):
+            try:
+                setup(self.conn)
+                self.conn.commit()
+                return
+            except (psycopg.Error, OltpseedError) as exc:
+                cause = exc if isinstance(exc, psycopg.Error) else exc.__context__
+                if cause is None or not _retryable(cause) or attempt > RETRIES:
+                    raise
+                self.conn.rollback()
+                self.log.warning(
+                    "stream: setup: %s - retrying (%d/%d)",
+                    first_line(cause),
+                    attempt,
+                    RETRIES,
+                )
+                if self._sleep(
+                    RETRY_BACKOFF_S * 5 * attempt * (0.5 + self.rng.random())
+                ):
+                    raise
+
     def _pace(self) -> str:
         o = self.options
         if o.rate:
@@ -284,26 +315,71 @@ class Streamer:
         ctx.tick()
         plan: list[_Planned] = []
         self._plan = plan
-        try:
+        for attempt in itertools.count(1):
+            try:
+                xid = self._write(plan, replay=attempt > 1)
+                if xid is None:
+                    conn.rollback()
+                    return
+                self._commit(xid, plan)
+                return
+            except psycopg.Error as exc:
+                if not _retryable(exc):
+                    if isinstance(exc, CRITICAL):
+                        raise
+                    self._fatal(exc)
+                conn.rollback()
+                ctx.rolled_back()
+                if not self._retry(exc, attempt, len(plan)):
+                    return
+
+    def _write(self, plan: list[_Planned], *, replay: bool) -> str | None:
+        """Run the batch's events (or replay them); its xid, None when empty.
+
+        First pass: pipeline mode. A unique/check/FK violation, or a parent
+        deleted under us, rolls back and replays event by event. A class 40
+        error (deadlock, serialization failure) goes up to :meth:`_batch`,
+        which rolls the whole batch back and replays it.
+        """
+        conn, ctx = self.conn, self.ctx
+        assert conn is not None and ctx is not None
+        if not replay:
             try:
                 with conn.pipeline():
                     self._fill(plan)
-                    xid = self._xid() if plan else None
+                    return self._xid() if plan else None
             except (*SOFT, OltpseedError) as exc:
                 if isinstance(exc, OltpseedError) and not _parent_missing(exc):
                     raise
                 conn.rollback()
                 ctx.rolled_back()
-                plan[:] = self._replay(plan)
-                xid = self._xid() if plan else None
-        except psycopg.Error as exc:
-            if isinstance(exc, CRITICAL):
-                raise
-            self._fatal(exc)
-        if xid is None:
-            conn.rollback()
-            return
-        self._commit(xid, plan)
+        plan[:] = self._replay(plan)
+        return self._xid() if plan else None
+
+    def _retry(self, exc: psycopg.Error, attempt: int, events: int) -> bool:
+        """After a deadlock or serialization failure (rolled back): wait a
+        little and say True to replay the batch; False once retries ran out
+        (the batch is counted lost and the stream goes on)."""
+        reason = f"{first_line(exc)} ({exc.sqlstate})"
+        if attempt > RETRIES:
+            self.ledger.lost_batches += 1
+            self.ledger.lost_events += events
+            self.log.error(
+                "stream: %s - batch of %d events rolled back after %d replays, "
+                "not counted",
+                reason,
+                events,
+                RETRIES,
+            )
+            return False
+        self.ledger.retried += 1
+        self.log.warning(
+            "stream: %s - batch rolled back, replaying it (retry %d/%d)",
+            reason,
+            attempt,
+            RETRIES,
+        )
+        return not self._sleep(RETRY_BACKOFF_S * attempt * (0.5 + self.rng.random()))
 
     def _wait_for_next(self) -> bool:
         """Sleep until the first event of the batch is due; False if stopped."""
@@ -444,6 +520,8 @@ class Streamer:
             conn.commit()
             committed = True
         except CRITICAL as exc:
+            if _retryable(exc):  # the server answered: rolled back, replay it
+                raise
             committed, settled = self._settle(xid, exc), True
         acked = time.monotonic()
         if not committed:
@@ -687,6 +765,26 @@ class Streamer:
             self.log.error(
                 "stream: cannot write report %s: %s", self.options.report, exc
             )
+
+
+def _retryable(exc: BaseException) -> bool:
+    """SQLSTATE class 40 (deadlock, serialization failure): the server rolled
+    the transaction back and it may simply be run again. psycopg makes these
+    OperationalErrors, like a lost connection, so the class is read first."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, psycopg.Error) and sqlstate.startswith("40")
+
+
+class _PipelineTeardown(logging.Filter):
+    """Drops psycopg's "error ignored terminating <Pipeline [BAD]>" warning:
+    it repeats the error that left the pipeline, which the stream handles
+    (replay or reconnect) and logs itself, and it would reach stderr raw."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+_TEARDOWN = _PipelineTeardown()
 
 
 def _parent_missing(exc: BaseException) -> bool:
