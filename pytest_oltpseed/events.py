@@ -134,42 +134,60 @@ class RowCache:
 
     Drawn again every :data:`CACHE_TTL` seconds and after a foreign-key
     violation (a parent deleted by someone else is then re-selected); rows
-    the stream itself committed join the sample.
+    the stream itself committed join the sample. With a ``condition`` (SQL
+    over the table's columns, ``%s`` for ``params``) only rows meeting it
+    are sampled, e.g. patients registered long enough ago for a backdated
+    admission.
     """
 
-    def __init__(self, table: str, size: int = CACHE_ROWS) -> None:
-        self.table, self.size = table, size
+    def __init__(
+        self, table: str, size: int = CACHE_ROWS, condition: str = "true"
+    ) -> None:
+        self.table, self.size, self.condition = table, size, condition
         self.rows: list[Mapping[str, Any]] = []
         self.loaded_at = -CACHE_TTL
 
-    def pick(self, ctx: StreamContext) -> Mapping[str, Any] | None:
+    def pick(
+        self, ctx: StreamContext, params: Sequence[Any] = ()
+    ) -> Mapping[str, Any] | None:
         if not self.rows or time.monotonic() - self.loaded_at > CACHE_TTL:
-            self.load(ctx)
+            self.load(ctx, params)
         if not self.rows:
             return None
         return self.rows[int(ctx.rng.random() * len(self.rows))]
 
-    def load(self, ctx: StreamContext) -> None:
+    def load(self, ctx: StreamContext, params: Sequence[Any] = ()) -> None:
+        """Sample by random ids between min(id) and max(id) (two index probes,
+        never a COUNT(*) or a scan: this runs inside a batch, on big tables
+        too); a small or sparse table is read whole (up to ``size`` rows)."""
         assert ctx.conn is not None
         ident = sql.Identifier(self.table)
+        where = sql.SQL(self.condition)  # type: ignore[arg-type]
         bounds = ctx.conn.execute(
-            sql.SQL("SELECT min(id), max(id), count(*) FROM {}").format(ident)
+            sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
         ).fetchone()
-        low, high, total = bounds if bounds else (None, None, 0)
+        low, high = bounds if bounds else (None, None)
+        found: list[dict[str, Any]] = []
         with ctx.conn.cursor(row_factory=dict_row) as cur:
-            if not total:
-                found: list[dict[str, Any]] = []
-            elif total <= self.size:
-                query = sql.SQL("SELECT * FROM {}").format(ident)
-                found = cur.execute(query).fetchall()
-            else:
+            if low is not None and high - low >= self.size * 2:
                 ids = [ctx.randint(int(low), int(high)) for _ in range(self.size * 2)]
                 found = cur.execute(
-                    sql.SQL("SELECT * FROM {} WHERE id = ANY(%s) LIMIT %s").format(
-                        ident
-                    ),
-                    (ids, self.size),
+                    sql.SQL(
+                        "SELECT * FROM {} WHERE id = ANY(%s) AND ({}) LIMIT %s"
+                    ).format(ident, where),
+                    (ids, *params, self.size),
                 ).fetchall()
+            if low is not None and len(found) < self.size // 20:
+                # Few hits: rows meeting it from a random point on (index ranges).
+                start = ctx.randint(int(low), int(high))
+                found = cur.execute(
+                    sql.SQL(
+                        "(SELECT * FROM {t} WHERE id >= %s AND ({w}) ORDER BY id "
+                        "LIMIT %s) UNION ALL (SELECT * FROM {t} WHERE id < %s "
+                        "AND ({w}) ORDER BY id LIMIT %s)"
+                    ).format(t=ident, w=where),
+                    (start, *params, self.size, start, *params, self.size),
+                ).fetchall()[: self.size]
         self.rows = [Row(r) for r in found]
         self.loaded_at = time.monotonic()
 
@@ -298,6 +316,18 @@ class StreamContext(Context):
         if where is not None:
             return super().pick(table, where, params)
         found = self.cache(table).pick(self)
+        return found if found is None or isinstance(found, Row) else Row(found)
+
+    def sample(
+        self, table: str, condition: str, params: Sequence[Any] = ()
+    ) -> Row | None:
+        """A random row of ``table`` meeting ``condition``, from a sample of such
+        rows drawn like the parent caches (``params`` are read at each draw);
+        None when no row meets it. Rows the stream inserts do not join it."""
+        key = f"{table}:{condition}"
+        if key not in self.caches:
+            self.caches[key] = RowCache(table, condition=condition)
+        found = self.caches[key].pick(self, params)
         return found if found is None or isinstance(found, Row) else Row(found)
 
     def insert(self, table: str, values: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -69,9 +69,7 @@ def test_clean_run_counts_equal_database_and_server_statistics(
     assert document["events_per_s"] > 0
     checked = run_cli("check", "--dsn", database, "--json", env=cli_env)
     broken = [r for r in json.loads(checked.stdout)["rules"] if r["violations"]]
-    # Row rules (temporal coherence, stock, totals, FKs) all hold; only the
-    # statistical mixes may drift (docs/stream.md).
-    assert all("share" in r["rule"] or "open" in r["rule"] for r in broken), broken
+    assert broken == []  # row rules and the mixes alike (docs/stream.md)
 
 
 def _tuple_stats(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
