@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -43,7 +44,13 @@ from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
-from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
+from pytest_oltpseed.events import (
+    Event,
+    Mix,
+    NotApplicable,
+    StreamContext,
+    domain_warmers,
+)
 from pytest_oltpseed.factory import Statement
 from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
@@ -67,6 +74,47 @@ class Aborted(OltpseedError):
     """A second SIGINT/SIGTERM: the open batch was rolled back."""
 
     exit_code = 130
+
+
+class _Recount:
+    """The periodic COUNT(*) of the tables, on a connection of its own in a
+    thread: on a big database it takes a good part of a second, which a batch
+    must not wait for (it was a latency spike every minute). Our own commits
+    made while it counted are added on top (the totals are for display)."""
+
+    def __init__(
+        self, connect: Callable[[], psycopg.Connection], tables: Sequence[str]
+    ) -> None:
+        self.connect, self.tables = connect, list(tables)
+        self.thread: threading.Thread | None = None
+        self.counts: dict[str, int] | None = None
+        self.base: Counter[str] = Counter()
+
+    def start(self, own: Counter[str]) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self.base, self.counts = Counter(own), None
+        self.thread = threading.Thread(
+            target=self._count, name="oltpseed-recount", daemon=True
+        )
+        self.thread.start()
+
+    def _count(self) -> None:
+        with contextlib.suppress(Exception):  # the stream's own errors say more
+            conn = self.connect()
+            try:
+                conn.autocommit = True  # no COMMIT of ours on the wire
+                counts = table_counts(conn, self.tables)
+            finally:
+                conn.close()
+            self.counts = {t: n or 0 for t, n in counts.items()}
+
+    def take(self, own: Counter[str]) -> dict[str, int] | None:
+        """The fresh totals once counted (then None until the next count)."""
+        if self.counts is None or (self.thread and self.thread.is_alive()):
+            return None
+        counts, self.counts = self.counts, None
+        return {t: n + own[t] - self.base[t] for t, n in counts.items()}
 
 
 class _StopRequested(Exception):
@@ -180,6 +228,8 @@ class Streamer:
         self.tagged = False  # set when the server runs wal_level=logical
         self._batch_number = 0
         self._pause_paths: list[Path] = []
+        self._own: Counter[str] = Counter()  # rows added by our commits, per table
+        self._recount = _Recount(connect, self.tables)
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -209,6 +259,7 @@ class Streamer:
                     floor=self.options.floor,
                 )
                 self._resync()
+                self._warm()
                 level = self.conn.execute("SHOW wal_level").fetchone()
                 self.conn.rollback()
                 self.tagged = bool(level and level[0] == "logical")
@@ -280,6 +331,18 @@ class Streamer:
                     RETRY_BACKOFF_S * 5 * attempt * (0.5 + self.rng.random())
                 ):
                     raise
+
+    def _warm(self) -> None:
+        """Load the parent samples and the domains' derived state before the
+        clock starts: on a big database the first batch would otherwise take
+        seconds, and a rate stream would spend the next half minute catching
+        up (the latency of every event meanwhile)."""
+        assert self.conn is not None and self.ctx is not None
+        self.ctx.warm(self.tables)
+        for domain in self.domains:
+            for warm in domain_warmers(domain):
+                warm(self.ctx)
+        self.conn.rollback()
 
     def _pace(self) -> str:
         o = self.options
@@ -539,9 +602,9 @@ class Streamer:
         self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
             if op != "update" and not settled:  # a settled batch is in the resync
-                self.totals[table] = self.totals.get(table, 0) + (
-                    rows if op == "insert" else -rows
-                )
+                delta = rows if op == "insert" else -rows
+                self.totals[table] = self.totals.get(table, 0) + delta
+                self._own[table] += delta
 
     # -- critical errors -------------------------------------------------------------
     def _lost(self, exc: BaseException) -> None:
@@ -730,12 +793,17 @@ class Streamer:
         if self.output.due():
             self.output.progress(self.ledger)
             self._write_report()
-        if time.monotonic() - self._resync_at >= RESYNC_S and self.conn is not None:
-            with contextlib.suppress(*CRITICAL):
-                self._resync()
+        if time.monotonic() - self._resync_at >= RESYNC_S:
+            self._recount.start(self._own)
+            self._resync_at = time.monotonic()
+        fresh = self._recount.take(self._own)
+        if fresh is not None:
+            self.totals = fresh
 
     def _resync(self) -> None:
-        """Totals from COUNT(*) (other writers' rows included)."""
+        """Totals from COUNT(*) (other writers' rows included), at once: at the
+        start and after a reconnect. (The periodic one runs in the background:
+        see :class:`_Recount`.)"""
         assert self.conn is not None
         counts = table_counts(self.conn, self.tables)
         self.conn.rollback()
