@@ -24,14 +24,24 @@ FOLDER = "paused"
 
 
 def database_key(conn: psycopg.Connection) -> str:
-    """``<system identifier>-<database oid>`` of the connection's database."""
-    row = conn.execute(
-        "SELECT (SELECT system_identifier FROM pg_control_system()), oid "
-        "FROM pg_database WHERE datname = current_database()"
-    ).fetchone()
+    """``<system identifier>-<database oid>`` of the connection's database.
+
+    Where ``pg_control_system()`` is not granted (some managed services),
+    ``<host>-<port>-<database name>`` as connected instead."""
+    try:
+        row = conn.execute(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), oid "
+            "FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        row = None
     if not conn.autocommit:
         conn.rollback()
-    assert row is not None
+    if row is None:
+        info = conn.info
+        return "-".join(
+            str(p).replace("/", "_") for p in (info.host, info.port, info.dbname)
+        )
     return f"{row[0]}-{row[1]}"
 
 

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -321,3 +322,26 @@ def test_periodic_recount_never_holds_up_a_batch(
     # counted may be counted twice: they are for display).
     actual = counts(database, "hospital")["consultas"]
     assert abs(streamer.totals["consultas"] - actual) <= options.batch_size
+
+
+def test_pause_key_without_pg_control_system(database: str) -> None:
+    """A role that may not call pg_control_system() (as on some managed
+    services) still gets a sentinel: host, port and database name."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from pytest_oltpseed.pausing import database_key
+
+    role = f"nocontrol_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+        own = database_key(admin)
+    try:
+        params = conninfo_to_dict(database)
+        with psycopg.connect(make_conninfo(**{**params, "user": role})) as conn:
+            key = database_key(conn)
+        assert own.split("-")[0].isdigit() and key != own
+        assert key.endswith(f"-{params['dbname']}")
+    finally:
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
