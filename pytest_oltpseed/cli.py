@@ -665,7 +665,8 @@ def pause(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
     """Pause running streams into the target database before their next cycle."""
     path = _pause_sentinel(dsn, pause_file)
     created = pausing.pause(path)
-    out.print(f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)")
+    line = f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)"
+    out.print(line, soft_wrap=True)  # a path is never wrapped
 
 
 @app.command()
@@ -673,7 +674,8 @@ def resume(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
     """Let paused streams into the target database go on."""
     path = _pause_sentinel(dsn, pause_file)
     removed = pausing.resume(path)
-    out.print(f"resumed: removed {path}" if removed else f"not paused: no {path}")
+    line = f"resumed: removed {path}" if removed else f"not paused: no {path}"
+    out.print(line, soft_wrap=True)
 
 
 def _pause_sentinel(dsn: str | None, pause_file: Path | None) -> Path:
