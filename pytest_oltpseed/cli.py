@@ -34,6 +34,7 @@ from pytest_oltpseed import (
     db,
     events,
     logs,
+    pausing,
     schema,
     seeding,
     templates,
@@ -51,6 +52,7 @@ from pytest_oltpseed.errors import (
     ServerError,
     UsageError,
 )
+from pytest_oltpseed.ledger import check_outputs
 from pytest_oltpseed.server import EmbeddedServer
 
 app = typer.Typer(
@@ -497,6 +499,17 @@ def _print_counts(
     out.print(table)
 
 
+PauseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pause-file",
+        help="A sentinel file of your choosing (default: STREAM_PAUSE_FILE); "
+        "without one, the target database's own sentinel, found from any "
+        "directory.",
+    ),
+]
+
+
 @app.command()
 def stream(
     domain: DomainOption = "all",
@@ -552,6 +565,7 @@ def stream(
             "--progress", min=0, help="Seconds between progress lines (0 = none)."
         ),
     ] = None,
+    pause_file: PauseFileOption = None,
     verify_cdc: Annotated[
         bool,
         _flag(
@@ -587,10 +601,12 @@ def stream(
         max_events=max_events,
         report=report,
         progress_s=progress,
+        pause_file=pause_file,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
     )
+    check_outputs(options.outputs())
     if settings.dry_run:
         _print_stream_plan(settings, domains, mix, options)
         return
@@ -694,19 +710,31 @@ def _print_stream_summary(streamer: streaming.Streamer) -> None:
 
 
 @app.command()
-def pause() -> None:
-    """Ask running streams to pause before their next cycle (creates .paused)."""
-    path = load_settings().stream.pause_file
-    created = streaming.pause(path)
-    out.print(f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)")
+def pause(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
+    """Pause running streams into the target database before their next cycle."""
+    path = _pause_sentinel(dsn, pause_file)
+    created = pausing.pause(path)
+    line = f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)"
+    out.print(line, soft_wrap=True)  # a path is never wrapped
 
 
 @app.command()
-def resume() -> None:
-    """Let paused streams go on (removes the .paused sentinel)."""
-    path = load_settings().stream.pause_file
-    removed = streaming.resume(path)
-    out.print(f"resumed: removed {path}" if removed else f"not paused: no {path}")
+def resume(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
+    """Let paused streams into the target database go on."""
+    path = _pause_sentinel(dsn, pause_file)
+    removed = pausing.resume(path)
+    line = f"resumed: removed {path}" if removed else f"not paused: no {path}"
+    out.print(line, soft_wrap=True)
+
+
+def _pause_sentinel(dsn: str | None, pause_file: Path | None) -> Path:
+    """The file given, else the target database's sentinel (needs a connection)."""
+    settings = load_settings(dsn=dsn)
+    explicit = pause_file or settings.stream.pause_file
+    if explicit is not None:
+        return explicit
+    with db.session(settings, _say) as conn:
+        return pausing.database_sentinel(conn)
 
 
 SlotOption = Annotated[str, typer.Option("--slot", help="Replication slot name.")]

@@ -209,7 +209,7 @@ class StreamSettings:
     reconnect_max_seconds: float = 30.0
     reconnect_attempts: int = 6
     progress_seconds: float = 10.0
-    pause_file: Path = Path(".paused")
+    pause_file: Path | None = None  # besides the database's sentinel (pausing.py)
     weights: Mapping[str, int] = field(default_factory=dict)
     weights_source: str = ""
 
@@ -330,7 +330,9 @@ def _stream(src: Sources) -> StreamSettings:
             src.get("STREAM_RECONNECT_ATTEMPTS"), 6, minimum=1
         ),
         progress_seconds=_float(src.get("STREAM_PROGRESS_SECONDS"), 10.0),
-        pause_file=Path(_str(src.get("STREAM_PAUSE_FILE"), ".paused")),
+        pause_file=Path(raw)
+        if (raw := _str(src.get("STREAM_PAUSE_FILE"), ""))
+        else None,
         weights=parse_weights(weights) if weights else {},
         weights_source=f"{weights.name} ({weights.source})" if weights else "",
     )

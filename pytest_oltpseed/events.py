@@ -12,6 +12,7 @@ queue a whole batch in pipeline mode without waiting on the server per event.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -52,6 +53,11 @@ def domain_events(domain: Domain) -> list[Event]:
     """The events a domain declares in ``<domain>/events.py`` (``EVENTS``)."""
     module = domain.load_events()
     return [replace(event, domain=domain.name) for event in module.EVENTS]
+
+
+def domain_warmers(domain: Domain) -> list[Callable[[StreamContext], None]]:
+    """What a domain loads before a stream's clock starts (``WARM``, optional)."""
+    return list(getattr(domain.load_events(), "WARM", ()))
 
 
 @dataclass(frozen=True)
@@ -132,46 +138,80 @@ def configured_mix(
 class RowCache:
     """A random sample of a table's rows, for FK picks without a query each.
 
-    Drawn again every :data:`CACHE_TTL` seconds and after a foreign-key
-    violation (a parent deleted by someone else is then re-selected); rows
-    the stream itself committed join the sample.
+    A tenth of it is drawn again every :data:`CACHE_TTL` seconds (so rows
+    others add or delete come and go, without a whole new sample at once: a
+    new set of products would mean a wave of restocks, and a big load a
+    latency spike), and all of it after a foreign-key violation (a parent
+    deleted by someone else is then re-selected); rows the stream itself
+    committed join the sample. With a ``condition`` (SQL over the table's
+    columns, ``%s`` for ``params``) only rows meeting it are sampled, e.g.
+    patients registered long enough ago for a backdated admission.
     """
 
-    def __init__(self, table: str, size: int = CACHE_ROWS) -> None:
-        self.table, self.size = table, size
+    def __init__(
+        self, table: str, size: int = CACHE_ROWS, condition: str = "true"
+    ) -> None:
+        self.table, self.size, self.condition = table, size, condition
         self.rows: list[Mapping[str, Any]] = []
         self.loaded_at = -CACHE_TTL
+        self.stale = True  # the whole sample must be drawn (again)
+        # 45-75 s by name: the samples loaded together at the start are
+        # refreshed at different times, not all in one batch a minute later.
+        self.ttl = CACHE_TTL * (0.75 + (zlib.crc32(table.encode()) % 50) / 100)
 
-    def pick(self, ctx: StreamContext) -> Mapping[str, Any] | None:
-        if not self.rows or time.monotonic() - self.loaded_at > CACHE_TTL:
-            self.load(ctx)
+    def pick(
+        self, ctx: StreamContext, params: Sequence[Any] = ()
+    ) -> Mapping[str, Any] | None:
+        due = time.monotonic() - self.loaded_at > self.ttl
+        if self.stale or not self.rows or (due and len(self.rows) < self.size):
+            self.load(ctx, params)  # (a table smaller than the sample: cheap)
+        elif due:
+            for row in self._draw(ctx, params, max(1, self.size // 10)):
+                self.add(row, ctx.rng)
+            self.loaded_at = time.monotonic()
         if not self.rows:
             return None
         return self.rows[int(ctx.rng.random() * len(self.rows))]
 
-    def load(self, ctx: StreamContext) -> None:
+    def load(self, ctx: StreamContext, params: Sequence[Any] = ()) -> None:
+        self.rows = self._draw(ctx, params, self.size)
+        self.loaded_at, self.stale = time.monotonic(), False
+
+    def _draw(
+        self, ctx: StreamContext, params: Sequence[Any], size: int
+    ) -> list[Mapping[str, Any]]:
+        """Sample by random ids between min(id) and max(id) (two index probes,
+        never a COUNT(*) or a scan: this runs inside a batch, on big tables
+        too); a small or sparse table is read whole (up to ``size`` rows)."""
         assert ctx.conn is not None
         ident = sql.Identifier(self.table)
+        where = sql.SQL(self.condition)  # type: ignore[arg-type]
         bounds = ctx.conn.execute(
-            sql.SQL("SELECT min(id), max(id), count(*) FROM {}").format(ident)
+            sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
         ).fetchone()
-        low, high, total = bounds if bounds else (None, None, 0)
+        low, high = bounds if bounds else (None, None)
+        found: list[dict[str, Any]] = []
         with ctx.conn.cursor(row_factory=dict_row) as cur:
-            if not total:
-                found: list[dict[str, Any]] = []
-            elif total <= self.size:
-                query = sql.SQL("SELECT * FROM {}").format(ident)
-                found = cur.execute(query).fetchall()
-            else:
-                ids = [ctx.randint(int(low), int(high)) for _ in range(self.size * 2)]
+            if low is not None and high - low >= size * 2:
+                ids = [ctx.randint(int(low), int(high)) for _ in range(size * 2)]
                 found = cur.execute(
-                    sql.SQL("SELECT * FROM {} WHERE id = ANY(%s) LIMIT %s").format(
-                        ident
-                    ),
-                    (ids, self.size),
+                    sql.SQL(
+                        "SELECT * FROM {} WHERE id = ANY(%s) AND ({}) LIMIT %s"
+                    ).format(ident, where),
+                    (ids, *params, size),
                 ).fetchall()
-        self.rows = [Row(r) for r in found]
-        self.loaded_at = time.monotonic()
+            if low is not None and len(found) < max(1, size // 20):
+                # Few hits: rows meeting it from a random point on (index ranges).
+                start = ctx.randint(int(low), int(high))
+                found = cur.execute(
+                    sql.SQL(
+                        "(SELECT * FROM {t} WHERE id >= %s AND ({w}) ORDER BY id "
+                        "LIMIT %s) UNION ALL (SELECT * FROM {t} WHERE id < %s "
+                        "AND ({w}) ORDER BY id LIMIT %s)"
+                    ).format(t=ident, w=where),
+                    (start, *params, size, start, *params, size),
+                ).fetchall()[:size]
+        return [Row(r) for r in found]
 
     def add(self, row: Mapping[str, Any], rng: Any) -> None:
         if len(self.rows) < self.size:
@@ -180,7 +220,7 @@ class RowCache:
             self.rows[int(rng.random() * self.size)] = row
 
     def expire(self) -> None:
-        self.loaded_at = -CACHE_TTL
+        self.stale = True
 
 
 @dataclass
@@ -298,6 +338,23 @@ class StreamContext(Context):
         if where is not None:
             return super().pick(table, where, params)
         found = self.cache(table).pick(self)
+        return found if found is None or isinstance(found, Row) else Row(found)
+
+    def warm(self, tables: Sequence[str]) -> None:
+        """Draw every table's parent sample now (before the stream's clock)."""
+        for table in tables:
+            self.cache(table).load(self)
+
+    def sample(
+        self, table: str, condition: str, params: Sequence[Any] = ()
+    ) -> Row | None:
+        """A random row of ``table`` meeting ``condition``, from a sample of such
+        rows drawn like the parent caches (``params`` are read at each draw);
+        None when no row meets it. Rows the stream inserts do not join it."""
+        key = f"{table}:{condition}"
+        if key not in self.caches:
+            self.caches[key] = RowCache(table, condition=condition)
+        found = self.caches[key].pick(self, params)
         return found if found is None or isinstance(found, Row) else Row(found)
 
     def insert(self, table: str, values: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -49,6 +49,7 @@ from pytest_oltpseed.profiles import DEFAULT_AS_OF
 _current: contextvars.ContextVar[Context] = contextvars.ContextVar("oltpseed_context")
 _FACTORIES: dict[str, type[SQLFactory]] = {}
 ROW_CACHE = 20_000  # parent rows kept for lookups by id (LRU): bounded for long runs
+PREFER_TRIES = 8  # extra picks for a preferred parent (Parent(prefer=...))
 ID_BLOCK = 64  # ids taken from a table's sequence at once when allocating
 
 
@@ -365,8 +366,11 @@ class Context:
     def _next_id(self, table: str) -> int:
         free = self._ids.get(table)
         if not free:
-            assert self.conn is not None
-            rows = self.conn.execute(
+            # nextval ignores transactions: on the reservation connection it
+            # is the same, and a pipelined batch need not stop to wait for it.
+            conn = self.reserve_conn or self.conn
+            assert conn is not None
+            rows = conn.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
                 "FROM generate_series(1, %s)",
                 (table, ID_BLOCK),
@@ -549,12 +553,14 @@ class Parent(factory.declarations.BaseDeclaration):
         prefer_existing: bool = False,
         where: Callable[[Context, Any], tuple[sql.Composable, Sequence[Any]]]
         | None = None,
+        prefer: Callable[[Context, Any, Mapping[str, Any]], bool] | None = None,
     ) -> None:
         super().__init__()
         self.table = table
         self.carry = tuple(carry)
         self.prefer_existing = prefer_existing
         self.where = where
+        self.prefer = prefer
 
     def resolve(
         self,
@@ -575,6 +581,12 @@ class Parent(factory.declarations.BaseDeclaration):
         if create and (self.prefer_existing or ctx.reuse_parents):
             condition, params = self.where(ctx, row) if self.where else (None, ())
             picked = ctx.pick(self.table, condition, params)
+            # ``prefer(ctx, row, parent)``: a few more picks (in memory) for a
+            # parent it likes better, e.g. a product the store has on its shelf.
+            for _ in range(PREFER_TRIES if self.prefer and picked else 0):
+                if self.prefer(ctx, row, picked):  # type: ignore[misc, arg-type]
+                    break
+                picked = ctx.pick(self.table, condition, params) or picked
             if picked is not None:
                 return Ref(self.table, picked)
         made = parent.make_row(ctx, create=create)

@@ -8,9 +8,12 @@ for a run of any length, percentiles within 1%.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pytest_oltpseed.errors import UsageError
 
 OPS = ("insert", "update", "delete")
 _GROWTH = math.log(1.01)  # bucket width: 1% relative precision
@@ -76,6 +81,7 @@ class Ledger:
     reconnects: int = 0
     lost_batches: int = 0
     lost_events: int = 0
+    retried: int = 0  # batch replays after a deadlock or serialization failure
     settled: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     paused_s: float = 0.0
@@ -141,6 +147,7 @@ class Ledger:
             "lag_ms": self.lag.summary(),
             "batches": self.batches,
             "lost": {"batches": self.lost_batches, "events": self.lost_events},
+            "retried_batches": self.retried,
             "settled_commits": dict(self.settled),
             "paused_s": round(self.paused_s, 3),
             "setup_s": round(self.setup_s, 3),
@@ -158,3 +165,49 @@ def write_report(path: Path, document: Mapping[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+def check_outputs(outputs: Mapping[str, Path | None]) -> None:
+    """Refuse, before anything is written, an output file that cannot be written.
+
+    ``outputs`` maps a flag (``--report``) to its path (None: not asked for).
+    A run whose ledger cannot be saved must not stream and exit 0: the file
+    is the product for a CDC user. The check creates nothing it keeps: it
+    probes the nearest existing directory with a temporary file, which is how
+    the file is later written (temp file + rename), so root on a read-only or
+    virtual file system (``/proc``) is caught as well as a missing permission.
+    """
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        problem = _unwritable(path)
+        if problem:
+            raise UsageError(f"cannot write {flag} {path}: {problem}")
+
+
+def _unwritable(path: Path) -> str:
+    """Why ``path`` cannot be written as a file ('' when it can)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if mode is not None and stat.S_ISDIR(mode):
+        return "it is a directory (give a file name)"
+    if mode is not None and not stat.S_ISREG(mode):
+        return "it exists and is not a regular file"
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # write_report creates the missing directories
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}."):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{folder} is not writable ({reason})"
+        return f"cannot create a file in {folder} ({reason})"
+    return ""

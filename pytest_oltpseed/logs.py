@@ -41,11 +41,41 @@ def mask(text: str) -> str:
     return _PII.sub(_hide, text)
 
 
+class _Masked:
+    """A log argument shown (``%s``) or represented (``%r``) masked."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return mask(str(self.value))
+
+    def __repr__(self) -> str:
+        return mask(repr(self.value))
+
+
 class MaskingFilter(logging.Filter):
-    """Rewrites the record in place so every handler and formatter sees it masked."""
+    """Rewrites the record in place so every handler and formatter sees it masked.
+
+    Personal data reaches a log as text (a row's value, a server's error
+    detail); the template and every text argument are masked before they are
+    put together. Numeric arguments (a seed, a count, a transaction id) are
+    never personal data and stay whole, so a logged seed can repeat a run.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask(record.getMessage())
+        if getattr(record, "_oltpseed_masked", False):  # another handler did it
+            return True
+        record._oltpseed_masked = True  # type: ignore[attr-defined]
+        args = record.args
+        if isinstance(args, tuple) and args:
+            shown = tuple(a if isinstance(a, int | float) else _Masked(a) for a in args)
+            try:
+                record.msg = mask(str(record.msg)) % shown
+            except (TypeError, ValueError):  # e.g. %d given text: mask it whole
+                record.msg = mask(record.getMessage())
+        else:
+            record.msg = mask(record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -2,10 +2,12 @@
 
 A batch is one transaction. Its events are first sent in pipeline mode (no
 wait on the server per event); if one of them hits a soft error (a unique,
-check or FK violation, a deadlock) the batch is rolled back and replayed
-event by event, each inside a savepoint, so only the failing event is lost
-and logged. A critical error (connection lost, server shut down) rolls the
-batch back and reconnects with exponential backoff. The transaction id is
+check or FK violation) the batch is rolled back and replayed event by event,
+each inside a savepoint, so only the failing event is lost and logged. A
+deadlock or serialization failure (SQLSTATE class 40) rolls the whole batch
+back and replays it, a few times at most. A critical error (connection lost,
+server shut down) rolls the batch back and reconnects with exponential
+backoff. The transaction id is
 read before COMMIT, so a COMMIT whose acknowledgement was lost is settled
 with ``pg_xact_status()`` after reconnecting: the ledger counts exactly the
 committed batches.
@@ -18,12 +20,15 @@ second signal aborts at once: the open batch is rolled back (exit 130).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 import random
 import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -33,21 +38,29 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from pytest_oltpseed import logs
+from pytest_oltpseed import logs, pausing
 from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
-from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
+from pytest_oltpseed.events import (
+    Event,
+    Mix,
+    NotApplicable,
+    StreamContext,
+    domain_warmers,
+)
 from pytest_oltpseed.factory import Statement
 from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.progress import Progress
 from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule, Schedule
 
-SOFT = (pg_errors.IntegrityError, pg_errors.TransactionRollback)
-CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)
+SOFT = (pg_errors.IntegrityError,)  # the failing event is skipped, the rest kept
+CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)  # see _retryable
+RETRIES = 5  # replays of a batch after a deadlock or serialization failure
+RETRY_BACKOFF_S = 0.02  # times the attempt, jittered, before a replay
 RESYNC_S = 60.0  # totals re-counted from the tables this often
 SETTLE_S = 30.0  # how long to wait for a COMMIT still "in progress" after a loss
 NAP_S = 0.05  # sleeps are cut in naps so a signal is noticed at once
@@ -61,6 +74,47 @@ class Aborted(OltpseedError):
     """A second SIGINT/SIGTERM: the open batch was rolled back."""
 
     exit_code = 130
+
+
+class _Recount:
+    """The periodic COUNT(*) of the tables, on a connection of its own in a
+    thread: on a big database it takes a good part of a second, which a batch
+    must not wait for (it was a latency spike every minute). Our own commits
+    made while it counted are added on top (the totals are for display)."""
+
+    def __init__(
+        self, connect: Callable[[], psycopg.Connection], tables: Sequence[str]
+    ) -> None:
+        self.connect, self.tables = connect, list(tables)
+        self.thread: threading.Thread | None = None
+        self.counts: dict[str, int] | None = None
+        self.base: Counter[str] = Counter()
+
+    def start(self, own: Counter[str]) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self.base, self.counts = Counter(own), None
+        self.thread = threading.Thread(
+            target=self._count, name="oltpseed-recount", daemon=True
+        )
+        self.thread.start()
+
+    def _count(self) -> None:
+        with contextlib.suppress(Exception):  # the stream's own errors say more
+            conn = self.connect()
+            try:
+                conn.autocommit = True  # no COMMIT of ours on the wire
+                counts = table_counts(conn, self.tables)
+            finally:
+                conn.close()
+            self.counts = {t: n or 0 for t, n in counts.items()}
+
+    def take(self, own: Counter[str]) -> dict[str, int] | None:
+        """The fresh totals once counted (then None until the next count)."""
+        if self.counts is None or (self.thread and self.thread.is_alive()):
+            return None
+        counts, self.counts = self.counts, None
+        return {t: n + own[t] - self.base[t] for t, n in counts.items()}
 
 
 class _StopRequested(Exception):
@@ -84,7 +138,8 @@ class StreamOptions:
     max_events: int | None = None
     report: Path | None = None
     progress_s: float = 10.0
-    pause_file: Path = Path(".paused")
+    pause_file: Path | None = None  # watched besides the database's own sentinel
+    pause_home: Path | None = None  # where that one lives (None: the oltpseed home)
     reconnect_base: float = 1.0
     reconnect_max: float = 30.0
     reconnect_attempts: int = 6
@@ -109,9 +164,13 @@ class StreamOptions:
         given = {k: v for k, v in flags.items() if v is not None}
         return cls(**{**asdict(base), **given})
 
+    def outputs(self) -> dict[str, Path | None]:
+        """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
+        return {"--report": self.report}
+
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
-        for key in ("report", "pause_file", "floor"):
+        for key in ("report", "pause_file", "pause_home", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
         return shown
 
@@ -168,6 +227,9 @@ class Streamer:
         self._unsettled: str | None = None
         self.tagged = False  # set when the server runs wal_level=logical
         self._batch_number = 0
+        self._pause_paths: list[Path] = []
+        self._own: Counter[str] = Counter()  # rows added by our commits, per table
+        self._recount = _Recount(connect, self.tables)
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -180,12 +242,15 @@ class Streamer:
     # -- the run ---------------------------------------------------------------------
     def run(self) -> Ledger:
         ledger = self.ledger
+        logging.getLogger("psycopg").addFilter(_TEARDOWN)  # once: same instance
         try:
             with self._signals():
                 self.conn, reserve_conn = self._open()
+                self._pause_paths = pausing.watched(
+                    self.conn, self.options.pause_file, self.options.pause_home
+                )
                 if self.setup is not None:
-                    self.setup(self.conn)
-                    self.conn.commit()
+                    self._setup(self.setup)
                 self.ctx = StreamContext(
                     self.conn,
                     reserve_conn=reserve_conn,
@@ -194,6 +259,7 @@ class Streamer:
                     floor=self.options.floor,
                 )
                 self._resync()
+                self._warm()
                 level = self.conn.execute("SHOW wal_level").fetchone()
                 self.conn.rollback()
                 self.tagged = bool(level and level[0] == "logical")
@@ -241,6 +307,43 @@ class Streamer:
             self._write_report()
             self._drop_connection()
 
+    def _setup(self, setup: Callable[[psycopg.Connection], Any]) -> None:
+        """Run ``setup`` (atomic), again after a deadlock with another stream's
+        batches or setup, a few times at most."""
+        assert self.conn is not None
+        for attempt in itertools.count(1):
+            try:
+                setup(self.conn)
+                self.conn.commit()
+                return
+            except (psycopg.Error, OltpseedError) as exc:
+                cause = exc if isinstance(exc, psycopg.Error) else exc.__context__
+                if cause is None or not _retryable(cause) or attempt > RETRIES:
+                    raise
+                self.conn.rollback()
+                self.log.warning(
+                    "stream: setup: %s - retrying (%d/%d)",
+                    first_line(cause),
+                    attempt,
+                    RETRIES,
+                )
+                if self._sleep(
+                    RETRY_BACKOFF_S * 5 * attempt * (0.5 + self.rng.random())
+                ):
+                    raise
+
+    def _warm(self) -> None:
+        """Load the parent samples and the domains' derived state before the
+        clock starts: on a big database the first batch would otherwise take
+        seconds, and a rate stream would spend the next half minute catching
+        up (the latency of every event meanwhile)."""
+        assert self.conn is not None and self.ctx is not None
+        self.ctx.warm(self.tables)
+        for domain in self.domains:
+            for warm in domain_warmers(domain):
+                warm(self.ctx)
+        self.conn.rollback()
+
     def _pace(self) -> str:
         o = self.options
         if o.rate:
@@ -275,26 +378,71 @@ class Streamer:
         ctx.tick()
         plan: list[_Planned] = []
         self._plan = plan
-        try:
+        for attempt in itertools.count(1):
+            try:
+                xid = self._write(plan, replay=attempt > 1)
+                if xid is None:
+                    conn.rollback()
+                    return
+                self._commit(xid, plan)
+                return
+            except psycopg.Error as exc:
+                if not _retryable(exc):
+                    if isinstance(exc, CRITICAL):
+                        raise
+                    self._fatal(exc)
+                conn.rollback()
+                ctx.rolled_back()
+                if not self._retry(exc, attempt, len(plan)):
+                    return
+
+    def _write(self, plan: list[_Planned], *, replay: bool) -> str | None:
+        """Run the batch's events (or replay them); its xid, None when empty.
+
+        First pass: pipeline mode. A unique/check/FK violation, or a parent
+        deleted under us, rolls back and replays event by event. A class 40
+        error (deadlock, serialization failure) goes up to :meth:`_batch`,
+        which rolls the whole batch back and replays it.
+        """
+        conn, ctx = self.conn, self.ctx
+        assert conn is not None and ctx is not None
+        if not replay:
             try:
                 with conn.pipeline():
                     self._fill(plan)
-                    xid = self._xid() if plan else None
+                    return self._xid() if plan else None
             except (*SOFT, OltpseedError) as exc:
                 if isinstance(exc, OltpseedError) and not _parent_missing(exc):
                     raise
                 conn.rollback()
                 ctx.rolled_back()
-                plan[:] = self._replay(plan)
-                xid = self._xid() if plan else None
-        except psycopg.Error as exc:
-            if isinstance(exc, CRITICAL):
-                raise
-            self._fatal(exc)
-        if xid is None:
-            conn.rollback()
-            return
-        self._commit(xid, plan)
+        plan[:] = self._replay(plan)
+        return self._xid() if plan else None
+
+    def _retry(self, exc: psycopg.Error, attempt: int, events: int) -> bool:
+        """After a deadlock or serialization failure (rolled back): wait a
+        little and say True to replay the batch; False once retries ran out
+        (the batch is counted lost and the stream goes on)."""
+        reason = f"{first_line(exc)} ({exc.sqlstate})"
+        if attempt > RETRIES:
+            self.ledger.lost_batches += 1
+            self.ledger.lost_events += events
+            self.log.error(
+                "stream: %s - batch of %d events rolled back after %d replays, "
+                "not counted",
+                reason,
+                events,
+                RETRIES,
+            )
+            return False
+        self.ledger.retried += 1
+        self.log.warning(
+            "stream: %s - batch rolled back, replaying it (retry %d/%d)",
+            reason,
+            attempt,
+            RETRIES,
+        )
+        return not self._sleep(RETRY_BACKOFF_S * attempt * (0.5 + self.rng.random()))
 
     def _wait_for_next(self) -> bool:
         """Sleep until the first event of the batch is due; False if stopped."""
@@ -435,6 +583,8 @@ class Streamer:
             conn.commit()
             committed = True
         except CRITICAL as exc:
+            if _retryable(exc):  # the server answered: rolled back, replay it
+                raise
             committed, settled = self._settle(xid, exc), True
         acked = time.monotonic()
         if not committed:
@@ -452,9 +602,9 @@ class Streamer:
         self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
             if op != "update" and not settled:  # a settled batch is in the resync
-                self.totals[table] = self.totals.get(table, 0) + (
-                    rows if op == "insert" else -rows
-                )
+                delta = rows if op == "insert" else -rows
+                self.totals[table] = self.totals.get(table, 0) + delta
+                self._own[table] += delta
 
     # -- critical errors -------------------------------------------------------------
     def _lost(self, exc: BaseException) -> None:
@@ -484,9 +634,9 @@ class Streamer:
         self._unsettled = None
         self.ledger.settled[str(status)] += 1
         self.log.warning(
-            "stream: the COMMIT of xid %s lost its acknowledgement; the server "
+            "stream: the COMMIT of xid %d lost its acknowledgement; the server "
             "says %s: batch %s",
-            xid,
+            int(xid),
             status,
             "counted" if status == "committed" else "not counted",
         )
@@ -592,8 +742,9 @@ class Streamer:
 
     # -- pause, signals, sleeping -----------------------------------------------
     def _pause_if_asked(self) -> None:
-        path = self.options.pause_file
-        if not path.exists():
+        """Park while a sentinel exists (see :mod:`~pytest_oltpseed.pausing`)."""
+        path = next((p for p in self._pause_paths if p.exists()), None)
+        if path is None:
             return
         self.log.info("stream: paused (%s exists; `oltpseed resume` removes it)", path)
         began = time.monotonic()
@@ -642,12 +793,17 @@ class Streamer:
         if self.output.due():
             self.output.progress(self.ledger)
             self._write_report()
-        if time.monotonic() - self._resync_at >= RESYNC_S and self.conn is not None:
-            with contextlib.suppress(*CRITICAL):
-                self._resync()
+        if time.monotonic() - self._resync_at >= RESYNC_S:
+            self._recount.start(self._own)
+            self._resync_at = time.monotonic()
+        fresh = self._recount.take(self._own)
+        if fresh is not None:
+            self.totals = fresh
 
     def _resync(self) -> None:
-        """Totals from COUNT(*) (other writers' rows included)."""
+        """Totals from COUNT(*) (other writers' rows included), at once: at the
+        start and after a reconnect. (The periodic one runs in the background:
+        see :class:`_Recount`.)"""
         assert self.conn is not None
         counts = table_counts(self.conn, self.tables)
         self.conn.rollback()
@@ -679,26 +835,28 @@ class Streamer:
             )
 
 
+def _retryable(exc: BaseException) -> bool:
+    """SQLSTATE class 40 (deadlock, serialization failure): the server rolled
+    the transaction back and it may simply be run again. psycopg makes these
+    OperationalErrors, like a lost connection, so the class is read first."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, psycopg.Error) and sqlstate.startswith("40")
+
+
+class _PipelineTeardown(logging.Filter):
+    """Drops psycopg's "error ignored terminating <Pipeline [BAD]>" warning:
+    it repeats the error that left the pipeline, which the stream handles
+    (replay or reconnect) and logs itself, and it would reach stderr raw."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+_TEARDOWN = _PipelineTeardown()
+
+
 def _parent_missing(exc: BaseException) -> bool:
     """An FK violation or a vanished cached row: the parent was deleted under us."""
     if isinstance(exc, pg_errors.ForeignKeyViolation):
         return True
     return isinstance(exc, OltpseedError) and "has no row with id" in str(exc)
-
-
-def pause(path: Path) -> bool:
-    """Create the pause sentinel; False when it already existed."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"paused at {datetime.now().isoformat(timespec='seconds')}\n")
-    return True
-
-
-def resume(path: Path) -> bool:
-    """Remove the pause sentinel; False when there was none."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True

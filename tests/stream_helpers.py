@@ -55,10 +55,13 @@ def stream_env(cli_env: dict[str, str], **extra: str) -> dict[str, str]:
     }
 
 
-def start_stream(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def start_stream(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest_oltpseed", "stream", *args],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -67,6 +67,29 @@ def test_files_routing_and_masking(tmp_path: Path) -> None:
     assert " INFO oltp.simulator.stream [test_files_routing_and_masking] - " in app
 
 
+def test_numbers_that_are_not_personal_data_stay_whole(tmp_path: Path) -> None:
+    """A seed, a count or an xid of ten digits or more looks like a phone
+    number, but only text can carry personal data: numeric arguments stay."""
+    logger = logs.setup(LogSettings(level="INFO", directory=tmp_path), console=False)
+    logger.info("stream abc: seed %d, xid %d", 1234567890, 98765432101)
+    logger.info("phone %s, %r, count %.1f", "(11) 98765-4321", "11987654321", 2.5)
+    for handler in logger.handlers:
+        handler.flush()
+    app = (tmp_path / "app.log").read_text()
+    assert "stream abc: seed 1234567890, xid 98765432101" in app
+    assert "phone (**) *****-**21, '*********21', count 2.5" in app
+
+
+def test_stream_logs_its_seed_whole(database: str, cli_env: dict[str, str]) -> None:
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--max-events", "5",
+        "--interval", "0", "--seed-random", "1234567890", env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    logged = (Path(cli_env["LOG_DIR"]) / "stream.log").read_text(encoding="utf-8")
+    assert ", seed 1234567890, " in logged and ", seed 1234567890, " in done.stderr
+
+
 def test_cli_writes_app_log(database: str, cli_env: dict[str, str]) -> None:
     result = run_cli("init-db", "--dsn", database, env=cli_env)
     assert result.returncode == 0, result.stderr

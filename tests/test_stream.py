@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -18,7 +24,7 @@ from pytest_oltpseed.ledger import Histogram
 from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule
 from pytest_oltpseed.stream import Streamer, StreamOptions
 from tests.conftest import run_cli, tables_in
-from tests.stream_helpers import read_report, seed, wait_for
+from tests.stream_helpers import counts, read_report, seed, wait_for
 
 
 @pytest.mark.parametrize(
@@ -128,6 +134,57 @@ def test_unreachable_server_still_writes_the_report(
     }
 
 
+@pytest.mark.parametrize("where", ["/proc/r.json", "directory", "fifo"])
+def test_unwritable_report_is_refused_before_anything_is_written(
+    database: str, cli_env: dict[str, str], tmp_path: Path, where: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    target = work / "out"
+    if where == "directory":
+        target.mkdir()
+    elif where == "fifo":
+        os.mkfifo(target)
+    report = where if where.startswith("/") else str(target)
+    before = set(work.iterdir())
+    done = run_cli(
+        "stream", "--dsn", database, "--max-events", "5", "--report", report,
+        env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"oltpseed: error: cannot write --report {report}: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert tables_in(database) == set()  # nothing streamed, nothing installed
+    assert set(work.iterdir()) == before  # no stray temporary file
+    assert not list(Path("/").glob(".out.*.tmp"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_read_only_directory_is_refused_for_a_non_root_user(tmp_path: Path) -> None:
+    """As root every directory is writable; the check must hold for the user
+    who cannot write there (run as ``nobody``)."""
+    folder = Path(tempfile.mkdtemp(prefix="oltpseed-ro-"))
+    try:
+        folder.chmod(0o555)
+        probe = (
+            "import sys; from pathlib import Path; "
+            "from pytest_oltpseed.ledger import check_outputs; "
+            "from pytest_oltpseed.errors import UsageError\n"
+            "try: check_outputs({'--report': Path(sys.argv[1])})\n"
+            "except UsageError as e: print(e); sys.exit(2)"
+        )
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", probe, str(folder / "r.json")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"{folder} is not writable" in done.stdout
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.rmdir()
+
+
 def test_pause_and_resume_commands_say_what_they_did(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -226,3 +283,95 @@ def test_deleted_parent_is_reselected_not_an_error(
             "ON p.id = c.paciente_id"
         ).fetchall()
     assert patients == [("Paciente Novo",)]
+
+
+def test_periodic_recount_never_holds_up_a_batch(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The minutely COUNT(*) of every table (for the printed totals) used to
+    run inside the batch loop: on STRESS it stalled a batch for a quarter of
+    a second. It now runs on its own connection: a table it must count is
+    locked by someone else, and appointments still commit meanwhile."""
+    import pytest_oltpseed.stream as streaming
+
+    monkeypatch.setattr(streaming, "RESYNC_S", 0.3)
+    seed(database, domain="hospital")
+    settings = load_settings(dsn=database, env={})
+    options = StreamOptions(
+        interval=0.05, jitter_ms=0, batch_size=5, duration=6,
+        pause_file=tmp_path / ".paused", progress_s=0,
+    )  # fmt: skip
+    hospital = select("hospital")
+    consulta = Mix(tuple(e for e in domain_events(hospital[0]) if e.name == "consulta"))
+    streamer = Streamer(
+        lambda: db.connect(database, settings), hospital, consulta, options
+    )
+    worker = threading.Thread(target=streamer.run)
+    worker.start()
+    wait_for(lambda: streamer.ledger.committed >= 10, what="first commits")
+    with psycopg.connect(database) as blocker:
+        blocker.execute("LOCK TABLE internacoes IN ACCESS EXCLUSIVE MODE")
+        time.sleep(1.0)  # a recount fell due and is waiting for the lock
+        before = streamer.ledger.committed
+        time.sleep(1.5)
+        during = streamer.ledger.committed - before
+        blocker.rollback()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert during >= 20, during  # ~100 events/s; the old loop stalled: 0
+    # The totals still follow the table (a batch committed while it was
+    # counted may be counted twice: they are for display).
+    actual = counts(database, "hospital")["consultas"]
+    assert abs(streamer.totals["consultas"] - actual) <= options.batch_size
+
+
+def test_pause_key_without_pg_control_system(database: str) -> None:
+    """A role that may not call pg_control_system() (as on some managed
+    services) still gets a sentinel: host, port and database name."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from pytest_oltpseed.pausing import database_key
+
+    role = f"nocontrol_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+        own = database_key(admin)
+    try:
+        params = conninfo_to_dict(database)
+        with psycopg.connect(make_conninfo(**{**params, "user": role})) as conn:
+            key = database_key(conn)
+        assert own.split("-")[0].isdigit() and key != own
+        assert key.endswith(f"-{params['dbname']}")
+    finally:
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
+
+
+def test_sale_items_prefer_products_on_the_store_shelf(database: str) -> None:
+    """With the stream's stock tally a sale item prefers a product its store
+    holds: a product it lacks costs a restock (a distribution, maybe an
+    entry), which on STRESS's 50,000-product catalogue was nearly every item."""
+    from types import SimpleNamespace
+
+    from pytest_oltpseed.domains.retail.factories import SaleItem
+    from pytest_oltpseed.events import StreamContext
+    from pytest_oltpseed.factory import Ref
+
+    seed(database, domain="retail")
+    with psycopg.connect(database) as conn, psycopg.connect(database) as reserve:
+        reserve.autocommit = True
+        ctx = StreamContext(conn, reserve_conn=reserve, seed=3, pool_seed=0,
+                            floor=datetime(2026, 1, 1))  # fmt: skip
+        sample = ctx.cache("products")
+        sample.load(ctx)
+        store = int(conn.execute("SELECT min(id) FROM stores").fetchone()[0])  # type: ignore[index]
+        stocked = {int(p["id"]) for p in sample.rows[::2]}  # half the sample
+        assert ctx.state is not None
+        ctx.state["stock"] = {("store", store, p): 10 for p in stocked}
+        sale = SimpleNamespace(sale_id=Ref("sales", {"id": 0, "store_id": store}))
+        product = SaleItem._meta.declarations["product_id"]
+        picks = [int(product.resolve(ctx, sale, True).id) for _ in range(400)]
+        conn.rollback()
+    on_shelf = sum(p in stocked for p in picks) / len(picks)
+    assert on_shelf >= 0.95, on_shelf  # a plain random pick: about 0.5

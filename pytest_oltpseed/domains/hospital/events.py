@@ -1,12 +1,20 @@
 """Hospital stream events: spec 002's stream (consultas, exames, internações,
 novos pacientes) plus the updates and rare deletes a real hospital system makes.
 
-Default weights (out of 200) aim at the seeded mixes: results are 90% of new
-exams (about 10% pending), discharges 75% of admissions (about 25% open),
-status transitions 45% of new consultas. Only appointments already due are
-closed, so over a long run the agendada share grows: a booking needs real
-days to fall due, and the stream never writes an incoherent date to keep a
-share. Inserts are about 51% of events, updates 48%, deletes 1%.
+Default weights (out of 200) keep the seeded mixes over a run of any length,
+without waiting real days for anything to fall due:
+
+* consultas: half the bookings are same-day (a walk-in, dated in the last
+  hours, due at once), half for the next 60 days; ``consulta_status`` closes
+  due ones at 20 for 44 bookings, so the open (agendada) share settles at
+  about 55% and the outcomes at 35/5/5 (cancelada drawn a little more often
+  than 5/45, since ``consulta_delete`` purges cancelled ones);
+* internações: an admission is registered for a patient on file for at
+  least 10 days, admitted 1-10 days ago, so nearly 80% can be discharged at
+  once; ``alta`` (9 for 12 admissions) keeps the open share at about 25%;
+* exames: results are 90% of new exams (about 10% pending).
+
+Inserts are about 51% of events, updates 48%, deletes 1%.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from pytest_oltpseed import brazil
 from pytest_oltpseed.domains.hospital.factories import (
     COBERTURAS,
     RESULTADOS,
+    STAY_MAX,
     STAY_MIN,
     Consulta,
     Exame,
@@ -30,8 +39,13 @@ from pytest_oltpseed.events import Event, StreamContext
 from pytest_oltpseed.factory import Ref
 
 NEW_PATIENT_CONVENIOS = {"0": 30, "1": 45, "2": 20, "3": 5}  # 0-3 (spec 002)
-OUTCOMES = {"realizada": 35, "faltou": 5, "cancelada": 5}  # the 55/35/5/5 mix
-RECENT = timedelta(hours=6)  # exams are recorded soon after they are taken
+# The 35/5/5 outcomes of the 55/35/5/5 mix; cancelada a bit more often, as
+# consulta_delete (1 in 200 events) purges about one in three cancelled ones.
+OUTCOMES = {"realizada": 35, "faltou": 5, "cancelada": 7}
+RECENT = timedelta(hours=6)  # exams (and walk-ins) are recorded soon after
+WALK_IN = 0.5  # share of bookings for the same day: due at once
+ADMITTED_AGO = (timedelta(days=1), STAY_MAX)  # when a registered stay began
+ESTABLISHED = "data_cadastro <= %s"  # patients on file before the stay began
 DUE = "status = 'agendada' AND data <= %s"
 CANCELLED = "status = 'cancelada'"
 PENDING = "resultado IS NULL"
@@ -62,10 +76,19 @@ def novo_paciente(ctx: StreamContext) -> None:
 
 
 def consulta(ctx: StreamContext) -> None:
-    """An appointment booked for the next 60 days."""
-    Consulta.write(
-        ctx, Consulta.make_row(ctx, create=True, overrides={"status": "agendada"})
-    )
+    """An appointment: half same-day walk-ins (dated in the last hours, so they
+    are due at once and fall due as fast as bookings come), half booked for
+    the next 60 days."""
+    overrides: dict[str, Any] = {"status": "agendada"}
+    patient = ctx.pick("pacientes") if ctx.rng.random() < WALK_IN else None
+    if patient is not None:
+        start = max(patient["data_cadastro"], ctx.as_of - RECENT)
+        overrides["paciente_id"] = Ref("pacientes", patient)
+        overrides["data"] = ctx.moment(start, ctx.as_of)
+    row = Consulta.make_row(ctx, create=True, overrides=overrides)
+    Consulta.write(ctx, row)
+    if row["data"] <= ctx.as_of:
+        ctx.offer("consultas", ("data",), DUE, row)
 
 
 def consulta_status(ctx: StreamContext) -> None:
@@ -106,9 +129,17 @@ def exame_resultado(ctx: StreamContext) -> None:
 
 
 def internacao(ctx: StreamContext) -> None:
-    """An open stay, admitted within the last 10 days (as seeded open stays are),
-    so about 70% can be discharged at once and the open share holds."""
-    row = Internacao.make_row(ctx, create=True, overrides={"aberta": True})
+    """An open stay, admitted 1-10 days ago, for a patient on file since before
+    that: about 80% can be discharged at once (3 days after admission), so
+    discharges keep pace with admissions however long the run. With no such
+    patient, an admission now (dischargeable in 3 days)."""
+    overrides: dict[str, Any] = {"aberta": True}
+    earliest, latest = ctx.as_of - ADMITTED_AGO[1], ctx.as_of - ADMITTED_AGO[0]
+    patient = ctx.sample("pacientes", ESTABLISHED, (earliest,))
+    if patient is not None:
+        overrides["paciente_id"] = Ref("pacientes", patient)
+        overrides["data_entrada"] = ctx.moment(earliest, latest)
+    row = Internacao.make_row(ctx, create=True, overrides=overrides)
     Internacao.write(ctx, row)
     if row["data_entrada"] <= ctx.as_of - STAY_MIN:
         ctx.offer("internacoes", ("data_entrada",), DISCHARGEABLE, row)

@@ -74,6 +74,13 @@ def _cadastro(g: Context, r: Any) -> Any:
     return g.parent(r.paciente_id, "pacientes")["data_cadastro"]
 
 
+def _patient_now(g: Context, r: Any) -> Any:
+    """The patient's own "now": the data's as-of, or the registration when that
+    is later (a patient the stream registered at wall-clock time, given events
+    by a seed whose as-of is earlier), so no event predates ``data_cadastro``."""
+    return max(g.as_of, _cadastro(g, r))
+
+
 class Medico(SQLFactory):
     _table, _domain = "medicos", DOMAIN
     _natural_key = ("crm",)
@@ -154,9 +161,10 @@ class PacienteConvenio(SQLFactory):
 
 
 def _consulta_data(g: Context, r: Any) -> Any:
+    now = _patient_now(g, r)
     if r.status == "agendada":
-        return g.moment(g.as_of, g.as_of + timedelta(days=60))
-    return g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of)
+        return g.moment(now, now + timedelta(days=60))
+    return g.moment(max(_cadastro(g, r), g.as_of - HISTORY), now)
 
 
 class Consulta(SQLFactory):
@@ -174,7 +182,11 @@ class Exame(SQLFactory):
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
     tipo_exame = Col(lambda g, r: g.choice(TIPOS_EXAME))
-    data = Col(lambda g, r: g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of))
+    data = Col(
+        lambda g, r: g.moment(
+            max(_cadastro(g, r), g.as_of - HISTORY), _patient_now(g, r)
+        )
+    )
     resultado = Col(
         lambda g, r: None if g.rng.random() < PENDING_RESULT else g.weighted(RESULTADOS)
     )
@@ -186,10 +198,10 @@ def stay_length(g: Context) -> timedelta:
 
 
 def _entrada(g: Context, r: Any) -> Any:
-    earliest = max(_cadastro(g, r), g.as_of - HISTORY)
+    earliest, now = max(_cadastro(g, r), g.as_of - HISTORY), _patient_now(g, r)
     if r.aberta:
-        return g.moment(max(earliest, g.as_of - STAY_MAX), g.as_of)
-    return g.moment(earliest, max(earliest, g.as_of - r.duracao))
+        return g.moment(max(earliest, now - STAY_MAX), now)
+    return g.moment(earliest, max(earliest, now - r.duracao))
 
 
 class Internacao(SQLFactory):

@@ -17,6 +17,7 @@ from pytest_oltpseed.domains.retail.factories import (
     InternalDistribution,
     ProductEntry,
     Sale,
+    load_stock,
 )
 from pytest_oltpseed.events import Event, StreamContext
 
@@ -129,3 +130,5 @@ EVENTS = (
     Event("sale_item_delete", 2, sale_item_delete, ("sale_items", "sales"),
           "sale item deleted, sale total lowered"),
 )  # fmt: skip
+
+WARM = (load_stock,)  # the stock tally, loaded before the stream's clock starts

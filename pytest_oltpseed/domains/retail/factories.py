@@ -9,6 +9,7 @@ equal the sum of their items. SKUs derive from product names (spec 000 §4.2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -180,7 +181,7 @@ class InternalDistributionItem(SQLFactory):
         head = ctx.parent(row.distribution_id, "internal_distributions")
         if head["status"] != "cancelled":
             ensure_warehouse_stock(
-                ctx, ref_value(row.product_id), row.quantity, head["distributed_at"]
+                ctx, row.product_id, row.quantity, head["distributed_at"]
             )
 
 
@@ -199,13 +200,25 @@ class InternalDistribution(SQLFactory):
     )
 
 
+def _on_the_shelf(ctx: Context, row: Any, product: Mapping[str, Any]) -> bool:
+    """A customer buys what the store stocks: with the stream's stock tally,
+    prefer a product the sale's store holds (a product it lacks costs a
+    restock, a distribution and maybe an entry: four more rows, and on a
+    big catalogue nearly every item would need one)."""
+    if ctx.state is None:
+        return True
+    store = ref_value(ctx.parent(row.sale_id, "sales")["store_id"])
+    key = ("store", store, int(product["id"]))
+    return _available(ctx, key, STORE_STOCK, {"s": store, "p": key[2]}) > 0
+
+
 class SaleItem(SQLFactory):
     _table, _domain = "sale_items", DOMAIN
     _distinct = "product_id"
 
     sale_id = Parent("sales")
     quantity = Col(lambda g, r: int(g.weighted(SALE_QUANTITY)))
-    product_id = Parent("products", carry=PRODUCT_CARRY)
+    product_id = Parent("products", carry=PRODUCT_CARRY, prefer=_on_the_shelf)
     unit_price = Col(lambda g, r: g.parent(r.product_id, "products")["price"])
     subtotal = Col(lambda g, r: r.quantity * r.unit_price)
 
@@ -216,7 +229,7 @@ class SaleItem(SQLFactory):
             ensure_store_stock(
                 ctx,
                 ref_value(sale["store_id"]),
-                ref_value(row.product_id),
+                row.product_id,
                 row.quantity,
                 sale["sold_at"],
             )
@@ -320,6 +333,12 @@ def _available(ctx: Context, key: tuple[Any, ...], query: str, params: Any) -> i
     return int(tally.get(key, 0))
 
 
+def load_stock(ctx: Context) -> None:
+    """Load the stream's stock tally now, if it keeps one and has none."""
+    if ctx.state is not None:
+        _available(ctx, ("warehouse", 0), WAREHOUSE_STOCK, {"p": 0})
+
+
 def _take(ctx: Context, key: tuple[Any, ...], quantity: int) -> None:
     if ctx.state is not None and "stock" in ctx.state:
         tally = ctx.state["stock"]
@@ -327,9 +346,13 @@ def _take(ctx: Context, key: tuple[Any, ...], quantity: int) -> None:
 
 
 def ensure_store_stock(
-    ctx: Context, store_id: int, product_id: int, quantity: int, at: datetime
+    ctx: Context, store_id: int, product: Any, quantity: int, at: datetime
 ) -> None:
-    """Restock ``store_id`` from the warehouse when it holds less than ``quantity``."""
+    """Restock ``store_id`` from the warehouse when it holds less than ``quantity``.
+
+    ``product`` is the item's FK value: a Ref carries the product's cost on to
+    the restock, so no lookup by id waits on the server mid-batch."""
+    product_id = ref_value(product)
     key = ("store", store_id, product_id)
     available = _available(ctx, key, STORE_STOCK, {"s": store_id, "p": product_id})
     if available < quantity:
@@ -338,25 +361,26 @@ def ensure_store_stock(
             store_id=store_id,
             distributed_at=at - _lag(ctx),
             status="received",
-            items=[Row(product_id=product_id, quantity=need)],
+            items=[Row(product_id=product, quantity=need)],
         )
         _take(ctx, key, -need)
     _take(ctx, key, quantity)
 
 
 def ensure_warehouse_stock(
-    ctx: Context, product_id: int, quantity: int, at: datetime
+    ctx: Context, product: Any, quantity: int, at: datetime
 ) -> None:
     """Receive an entry when the warehouse holds less than ``quantity``."""
+    product_id = ref_value(product)
     key = ("warehouse", product_id)
     available = _available(ctx, key, WAREHOUSE_STOCK, {"p": product_id})
     if available < quantity:
         need = quantity - available + ctx.randint(*WAREHOUSE_MARGIN)
-        cost = ctx.parent(product_id, "products")["cost"]
+        cost = ctx.parent(product, "products")["cost"]
         ProductEntry.create(
             entry_date=at - _lag(ctx),
             status="received",
-            items=[Row(product_id=product_id, quantity=need, unit_cost=cost)],
+            items=[Row(product_id=product, quantity=need, unit_cost=cost)],
         )
         _take(ctx, key, -need)
     _take(ctx, key, quantity)
