@@ -493,6 +493,14 @@ def stream(
         Path | None,
         typer.Option("--report", help="Write the JSON ledger here on every exit path."),
     ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="Write one JSON line per committed row change here (run, batch, "
+            "xid, table, op, key), for `oltpseed cdc verify --changes`.",
+        ),
+    ] = None,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
@@ -537,6 +545,7 @@ def stream(
         duration=duration,
         max_events=max_events,
         report=report,
+        changes=changes,
         progress_s=progress,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
