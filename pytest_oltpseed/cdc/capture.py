@@ -287,8 +287,15 @@ def _test_decoding(
                 continue
             # an UPDATE with an old key lists it first, then "new-tuple:"
             new = rest.split("new-tuple:")[-1] if op == "UPDATE" else rest
-            values = {n: _td_value(k, v) for n, k, v in _TD_COLUMN.findall(new)}
-            columns = keys.get(table) or tuple(values)
+            columns = keys.get(table, ())
+            values = {}
+            for column in _TD_COLUMN.finditer(new):  # stop once the key is read
+                name, kind, text = column.groups()
+                if not columns or name in columns:
+                    values[name] = _td_value(kind, text)
+                    if len(values) == len(columns):
+                        break
+            columns = columns or tuple(values)
             key = tuple(values.get(c) for c in columns)
             open_.changes.append(Change(table, op.lower(), key, open_.xid, "", columns))
         elif (match := _TD_MESSAGE.match(line)) and open_ is not None:
