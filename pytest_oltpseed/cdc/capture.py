@@ -224,7 +224,7 @@ def read(
     )
     decoder = Decoder()
     found = []
-    with _rows(conn, query, (slot, upto, publication)) as rows:
+    with _rows(conn, query, (slot, upto, publication), binary=True) as rows:
         for (data,) in rows:
             done = decoder.feed(bytes(data))
             if done is not None:
@@ -234,11 +234,18 @@ def read(
 
 @contextlib.contextmanager
 def _rows(
-    conn: psycopg.Connection, query: str, params: tuple[Any, ...]
+    conn: psycopg.Connection,
+    query: str,
+    params: tuple[Any, ...],
+    *,
+    binary: bool = False,
 ) -> Iterator[Iterator[Any]]:
     """The rows of ``query`` fetched in batches through a server-side cursor:
-    memory stays flat and a round trip brings thousands of messages."""
-    with conn.transaction(), conn.cursor(name="oltpseed_cdc_read") as cur:
+    memory stays flat and a round trip brings thousands of messages.
+    ``binary`` results spare bytea its hex text form (twice the bytes, and
+    a decoding on each side)."""
+    cursor = conn.cursor(name="oltpseed_cdc_read", binary=binary)
+    with conn.transaction(), cursor as cur:
         cur.itersize = 5000
         cur.execute(query, params)
         yield iter(cur)
