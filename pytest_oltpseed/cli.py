@@ -817,6 +817,7 @@ def cdc_start(
     domains = select(domain)
     settings = _writing_settings("create a replication slot", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
+        cdc.claim(conn, slot, publication, "reuse")  # before any DDL: nothing written
         schema.ensure(conn, domains, _say)
         lsn = cdc.create(
             conn, tables_of(domains), slot=slot, publication=publication, plugin=plugin

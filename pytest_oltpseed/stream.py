@@ -167,8 +167,12 @@ class StreamOptions:
         return cls(**{**asdict(base), **given})
 
     def outputs(self) -> dict[str, Path | None]:
-        """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
-        return {"--report": self.report, "--changes": self.changes}
+        """The files the run replaces whole, by flag (for
+        :func:`~.ledger.check_outputs`). ``--changes`` is not one: it is
+        appended to as batches commit, so a FIFO or ``/dev/stdout`` is fine,
+        and :meth:`ChangesWriter.open` (when the streamer is made, before any
+        write) refuses a path it cannot open."""
+        return {"--report": self.report}
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
