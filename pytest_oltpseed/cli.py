@@ -497,6 +497,15 @@ def stream(
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
     ] = None,
+    every: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--every",
+            metavar="EVENT:N",
+            help="Also run EVENT once every N batches, weight 0 or not "
+            "(e.g. bulk_load:20 for a 100k-row transaction); repeatable.",
+        ),
+    ] = None,
     progress: Annotated[
         float | None,
         typer.Option(
@@ -541,7 +550,9 @@ def stream(
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
+        every=events.parse_every(every) if every else None,
     )
+    events.resolve_every(domains, options.every)  # unknown names: exit 2 now
     if settings.dry_run:
         _print_stream_plan(settings, domains, mix, options)
         return
@@ -610,6 +621,8 @@ def _print_stream_plan(
         f"at most {options.max_events} events" if options.max_events else "",
     ]
     out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
+    for name, number in options.every:
+        out.print(f"also {name} once every {number} batches")
     out.print("nothing was written")
 
 

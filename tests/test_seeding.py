@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import schema, validators
-from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed.domains import default_domains, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
 from pytest_oltpseed.factory import bind
 from pytest_oltpseed.profiles import resolve
@@ -17,7 +17,7 @@ from pytest_oltpseed.seeding import Seeder, Stage, plan
 from pytest_oltpseed.server import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
-ALL_TABLES = tables_of(registry().values())
+ALL_TABLES = tables_of(default_domains())
 HEADERS = {
     "product_entries": "product_entry_items",
     "internal_distributions": "internal_distribution_items",
