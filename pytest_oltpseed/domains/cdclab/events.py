@@ -176,8 +176,9 @@ def account_rekey(ctx: StreamContext) -> None:
     )
 
 
+RECENT = 10  # update and delete events pick among the newest rows
 SLOT_PICK = (
-    "(shelf, position) = (SELECT shelf, position FROM lab_slots WHERE shelf = %s "
+    "(shelf, position) = (SELECT shelf, position FROM lab_slots "
     "ORDER BY position DESC LIMIT 1 OFFSET %s)"
 )
 
@@ -195,13 +196,13 @@ def slot_insert(ctx: StreamContext) -> None:
 
 
 def slot_update(ctx: StreamContext) -> None:
-    """A composite-key row's quantity changes (one of the shelf's latest)."""
+    """A composite-key row's quantity changes (one of the latest)."""
     ctx.execute(
         "lab_slots",
         "update",
         f"UPDATE lab_slots SET quantity = %s WHERE {SLOT_PICK} "
         "RETURNING shelf, position",
-        (ctx.randint(0, 500), ctx.choice(SHELVES), ctx.randint(0, 20)),
+        (ctx.randint(0, 500), ctx.randint(0, RECENT)),
     )
 
 
@@ -210,7 +211,7 @@ def slot_delete(ctx: StreamContext) -> None:
         "lab_slots",
         "delete",
         f"DELETE FROM lab_slots WHERE {SLOT_PICK} RETURNING shelf, position",
-        (ctx.choice(SHELVES), ctx.randint(0, 20)),
+        (ctx.randint(0, RECENT),),
     )
 
 
@@ -241,7 +242,7 @@ def log_update(ctx: StreamContext) -> None:
         "lab_log",
         "update",
         f"UPDATE lab_log SET kind = %s WHERE {LOG_PICK} RETURNING event_id",
-        (ctx.choice(LOG_KINDS), ctx.randint(0, 50)),
+        (ctx.choice(LOG_KINDS), ctx.randint(0, RECENT)),
     )
 
 
@@ -250,7 +251,7 @@ def log_delete(ctx: StreamContext) -> None:
         "lab_log",
         "delete",
         f"DELETE FROM lab_log WHERE {LOG_PICK} RETURNING event_id",
-        (ctx.randint(0, 50),),
+        (ctx.randint(0, RECENT),),
     )
 
 
