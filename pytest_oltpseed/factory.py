@@ -43,6 +43,7 @@ from faker import Faker
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from pytest_oltpseed import indices
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
@@ -188,8 +189,9 @@ def _ascii(text: str) -> str:
 class Context:
     """What a generation run shares: connection, seed, "now", index sequences.
 
-    ``sequences="reserve"`` takes identifier indices from the domain's
-    ``oltpseed_<domain>_sequences`` table, so factories, the stream and a
+    ``sequences="reserve"`` takes identifier indices from the key's
+    PostgreSQL sequence (``oltpseed_<domain>_idx_<key>``, see
+    :mod:`pytest_oltpseed.indices`), so factories, the stream and a
     previous seeding never hand out the same CPF twice; ``"local"`` counts
     from ``index_base`` in memory (the seeder, whose reruns must repeat their
     identifiers to stay idempotent, and generation without a database).
@@ -228,7 +230,7 @@ class Context:
         self.index_base = index_base
         self.reserve_block = 1
         self._local: dict[tuple[str, str], int] = {}
-        self._blocks: dict[tuple[str, str], tuple[int, int]] = {}
+        self._blocks: dict[tuple[str, str], list[int]] = {}
         self._id_range: dict[str, tuple[int, int]] = {}
         self._rows: OrderedDict[tuple[str, int], Mapping[str, Any]] = OrderedDict()
         self.allocate_ids = allocate_ids
@@ -254,33 +256,21 @@ class Context:
             self._local[(domain, key)] = index + 1
             return index
         block = self._blocks.get((domain, key))
-        if block is None or block[0] >= block[1]:
-            block = self._reserve(domain, key)
-        self._blocks[(domain, key)] = (block[0] + 1, block[1])
-        return block[0]
+        if not block:
+            block = self._blocks[(domain, key)] = self._reserve(domain, key)
+        return block.pop()
 
-    def _reserve(self, domain: str, key: str) -> tuple[int, int]:
-        """Take ``reserve_block`` indices at once from the domain's sequence table.
+    def _reserve(self, domain: str, key: str) -> list[int]:
+        """Take ``reserve_block`` indices at once from the key's sequence
+        (:mod:`pytest_oltpseed.indices`), in the order to hand them out.
 
-        With a ``reserve_conn`` (autocommit) the reservation survives a rollback
-        of the work that used it, as ``nextval`` does: an index that collided
-        is never handed out again.
+        ``nextval`` survives a rollback of the work that used it: an index
+        that collided is never handed out again. A ``reserve_conn``
+        (autocommit) keeps even a sequence's creation out of that work.
         """
         conn = self.reserve_conn or self.conn
         assert conn is not None
-        from pytest_oltpseed.domains import registry
-
-        table = sql.Identifier(registry()[domain].sequences_table)
-        row = conn.execute(
-            sql.SQL(
-                "INSERT INTO {t} AS s (key, next_index) VALUES (%(k)s, %(n)s) "
-                "ON CONFLICT (key) DO UPDATE SET next_index = s.next_index + %(n)s "
-                "RETURNING next_index - %(n)s"
-            ).format(t=table),
-            {"k": key, "n": self.reserve_block},
-        ).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[0]) + self.reserve_block
+        return indices.reserve(conn, domain, key, self.reserve_block)[::-1]
 
     def note_index(self, key: tuple[str, str], next_index: int) -> None:
         """Record that indices below ``next_index`` of ``key`` were used elsewhere."""

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import cdc
-from pytest_oltpseed.pgoutput import Message
+from pytest_oltpseed.cdc.pgoutput import Message
 from pytest_oltpseed.server import ServerInfo, ephemeral_server
 from pytest_oltpseed.templates import Janitor
 from tests.conftest import run_cli

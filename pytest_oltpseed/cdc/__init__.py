@@ -1,0 +1,71 @@
+"""Change data capture without Debezium: slots, decoding, verification.
+
+One module per job:
+
+* :mod:`~pytest_oltpseed.cdc.capture` - publications and logical slots
+  (created, marked as oltpseed's, read by peeking or consuming, dropped);
+* :mod:`~pytest_oltpseed.cdc.pgoutput` - the pgoutput protocol decoder;
+* :mod:`~pytest_oltpseed.cdc.changes` - the changes file (``stream
+  --changes``): its line format, writer and reader;
+* :mod:`~pytest_oltpseed.cdc.verify` - what the slot decoded, set against a
+  stream report (and a changes file, key by key);
+* :mod:`~pytest_oltpseed.cdc.preflight` - what a Debezium connector needs.
+
+The names below are the package's API (``from pytest_oltpseed import cdc``).
+"""
+
+from __future__ import annotations
+
+from pytest_oltpseed.cdc.capture import (
+    PLUGINS,
+    PUBLICATION,
+    SLOT,
+    TAG,
+    Captured,
+    capturing,
+    create,
+    current_lsn,
+    drop,
+    read,
+    require_logical,
+    slot_plugin,
+)
+from pytest_oltpseed.cdc.changes import OPS
+from pytest_oltpseed.cdc.pgoutput import Change, Message, Transaction
+from pytest_oltpseed.cdc.preflight import IDENTITY, Check, preflight
+from pytest_oltpseed.cdc.verify import (
+    Line,
+    Verdict,
+    Verification,
+    batch_tag,
+    reconcile,
+    verify,
+)
+
+__all__ = [
+    "IDENTITY",
+    "OPS",
+    "PLUGINS",
+    "PUBLICATION",
+    "SLOT",
+    "TAG",
+    "Captured",
+    "Change",
+    "Check",
+    "Line",
+    "Message",
+    "Transaction",
+    "Verdict",
+    "Verification",
+    "batch_tag",
+    "capturing",
+    "create",
+    "current_lsn",
+    "drop",
+    "preflight",
+    "read",
+    "reconcile",
+    "require_logical",
+    "slot_plugin",
+    "verify",
+]
