@@ -42,6 +42,7 @@ from pytest_oltpseed import (
 from pytest_oltpseed import (
     stream as streaming,
 )
+from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import Domain, select, tables_of
 from pytest_oltpseed.errors import OltpseedError, ServerError, UsageError
@@ -868,6 +869,91 @@ def cdc_stop(
     with db.session(settings, _say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
     out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")
+
+
+@cdc_app.command("diff")
+def cdc_diff(
+    expected: Annotated[
+        Path,
+        typer.Option(
+            "--expected", help="The changes file the stream wrote (--changes)."
+        ),
+    ],
+    actual: Annotated[
+        Path,
+        typer.Option(
+            "--actual",
+            help="The pipeline's Debezium JSON events, one message value a line.",
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Examples listed per kind.")
+    ] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the differences as JSON.")
+    ] = False,
+) -> None:
+    """Set what a pipeline delivered against what the stream committed, key by
+    key (exit 1 on a missing, duplicated, unexpected or reordered change)."""
+    found = sink_diff.diff(expected, actual, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(found.as_dict()))
+    else:
+        _print_diff(found)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+def _print_diff(found: sink_diff.Diff) -> None:
+    totals = found.totals()
+    table = Table(
+        title="cdc diff: "
+        + ("every committed change delivered once" if found.ok else "DIFFERENCES"),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "delivered", "missing", "duplicated",
+               "unexpected", "reordered", "redelivered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for tally in sorted(found.tallies.values(), key=lambda t: (t.table, t.op)):
+        table.add_row(
+            tally.table,
+            tally.op,
+            *(f"{getattr(tally, c):,}" for c in columns[2:]),
+            style=None if tally.ok else "bold red",
+        )
+    out.print(table)
+    for kind, examples in found.examples.items():
+        if not examples:
+            continue
+        out.print(f"{kind} ({totals[kind]:,}), first {len(examples)}:")
+        for example in examples:
+            where = ", ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("batch", example.batch),
+                    ("xid", example.xid),
+                    ("sink line", example.line),
+                )
+                if value is not None
+            )
+            key = json.dumps(example.key, ensure_ascii=False)
+            out.print(f"  {example.table} {example.op} {key} ({where})")
+    extras = [
+        f"{found.key_changes:,} key change(s) delivered as delete + create"
+        if found.key_changes
+        else "",
+        f"{found.snapshot:,} snapshot read(s) not compared" if found.snapshot else "",
+        f"{found.skipped:,} tombstone/metadata line(s) skipped"
+        if found.skipped
+        else "",
+    ]
+    out.print(
+        f"{found.expected_lines:,} expected changes, {found.actual_lines:,} sink lines"
+        + "".join(f"; {e}" for e in extras if e)
+    )
 
 
 @server_app.command("start")
