@@ -24,8 +24,9 @@ change must be delivered once:
   order per key, so a consumer applying them would end in the wrong state).
 
 A primary-key update reaches Debezium as a delete of the old key plus a
-create of the new one; such a pair, in the transaction of an expected update
-of either key, counts as that update delivered (``key_changes``).
+create of the new one, both from one WAL record (one ``source.lsn``); such a
+pair counts as the expected update of either key in that transaction
+(``key_changes``).
 
 Keys are compared as text (integers, text and uuid keys compare as they
 are; give numeric or temporal key columns ``decimal.handling.mode=string``
@@ -218,6 +219,8 @@ class _Bad(ValueError):
 def _payload(text: str) -> Any:
     """The event's payload, parsing only it when a schema precedes it (the
     schema is most of an enveloped message's bytes)."""
+    if "\t" in text:  # key<TAB>value: JSON never holds a raw tab
+        text = text.split("\t", 1)[1].strip()
     if text.startswith("{") and (found := _PAYLOAD.search(text)):
         try:
             value, end = _DECODER.raw_decode(text, found.end())
@@ -229,9 +232,6 @@ def _payload(text: str) -> Any:
             and (value is None or isinstance(value, dict))
         ):
             return value
-    if "\t" in text and not text.startswith("{"):
-        text = text.split("\t", 1)[1]  # key<TAB>value
-        return _payload(text)
     document = json.loads(text)
     if isinstance(document, dict) and "payload" in document and "op" not in document:
         return document["payload"]
@@ -291,8 +291,8 @@ class _Expected:
         self.xids.append(xid)
         self.batches.append(batch)
         self.matched.append(0)
-        if key and table not in self.columns:
-            self.columns[table] = tuple(sorted(key))
+        if op != "truncate" and table not in self.columns:
+            self.columns[table] = tuple(sorted(key))  # () for a table without PK
         self.by_key.setdefault((table, key_of(key)), []).append(index)
 
     def find(self, table: str, key: Key, op: str, xid: int | None) -> tuple[int, bool]:
@@ -380,36 +380,38 @@ def _pair_key_changes(
     last: dict[tuple[str, Key], int],
     strays: list[tuple[Delivered, Key]],
 ) -> None:
-    """Creates and deletes that match no expected change: a delete of the old
-    key plus a create of the new one in the transaction of an expected update
-    of either key is that update (Debezium's form of a primary-key change)."""
-    groups: dict[tuple[str, int | None, str], list[int]] = {}
+    """Creates and deletes that match no expected change: a delete and a
+    create from the same WAL record (one ``source.lsn``) are one primary-key
+    update, Debezium's form of it; it is the expected update of the new key
+    (or of the old one) in that transaction."""
+    records: dict[tuple[str, Any], list[int]] = {}
     for number, (event, _key) in enumerate(strays):
-        groups.setdefault((event.table, event.xid, event.op), []).append(number)
+        if event.lsn is not None:
+            records.setdefault((event.table, event.lsn), []).append(number)
     used = bytearray(len(strays))
-    for number, (event, key) in enumerate(strays):
-        if used[number]:
+    for numbers in records.values():
+        if len(numbers) != 2:
             continue
-        index, _known = want.find(event.table, key, "update", event.xid)
-        if index < 0:
+        pair = sorted((strays[n] for n in numbers), key=lambda s: s[0].op)
+        (removed, old), (created, new) = pair  # "delete" sorts before "insert"
+        if (removed.op, created.op) != ("delete", "insert"):
             continue
-        other = "delete" if event.op == "insert" else "insert"
-        partners = groups.get((event.table, event.xid, other), [])
-        while partners and used[partners[-1]]:
-            partners.pop()
-        if not partners:
-            continue
-        used[number] = used[partners.pop()] = 1
-        result.key_changes += 1
-        _match(want, result, last, event, key, index)
+        for key in (new, old):
+            index, _known = want.find(created.table, key, "update", created.xid)
+            if index >= 0:
+                used[numbers[0]] = used[numbers[1]] = 1
+                result.key_changes += 1
+                _match(want, result, last, created, new, index)
+                break
     for number, (event, key) in enumerate(strays):
         if not used[number]:
             result.note(_example("unexpected", event, key))
 
 
 def _key(event: Delivered, columns: tuple[str, ...] | None) -> Key:
-    """The event's key: the changes file's key columns for its table, else
-    ``id``, else the whole row (a table the stream never changed)."""
+    """The event's key: the changes file's key columns for its table (none
+    for a table without primary key), else ``id``, else the whole row (a
+    table the stream never changed)."""
     row = event.row
     if not row:
         return ()
