@@ -494,6 +494,14 @@ def stream(
         Path | None,
         typer.Option("--report", help="Write the JSON ledger here on every exit path."),
     ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="Write one JSON line per committed row change here (run, batch, "
+            "xid, table, op, key), for `oltpseed cdc verify --changes`.",
+        ),
+    ] = None,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
@@ -547,6 +555,7 @@ def stream(
         duration=duration,
         max_events=max_events,
         report=report,
+        changes=changes,
         progress_s=progress,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
@@ -583,9 +592,11 @@ def stream(
                 streamer.run()
             finally:
                 _print_stream_summary(streamer)
-            _verify(
+            ok = _verify(
                 conn, streamer.report(), domains, captured.slot, captured.publication
             )
+        if not ok:
+            raise typer.Exit(1)
 
 
 def _print_stream_plan(
@@ -688,9 +699,11 @@ def cdc_preflight(
         str,
         typer.Option(
             "--publication",
-            help="The publication your connector uses (Debezium's default name).",
+            help="The publication your connector uses (default: the one "
+            "`oltpseed cdc start` creates; Debezium's own default is "
+            "dbz_publication).",
         ),
-    ] = "dbz_publication",
+    ] = cdc.PUBLICATION,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the checks as JSON.")
     ] = False,
@@ -765,23 +778,51 @@ def cdc_verify(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the slot and publication after.")
     ] = False,
+    consume: Annotated[
+        bool,
+        typer.Option(
+            "--consume",
+            help="Advance the slot past what was read (default: peek, the slot "
+            "keeps its changes).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the verdict as JSON.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
-    """Reconcile what the slot captured with a stream report; exit 1 on a difference."""
+    """Reconcile what the slot captured with a stream report; exit 1 on a difference.
+
+    Only oltpseed's own slot and publication are consumed or dropped (exit 3
+    otherwise); nothing is dropped when the verification could not run.
+    """
     domains = select(domain)
     try:
         document = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read --report {report}: {exc}") from None
-    settings = load_settings(dsn=dsn)
+    writes = consume or not keep
+    if writes:
+        what = "consume" if consume else "drop"
+        settings = _writing_settings(
+            f"{what} replication slot {slot} (--keep without --consume only reads)",
+            dsn,
+            force,
+            False,
+        )
+    else:
+        settings = load_settings(dsn=dsn)
     with db.session(settings, _say, autocommit=True) as conn:
-        try:
-            _verify(conn, document, domains, slot, publication, as_json=as_json)
-        finally:
-            if not keep:
-                cdc.drop(conn, slot=slot, publication=publication)
+        if writes:  # refuse someone else's slot before reading anything
+            cdc.claim(conn, slot, publication, "consume" if consume else "drop")
+        ok = _verify(
+            conn, document, domains, slot, publication, as_json=as_json,
+            consume=consume,
+        )  # fmt: skip
+        if not keep:  # the verification ran: its capture has served
+            cdc.drop(conn, slot=slot, publication=publication)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _verify(
@@ -792,9 +833,16 @@ def _verify(
     publication: str,
     *,
     as_json: bool = False,
-) -> None:
+    consume: bool = False,
+) -> bool:
+    """Verify and print the verdict; whether it passed."""
     done = cdc.verify(
-        conn, document, tables_of(domains), slot=slot, publication=publication
+        conn,
+        document,
+        tables_of(domains),
+        slot=slot,
+        publication=publication,
+        consume=consume,
     )
     if as_json:
         out.print_json(json.dumps(done.verdict.as_dict()))
@@ -806,8 +854,7 @@ def _verify(
         )
     if document.get("cdc_tagged") is False:
         _say("warning: the stream did not tag its batches (wal_level was not logical)")
-    if not done.verdict.ok:
-        raise typer.Exit(1)
+    return done.verdict.ok
 
 
 def _print_verdict(verdict: cdc.Verdict) -> None:
@@ -816,7 +863,7 @@ def _print_verdict(verdict: cdc.Verdict) -> None:
         + ("every committed change captured once" if verdict.ok else "DIFFERENCES"),
         title_justify="left",
     )
-    for column in ("table", "op", "report", "captured", "out of band", ""):
+    for column in ("table", "op", "report", "captured", "out of band", "note"):
         table.add_column(
             column, justify="left" if column in ("table", "op") else "right"
         )
@@ -863,9 +910,11 @@ def cdc_stop(
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
     publication: PublicationOption = cdc.PUBLICATION,
+    force: ForceOption = False,
 ) -> None:
-    """Drop the slot and the publication (a forgotten slot keeps WAL forever)."""
-    settings = load_settings(dsn=dsn)
+    """Drop oltpseed's slot and publication (a forgotten slot keeps WAL forever);
+    someone else's are refused (exit 3)."""
+    settings = _writing_settings(f"drop replication slot {slot}", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
     out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")

@@ -35,6 +35,7 @@ from psycopg import errors as pg_errors
 
 from pytest_oltpseed import logs
 from pytest_oltpseed.cdc import TAG
+from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
@@ -46,7 +47,7 @@ from pytest_oltpseed.events import (
     StreamContext,
     resolve_every,
 )
-from pytest_oltpseed.factory import Statement
+from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.progress import Progress
@@ -89,6 +90,7 @@ class StreamOptions:
     duration: float | None = None
     max_events: int | None = None
     report: Path | None = None
+    changes: Path | None = None
     progress_s: float = 10.0
     pause_file: Path = Path(".paused")
     reconnect_base: float = 1.0
@@ -118,7 +120,7 @@ class StreamOptions:
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
-        for key in ("report", "pause_file", "floor"):
+        for key in ("report", "changes", "pause_file", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
         return shown
 
@@ -153,8 +155,13 @@ class Streamer:
         setup: Callable[[psycopg.Connection], Any] | None = None,
     ) -> None:
         """``setup`` runs once on the first connection (the CLI installs the
-        schema there), inside the run, so its failure still gets a report."""
+        schema there), inside the run, so its failure still gets a report.
+
+        ``options.changes`` is opened here, before anything is written: an
+        unwritable path is one line and exit 2. The run closes it.
+        """
         self.connect = connect
+        self.changes = ChangesWriter.open(options.changes) if options.changes else None
         self.setup = setup
         self.domains = list(domains)
         self.mix = mix
@@ -202,6 +209,8 @@ class Streamer:
                     pool_seed=self.options.pool_seed,
                     floor=self.options.floor,
                 )
+                if self.changes is not None:
+                    self.ctx.keyed = []  # the changed rows' ids, per write
                 self._resync()
                 level = self.conn.execute("SHOW wal_level").fetchone()
                 self.conn.rollback()
@@ -249,6 +258,8 @@ class Streamer:
             self.output.lines(self.totals, force=True)
             self._write_report()
             self._drop_connection()
+            if self.changes is not None:
+                self.changes.close()
 
     def _pace(self) -> str:
         o = self.options
@@ -426,10 +437,10 @@ class Streamer:
         COMMIT; with wal_level=logical the batch is also tagged in the WAL with
         the run id and its number, so ``oltpseed cdc verify`` can trace it."""
         assert self.conn is not None
+        self._batch_number += 1
         if not self.tagged:
             row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
         else:
-            self._batch_number += 1
             tag = json.dumps({"run": self.ledger.run_id, "batch": self._batch_number})
             row = self.conn.execute(
                 "SELECT pg_current_xact_id()::text, "
@@ -447,6 +458,7 @@ class Streamer:
             (t, op, n if isinstance(n, int) else max(n.rowcount, 0))
             for t, op, n in ctx.ledger
         ]
+        keys = None if ctx.keyed is None else changed_keys(ctx.ledger, ctx.keyed)
         settled = False
         try:
             conn.commit()
@@ -460,6 +472,10 @@ class Streamer:
             ctx.rolled_back()
             return
         ctx.committed()
+        if self.changes is not None and keys is not None:  # committed: write it
+            self.changes.write_batch(
+                self.ledger.run_id, self._batch_number, short_xid(xid), keys
+            )
         self.ledger.record_batch(
             changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
         )
@@ -684,6 +700,16 @@ class Streamer:
                 "options": self.options.describe(),
                 "weights": {e.name: e.weight for e in self.mix.events},
                 "cdc_tagged": self.tagged,
+                **(
+                    {
+                        "changes": {
+                            "path": str(self.changes.path),
+                            "lines": self.changes.lines,
+                        }
+                    }
+                    if self.changes is not None
+                    else {}
+                ),
             }
         )
 

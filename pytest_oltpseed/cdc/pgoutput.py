@@ -3,16 +3,19 @@
 What ``pg_logical_slot_get_binary_changes(..., 'proto_version', '1',
 'publication_names', ..., 'messages', 'true')`` returns, one message a row,
 turned into transactions of row changes ("Logical Replication Message Formats"
-in the PostgreSQL documentation). Values stay in PostgreSQL's text format;
-a change's key is its replica identity columns (the primary key here).
+in the PostgreSQL documentation). A change's key is its replica identity
+columns (the primary key here): integer columns as ``int``, the others in
+PostgreSQL's text format (what the changes file holds, see ``changes``).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 OPS = {"I": "insert", "U": "update", "D": "delete"}
+INTEGER_TYPES = frozenset({20, 21, 23, 26})  # int8, int2, int4, oid
 
 
 def lsn_text(value: int) -> str:
@@ -26,9 +29,15 @@ class Change:
 
     table: str
     op: str  # insert | update | delete | truncate
-    key: tuple[str | None, ...]
+    key: tuple[Any, ...]  # typed: (2,) for id 2
     xid: int
     lsn: str = ""  # the commit's LSN
+    columns: tuple[str, ...] = ()  # the key's column names
+
+    @property
+    def key_map(self) -> dict[str, Any]:
+        """Key column -> value, as a changes file line's ``key``."""
+        return dict(zip(self.columns, self.key, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,8 @@ class Relation:
     name: str
     columns: tuple[str, ...]
     key: tuple[int, ...]  # positions of the replica identity columns
+    integer: tuple[bool, ...]  # per key column: an integer type
+    key_columns: tuple[str, ...] = ()
 
 
 class DecodeError(ValueError):
@@ -119,7 +130,8 @@ class Decoder:
                 raise DecodeError("Commit without Begin")
             done.lsn = commit
             done.changes = [
-                Change(c.table, c.op, c.key, c.xid, commit) for c in done.changes
+                Change(c.table, c.op, c.key, c.xid, commit, c.columns)
+                for c in done.changes
             ]
             return done
         elif kind == "R":
@@ -142,16 +154,23 @@ class Decoder:
         oid = reader.take("!I")
         schema, name = reader.string(), reader.string()
         reader.byte()  # replica identity setting
-        columns, key = [], []
+        columns, key, integer = [], [], []
         for position in range(reader.take("!h")):
             flags = reader.take("!b")
             columns.append(reader.string())
-            reader.take("!I")  # type
+            kind = reader.take("!I")  # type
             reader.take("!i")  # typmod
             if flags & 1:
                 key.append(position)
-        self.relations[oid] = Relation(schema or "pg_catalog", name, tuple(columns),
-                                       tuple(key))  # fmt: skip
+                integer.append(kind in INTEGER_TYPES)
+        self.relations[oid] = Relation(
+            schema or "pg_catalog",
+            name,
+            tuple(columns),
+            tuple(key),
+            tuple(integer),
+            tuple(columns[i] for i in key),
+        )
 
     def _row(self, kind: str, reader: _Reader) -> None:
         relation = self.relations[reader.take("!I")]
@@ -160,8 +179,15 @@ class Decoder:
         if kind == "U" and marker in "KO":  # old key or row first, then the new
             reader.byte()
             values = reader.tuple()
-        key = tuple(values[i] for i in relation.key)
-        self._add(Change(relation.name, OPS[kind], key, self._xid()))
+        key = tuple(
+            int(v) if is_int and v is not None else v
+            for v, is_int in zip(
+                (values[i] for i in relation.key), relation.integer, strict=True
+            )
+        )
+        self._add(
+            Change(relation.name, OPS[kind], key, self._xid(), "", relation.key_columns)
+        )
 
     def _truncate(self, reader: _Reader) -> None:
         count = reader.take("!i")

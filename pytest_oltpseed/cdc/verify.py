@@ -169,12 +169,20 @@ def verify(
     *,
     slot: str = SLOT,
     publication: str = PUBLICATION,
+    consume: bool = False,
 ) -> Verification:
-    """Everything the slot holds up to now, decoded and set against ``report``."""
+    """Everything the slot holds up to now, decoded and set against ``report``.
+
+    The slot is peeked (it keeps its changes) unless ``consume``.
+    """
     require_logical(conn)
     started = time.perf_counter()
     transactions = read(
-        conn, slot=slot, publication=publication, upto=current_lsn(conn)
+        conn,
+        slot=slot,
+        publication=publication,
+        upto=current_lsn(conn),
+        consume=consume,
     )
     verdict = reconcile(transactions, report, tables)
     return Verification(
