@@ -116,11 +116,11 @@ def test_every_edge_case_is_decoded_and_verifies(
     _raw_slot(database)
     assert run_cli("cdc", "start", *LAB, "--dsn", database, env=env).returncode == 0
     # run 1: a 100k-row transaction in every batch, a backend killed mid-way
-    report = tmp_path / "r1.json"
+    report, changes = tmp_path / "r1.json", tmp_path / "c1.jsonl"
     proc = start_stream(
         env, *LAB, "--dsn", database, "--rate", "300", "--batch-size", "40",
         "--max-events", "200", "--every", "bulk_load:1", "--every", "evolve:2",
-        "--progress", "0.3", "--report", str(report),
+        "--progress", "0.3", "--report", str(report), "--changes", str(changes),
     )  # fmt: skip
     wait_for(lambda: read_report(report)["batches"] >= 1, what="a first batch")
     assert terminate_backends(database, env["PG_APPLICATION_NAME"]) >= 1
@@ -137,6 +137,18 @@ def test_every_edge_case_is_decoded_and_verifies(
     for table in ("lab_documents", "lab_documents_full", "lab_types", "lab_slots",
                   "lab_log", "lab_evolving"):  # fmt: skip
         assert tables[table]["insert"] and tables[table]["update"], table
+    # the changes file: a line per row change the report counts, keyed
+    lines = [json.loads(line) for line in changes.read_text().splitlines()]
+    per_op = Counter((line["table"], line["op"]) for line in lines)
+    assert per_op == Counter(
+        {(t, op): n for t, ops in tables.items() for op, n in ops.items() if n}
+    )
+    keys = {line["table"]: sorted(line["key"]) for line in lines if line["key"]}
+    assert keys["lab_slots"] == ["position", "shelf"]  # composite
+    assert keys["lab_log"] == ["event_id"]  # no primary key: the row's own id
+    assert keys["lab_entries"] == ["id"]  # the cascade's rows too
+    truncates = [line for line in lines if line["op"] == "truncate"]
+    assert all(line["key"] == {} for line in truncates)
     # run 2 (--verify-cdc): run 1's added column is dropped; TRUNCATEs
     second_report = tmp_path / "r2.json"
     done = run_cli(

@@ -167,12 +167,13 @@ def account_rekey(ctx: StreamContext) -> None:
         "UPDATE lab_accounts SET id = %s, rekey_token = %s WHERE id = %s RETURNING id",
         (new, token, found["id"]),
     )
-    ctx.execute(
-        "lab_entries",
-        "update",
-        "SELECT e.id FROM lab_entries e JOIN lab_accounts a ON a.id = e.account_id "
-        "WHERE a.id = %s AND a.rekey_token = %s",
-        (new, token),
+    ctx.apply(  # not a write itself: it counts (and keys) the cascade's rows
+        Statement(
+            "SELECT e.id FROM lab_entries e JOIN lab_accounts a "
+            "ON a.id = e.account_id WHERE a.id = %s AND a.rekey_token = %s",
+            (new, token),
+            (("lab_entries", "update"),),
+        )
     )
 
 
@@ -329,7 +330,9 @@ def bulk_load(ctx: StreamContext) -> None:
 
 def bulk_truncate(ctx: StreamContext) -> None:
     """TRUNCATE: one change for the table, no keys, no old rows."""
-    ctx.apply(Statement("TRUNCATE lab_bulk", None, (("lab_bulk", "truncate"),), 1))
+    ctx.apply(
+        Statement("TRUNCATE lab_bulk", None, (("lab_bulk", "truncate"),), 1, ({},))
+    )
 
 
 EVENTS = (

@@ -156,13 +156,16 @@ def _position(g: Context) -> int:
 
 class _Keyless(SQLFactory):
     """A table whose rows have no ``id``: inserted as given, not kept for
-    lookups by id (nothing refers to them)."""
+    lookups by id (nothing refers to them); ``_key`` names the columns that
+    identify a row in the ledger."""
+
+    _key: tuple[str, ...] = ()
 
     @classmethod
     def _write(cls, ctx: Context, row: Row, standalone: bool) -> Row:
         assert ctx.conn is not None
         row.update(insert(ctx.conn, cls._table, cls.columns(row)))
-        ctx.count(cls._table, "insert", 1)
+        ctx.count(cls._table, "insert", 1, ({c: row[c] for c in cls._key},))
         return row
 
 
@@ -170,6 +173,7 @@ class LabSlot(_Keyless):
     """Composite key (shelf, position); positions come from their sequence."""
 
     _table, _domain = "lab_slots", DOMAIN
+    _key = ("shelf", "position")
 
     shelf = Col(lambda g, r: g.choice(SHELVES))
     position = Col(lambda g, r: _position(g))
@@ -181,6 +185,7 @@ class LabLog(_Keyless):
     """No primary key: rows are told apart by ``event_id`` only by convention."""
 
     _table, _domain = "lab_log", DOMAIN
+    _key = ("event_id",)
 
     event_id = Col(lambda g, r: _uuid(g))
     kind = Col(lambda g, r: g.choice(LOG_KINDS))
