@@ -74,7 +74,12 @@ DsnOption = Annotated[
     str | None,
     typer.Option("--dsn", help="PostgreSQL URL or conninfo; beats DATABASE_URL/PG_*."),
 ]
-DomainOption = Annotated[str, typer.Option("--domain", help="hospital, retail or all.")]
+DomainOption = Annotated[
+    str,
+    typer.Option(
+        "--domain", help="hospital, retail, all (both) or cdclab (opt-in edge cases)."
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option("--force", help="Write even when APP_ENV is production-like."),
