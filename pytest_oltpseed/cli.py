@@ -774,8 +774,22 @@ def cdc_start(
 @cdc_app.command("verify")
 def cdc_verify(
     report: Annotated[
-        Path, typer.Option("--report", help="The JSON report of oltpseed stream.")
-    ],
+        Path | None,
+        typer.Option("--report", help="The JSON report of oltpseed stream."),
+    ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="The changes file of oltpseed stream --changes: verify key by key.",
+        ),
+    ] = None,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show", min=0, help="List the first N differences of each kind."
+        ),
+    ] = 10,
     domain: DomainOption = "all",
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
@@ -796,16 +810,22 @@ def cdc_verify(
     ] = False,
     force: ForceOption = False,
 ) -> None:
-    """Reconcile what the slot captured with a stream report; exit 1 on a difference.
+    """Reconcile what the slot captured with a stream's report (per table and
+    operation) and/or its changes file (key by key); exit 1 on a difference.
 
     Only oltpseed's own slot and publication are consumed or dropped (exit 3
     otherwise); nothing is dropped when the verification could not run.
     """
     domains = select(domain)
-    try:
-        document = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read --report {report}: {exc}") from None
+    if report is None and changes is None:
+        raise UsageError("nothing to verify against: give --report, --changes or both")
+    document: dict[str, Any] | None = None
+    if report is not None:
+        try:
+            document = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --report {report}: {exc}") from None
+        cdc.parse_report(document or {})  # exit 2 before touching the slot
     writes = consume or not keep
     if writes:
         what = "consume" if consume else "drop"
@@ -822,7 +842,7 @@ def cdc_verify(
             cdc.claim(conn, slot, publication, "consume" if consume else "drop")
         ok = _verify(
             conn, document, domains, slot, publication, as_json=as_json,
-            consume=consume,
+            consume=consume, changes=changes, show=show,
         )  # fmt: skip
         if not keep:  # the verification ran: its capture has served
             cdc.drop(conn, slot=slot, publication=publication)
@@ -832,13 +852,15 @@ def cdc_verify(
 
 def _verify(
     conn: psycopg.Connection,
-    document: dict[str, Any],
+    document: dict[str, Any] | None,
     domains: list[Domain],
     slot: str,
     publication: str,
     *,
     as_json: bool = False,
     consume: bool = False,
+    changes: Path | None = None,
+    show: int = 10,
 ) -> bool:
     """Verify and print the verdict; whether it passed."""
     done = cdc.verify(
@@ -848,18 +870,74 @@ def _verify(
         slot=slot,
         publication=publication,
         consume=consume,
+        changes=changes,
+        show=show,
     )
     if as_json:
-        out.print_json(json.dumps(done.verdict.as_dict()))
+        shown: dict[str, Any] = done.verdict.as_dict() if done.verdict else {}
+        if done.keys is not None:
+            shown["keys"] = done.keys.as_dict()
+        shown["ok"] = done.ok
+        out.print_json(json.dumps(shown))
     else:
-        _print_verdict(done.verdict)
+        if done.verdict is not None:
+            _print_verdict(done.verdict)
+        if done.keys is not None:
+            _print_keys(done.keys, show)
         out.print(
             f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
             f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
         )
-    if document.get("cdc_tagged") is False:
+    if document is not None and document.get("cdc_tagged") is False:
         _say("warning: the stream did not tag its batches (wal_level was not logical)")
-    return done.verdict.ok
+    return done.ok
+
+
+def _print_keys(keys: cdc.KeyVerdict, show: int) -> None:
+    table = Table(
+        title="cdc verify, key by key: "
+        + (
+            f"all {keys.expected:,} expected changes seen once, in order"
+            if keys.ok
+            else "DIFFERENCES"
+        ),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "seen", "missing", "duplicated", "extra",
+               "reordered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for line in keys.lines:
+        table.add_row(
+            line.table,
+            line.op,
+            *(
+                f"{n:,}"
+                for n in (
+                    line.expected,
+                    line.seen,
+                    line.missing,
+                    line.duplicate,
+                    line.extra,
+                    line.reordered,
+                )
+            ),
+            style=None if line.ok else "bold red",
+        )
+    out.print(table)
+    for kind, found in keys.issues.items():
+        total = keys.totals[kind]
+        out.print(f"{kind}: {total:,}" + (f" (first {len(found)})" if show else ""))
+        for issue in found:
+            times = f" x{issue.times}" if issue.times > 1 else ""
+            batch = f"batch {issue.batch}" if issue.batch is not None else "untagged"
+            out.print(
+                f"  {issue.table} {issue.op} {json.dumps(issue.key, default=str)} "
+                f"{batch} xid {issue.xid}{times}",
+                soft_wrap=True,
+            )
 
 
 def _print_verdict(verdict: cdc.Verdict) -> None:

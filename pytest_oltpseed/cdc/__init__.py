@@ -8,7 +8,9 @@ One module per job:
 * :mod:`~pytest_oltpseed.cdc.changes` - the changes file (``stream
   --changes``): its line format, writer and reader;
 * :mod:`~pytest_oltpseed.cdc.verify` - what the slot decoded, set against a
-  stream report (and a changes file, key by key);
+  stream report and/or a changes file;
+* :mod:`~pytest_oltpseed.cdc.keys` - the key-by-key comparison (missing,
+  duplicate, extra, reordered), for any source of received changes;
 * :mod:`~pytest_oltpseed.cdc.preflight` - what a Debezium connector needs.
 
 The names below are the package's API (``from pytest_oltpseed import cdc``).
@@ -32,6 +34,7 @@ from pytest_oltpseed.cdc.capture import (
     slot_plugin,
 )
 from pytest_oltpseed.cdc.changes import OPS
+from pytest_oltpseed.cdc.keys import Issue, KeyLine, KeyVerdict
 from pytest_oltpseed.cdc.pgoutput import Change, Message, Transaction
 from pytest_oltpseed.cdc.preflight import IDENTITY, Check, preflight
 from pytest_oltpseed.cdc.verify import (
@@ -39,6 +42,7 @@ from pytest_oltpseed.cdc.verify import (
     Verdict,
     Verification,
     batch_tag,
+    parse_report,
     reconcile,
     verify,
 )
@@ -53,6 +57,9 @@ __all__ = [
     "Captured",
     "Change",
     "Check",
+    "Issue",
+    "KeyLine",
+    "KeyVerdict",
     "Line",
     "Message",
     "Transaction",
@@ -64,6 +71,7 @@ __all__ = [
     "create",
     "current_lsn",
     "drop",
+    "parse_report",
     "preflight",
     "read",
     "reconcile",

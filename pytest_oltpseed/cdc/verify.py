@@ -1,9 +1,11 @@
-"""Reconciliation: what the slot decoded, set against a stream report.
+"""Reconciliation: what the slot decoded, set against a stream report and/or
+its changes file.
 
-Every change of a batch the stream tagged (``pg_logical_emit_message`` with
-its run id and batch number) must match the report per table and operation,
-nothing else may touch the tables, and batches must arrive once each, in
-commit order.
+With the report: every change of a batch the stream tagged
+(``pg_logical_emit_message`` with its run id and batch number) must match the
+report per table and operation, nothing else may touch the tables, and
+batches must arrive once each, in commit order. With the changes file: the
+same, key by key (:mod:`~pytest_oltpseed.cdc.keys`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,7 +29,8 @@ from pytest_oltpseed.cdc.capture import (
     read,
     require_logical,
 )
-from pytest_oltpseed.cdc.changes import OPS
+from pytest_oltpseed.cdc.changes import OPS, read_changes
+from pytest_oltpseed.cdc.keys import KeyVerdict, compare, received
 from pytest_oltpseed.cdc.pgoutput import Message, Transaction
 from pytest_oltpseed.errors import UsageError
 
@@ -95,12 +99,11 @@ def batch_tag(message: Message, run_id: str) -> int | None:
     return int(content["batch"]) if content.get("run") == run_id else None
 
 
-def reconcile(
-    transactions: Sequence[Transaction],
+def parse_report(
     report: Mapping[str, Any],
-    tables: Sequence[str],
-) -> Verdict:
-    """Set decoded transactions against a stream report (see the module doc)."""
+) -> tuple[str, dict[tuple[str, str], int], int]:
+    """(run id, (table, op) -> rows, batches) of a stream report; one line
+    (exit 2) when it is not one."""
     try:
         run_id = str(report["run_id"])
         reported = {
@@ -114,6 +117,16 @@ def reconcile(
             "the report lacks run_id, batches or tables: give the --report "
             "written by oltpseed stream"
         ) from None
+    return run_id, reported, batches
+
+
+def reconcile(
+    transactions: Sequence[Transaction],
+    report: Mapping[str, Any],
+    tables: Sequence[str],
+) -> Verdict:
+    """Set decoded transactions against a stream report (see the module doc)."""
+    run_id, reported, batches = parse_report(report)
     watched = set(tables) | {t for t, _ in reported}
     captured: Counter[tuple[str, str]] = Counter()
     extra: Counter[tuple[str, str]] = Counter()
@@ -152,31 +165,54 @@ def reconcile(
 
 @dataclass(frozen=True)
 class Verification:
-    verdict: Verdict
+    verdict: Verdict | None  # counts against the report (when one was given)
     transactions: int
     changes: int
-    seconds: float  # reading, decoding and reconciling
+    seconds: float  # reading the changes file, reading, decoding, reconciling
+    keys: KeyVerdict | None = None  # key by key against the changes file
 
     @property
     def rate(self) -> float:
         return self.changes / max(self.seconds, 1e-9)
 
+    @property
+    def ok(self) -> bool:
+        return (self.verdict is None or self.verdict.ok) and (
+            self.keys is None or self.keys.ok
+        )
+
 
 def verify(
     conn: psycopg.Connection,
-    report: Mapping[str, Any],
+    report: Mapping[str, Any] | None,
     tables: Sequence[str],
     *,
     slot: str = SLOT,
     publication: str = PUBLICATION,
     consume: bool = False,
+    changes: Path | None = None,
+    show: int = 10,
 ) -> Verification:
-    """Everything the slot holds up to now, decoded and set against ``report``.
+    """Everything the slot holds up to now, decoded and set against ``report``
+    (per table and operation) and ``changes`` (key by key; the first ``show``
+    differences of each kind are kept).
 
-    The slot is peeked (it keeps its changes) unless ``consume``.
+    Both inputs are checked before the slot is read, so a bad one leaves the
+    slot untouched. The slot is peeked (it keeps its changes) unless ``consume``.
     """
-    require_logical(conn)
+    if report is None and changes is None:
+        raise UsageError("nothing to verify against: give --report, --changes or both")
+    run_id = parse_report(report)[0] if report is not None else None
     started = time.perf_counter()
+    expected = list(read_changes(changes)) if changes is not None else None
+    if expected is not None and run_id is not None:
+        runs = {line.run for line in expected}
+        if runs - {run_id}:
+            raise UsageError(
+                f"--changes {changes} holds run(s) {', '.join(sorted(runs))}, "
+                f"the report run {run_id}: give the files of one run"
+            )
+    require_logical(conn)
     transactions = read(
         conn,
         slot=slot,
@@ -184,10 +220,20 @@ def verify(
         upto=current_lsn(conn),
         consume=consume,
     )
-    verdict = reconcile(transactions, report, tables)
+    verdict = reconcile(transactions, report, tables) if report is not None else None
+    keys = None
+    if expected is not None:
+        watched = set(tables) | {line.table for line in expected}
+        keys = compare(
+            expected,
+            received(transactions, watched, TAG),
+            show=show,
+            order={table: i for i, table in enumerate(tables)},
+        )
     return Verification(
         verdict,
         len(transactions),
         sum(len(tx.changes) for tx in transactions),
         time.perf_counter() - started,
+        keys,
     )
