@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import events, schema
+from pytest_oltpseed.cdc.changes import RowChange
+from pytest_oltpseed.cdc.keys import Seen, compare
 from pytest_oltpseed.domains import default_domains, names, select
 from pytest_oltpseed.errors import UsageError
 from tests.conftest import run_cli
@@ -62,6 +64,23 @@ def test_every_with_an_unknown_event_is_one_line_exit_2(
     assert "also bulk_load once every 4 batches" in plan.stdout
 
 
+def test_full_identity_keys_are_cut_to_the_changes_file_key() -> None:
+    """pgoutput flags every column of a REPLICA IDENTITY FULL table as its
+    identity: the decoded key is the whole row, the changes file's is not."""
+    expected = [
+        RowChange("r", 1, 9, "lab_log", "update", {"event_id": "e1"}),
+        RowChange("r", 1, 9, "lab_documents_full", "delete", {"id": 4}),
+    ]
+    whole_rows = [
+        Seen("lab_log", "update",
+             (("detail", None), ("event_id", "e1"), ("kind", "login")), ("r", 1), 9),
+        Seen("lab_documents_full", "delete",
+             (("body", "x" * 50), ("id", 4), ("title", "t")), ("r", 1), 9),
+    ]  # fmt: skip
+    verdict = compare(expected, whole_rows)
+    assert verdict.ok, verdict.as_dict()
+
+
 def test_schema_installs_and_resets_alone(database: str) -> None:
     with psycopg.connect(database) as conn:
         schema.install(conn, select("cdclab"))
@@ -100,9 +119,14 @@ def _raw_lines(database: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _verify(database: str, env: dict[str, str], report: Path) -> dict[str, object]:
+def _verify(
+    database: str, env: dict[str, str], report: Path, changes: Path
+) -> dict[str, object]:
+    """`cdc verify`, per table and op and key by key (FULL identity tables
+    included: their decoded "key" is the whole row)."""
     done = run_cli("cdc", "verify", *LAB, "--dsn", database, "--report",
-                   str(report), "--json", env=env)  # fmt: skip
+                   str(report), "--changes", str(changes), "--json",
+                   env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     verdict: dict[str, object] = json.loads(done.stdout)
     return verdict
@@ -128,8 +152,8 @@ def test_every_edge_case_is_decoded_and_verifies(
     assert proc.returncode == 0, err
     first = read_report(report)
     assert first["reconnects"] >= 1
-    verdict = _verify(database, env, report)
-    assert verdict["ok"]
+    verdict = _verify(database, env, report, changes)
+    assert verdict["ok"] and verdict["keys"]["ok"], verdict
     tables = first["tables"]
     assert tables["lab_bulk"]["insert"] >= 100_000
     assert tables["lab_bulk"]["insert"] % 100_000 == 0  # whole transactions only

@@ -12,6 +12,12 @@ keys do not. Every expected change (a changes file line) is identified by
   that committed later (order is the file's commit order, not the WAL
   position: transactions of several connections interleave in the WAL).
 
+A table with REPLICA IDENTITY FULL (or none, then FULL) has every column
+flagged as its replica identity, so a decoded change's "key" is the whole
+row; it is cut down to the changes file's key columns for that table (the
+``id``, or the columns the stream's events return for a table without
+primary key).
+
 :func:`compare` takes the expected lines and the received changes as
 iterables of :class:`Seen`, so other sources (a Debezium topic dump) can use it;
 :func:`received` turns decoded transactions into them.
@@ -129,7 +135,10 @@ def compare(
     xids: dict[tuple[str, int], int] = {}
     rank: dict[tuple[str, int], int] = {}
     per_op: Counter[tuple[str, str]] = Counter()
+    columns: dict[str, frozenset[str]] = {}  # the changes file's key columns
     for line in expected:
+        if line.op != "truncate" and line.table not in columns:
+            columns[line.table] = frozenset(line.key)
         batch = (line.run, line.batch)
         if batch not in rank:
             rank[batch] = len(rank)
@@ -146,13 +155,17 @@ def compare(
     received_n = 0
     for change in received:
         received_n += 1
-        item: Item = (change.table, change.op, change.key, change.batch)
+        key = change.key
+        named = columns.get(change.table)
+        if named is not None and len(key) > len(named):
+            key = tuple(pair for pair in key if pair[0] in named)  # a whole old row
+        item: Item = (change.table, change.op, key, change.batch)
         got[item] = got.get(item, 0) + 1
         got_xid.setdefault(change.batch, change.xid)
         position = rank.get(change.batch) if change.batch is not None else None
         if position is None:
             continue
-        where = (change.table, change.key)
+        where = (change.table, key)
         before = last.get(where, -1)
         if position < before:
             _note(issues, totals, counts, show, "reordered", item, change.xid, 1)
