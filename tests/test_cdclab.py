@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import events, schema
+from pytest_oltpseed.cdc.capture import _test_decoding
 from pytest_oltpseed.cdc.changes import RowChange
 from pytest_oltpseed.cdc.keys import Seen, compare
 from pytest_oltpseed.domains import default_domains, names, select
@@ -79,6 +80,18 @@ def test_full_identity_keys_are_cut_to_the_changes_file_key() -> None:
     ]  # fmt: skip
     verdict = compare(expected, whole_rows)
     assert verdict.ok, verdict.as_dict()
+
+
+def test_test_decoding_keys_of_a_keyword_column() -> None:
+    """test_decoding quotes a column named by a keyword ("position")."""
+    lines = iter([
+        ("0/1", "BEGIN 77"),
+        ("0/2", "table public.lab_slots: INSERT: shelf[character varying]:'A1' "
+                "\"position\"[integer]:5 tags[text[]]:'{a}' quantity[integer]:3"),
+        ("0/3", "COMMIT 77"),
+    ])  # fmt: skip
+    [tx] = _test_decoding(lines, {"lab_slots": ("shelf", "position")})
+    assert [c.key_map for c in tx.changes] == [{"shelf": "A1", "position": 5}]
 
 
 def test_schema_installs_and_resets_alone(database: str) -> None:

@@ -275,7 +275,9 @@ def _test_decoding(
                 continue
             # an UPDATE with an old key lists it first, then "new-tuple:"
             new = rest.split("new-tuple:")[-1] if op == "UPDATE" else rest
-            values = {n: _td_value(k, v) for n, k, v in _TD_COLUMN.findall(new)}
+            values = {  # a keyword column prints quoted: "position"[integer]:5
+                n.strip('"'): _td_value(k, v) for n, k, v in _TD_COLUMN.findall(new)
+            }
             columns = keys.get(table) or tuple(values)
             key = tuple(values.get(c) for c in columns)
             open_.changes.append(Change(table, op.lower(), key, open_.xid, "", columns))
