@@ -1049,7 +1049,9 @@ def _print_diff(found: sink_diff.Diff) -> None:
         table.add_column(
             column, justify="left" if column in ("table", "op") else "right"
         )
-    for tally in sorted(found.tallies.values(), key=lambda t: (t.table, t.op)):
+    for tally in sorted(
+        found.tallies.values(), key=lambda t: (t.table, cdc.OPS.index(t.op))
+    ):
         table.add_row(
             tally.table,
             tally.op,
