@@ -140,7 +140,7 @@ def test_no_bookkeeping_reaches_logical_decoding(
                 env=env,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
-            seen = cdc.read(conn, slot=slot, publication=slot)
+            seen = cdc.read(conn, slot=slot, publication=slot, consume=False)
         finally:
             conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
             conn.execute(f"DROP PUBLICATION {slot}")

@@ -216,20 +216,32 @@ def read(
             f"SELECT lsn::text, data FROM pg_logical_slot_{verb}_changes(%s, %s, NULL)"
         )
         keys = primary_keys(conn)
-        with conn.cursor() as cur:
-            return _test_decoding(cur.stream(query, (slot, upto)), keys)
+        with _rows(conn, query, (slot, upto)) as rows:
+            return _test_decoding(rows, keys)
     query = (
         f"SELECT data FROM pg_logical_slot_{verb}_binary_changes(%s, %s, NULL, "
         "'proto_version', '1', 'publication_names', %s, 'messages', 'true')"
     )
     decoder = Decoder()
     found = []
-    with conn.cursor() as cur:
-        for (data,) in cur.stream(query, (slot, upto, publication)):
+    with _rows(conn, query, (slot, upto, publication)) as rows:
+        for (data,) in rows:
             done = decoder.feed(bytes(data))
             if done is not None:
                 found.append(done)
     return found
+
+
+@contextlib.contextmanager
+def _rows(
+    conn: psycopg.Connection, query: str, params: tuple[Any, ...]
+) -> Iterator[Iterator[Any]]:
+    """The rows of ``query`` fetched in batches through a server-side cursor:
+    memory stays flat and a round trip brings thousands of messages."""
+    with conn.transaction(), conn.cursor(name="oltpseed_cdc_read") as cur:
+        cur.itersize = 5000
+        cur.execute(query, params)
+        yield iter(cur)
 
 
 _TD_ROW = re.compile(r"^table (?:[^.]+)\.(\S+): (INSERT|UPDATE|DELETE|TRUNCATE):(.*)$")

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from pytest_oltpseed.errors import UsageError
 
@@ -39,9 +38,8 @@ Key = tuple[tuple[str, Any], ...]
 """A key in comparable form: (column, value) pairs sorted by column."""
 
 
-@dataclass(frozen=True, slots=True)
-class RowChange:
-    """One line of a changes file."""
+class RowChange(NamedTuple):
+    """One line of a changes file (a named tuple: millions are read at once)."""
 
     run: str
     batch: int
@@ -51,7 +49,8 @@ class RowChange:
     key: Mapping[str, Any]
 
     def as_key(self) -> Key:
-        return key_of(self.key)
+        key = self.key
+        return tuple(key.items()) if len(key) < 2 else tuple(sorted(key.items()))
 
 
 def key_of(key: Mapping[str, Any]) -> Key:
@@ -140,25 +139,35 @@ def read_changes(path: Path) -> Iterator[RowChange]:
         raise UsageError(
             f"cannot read --changes {path}: {exc.strerror or exc}"
         ) from None
+    loads = json.loads
     with handle:
         for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
             try:
-                item = json.loads(line)
+                item = loads(line)
                 change = RowChange(
-                    str(item["run"]),
-                    int(item["batch"]),
-                    int(item["xid"]),
-                    str(item["table"]),
-                    str(item["op"]),
-                    dict(item["key"]),
+                    item["run"],
+                    item["batch"],
+                    item["xid"],
+                    item["table"],
+                    item["op"],
+                    item["key"],
+                )
+                valid = (
+                    type(change.batch) is int
+                    and type(change.xid) is int
+                    and type(change.key) is dict
+                    and type(change.run) is str
+                    and type(change.table) is str
                 )
             except (ValueError, KeyError, TypeError):
+                if not line.strip():
+                    continue
+                valid = False
+            if not valid:
                 raise UsageError(
                     f"{path}:{number}: not a changes line (expected JSON with run, "
                     "batch, xid, table, op, key, as oltpseed stream --changes writes)"
-                ) from None
+                )
             if change.op not in OPS:
                 raise UsageError(f"{path}:{number}: unknown op {change.op!r}")
             yield change

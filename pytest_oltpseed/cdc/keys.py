@@ -29,7 +29,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_oltpseed.cdc.changes import OPS, Key, RowChange
 from pytest_oltpseed.cdc.pgoutput import Change, Transaction
@@ -37,8 +37,7 @@ from pytest_oltpseed.cdc.pgoutput import Change, Transaction
 KINDS = ("missing", "duplicate", "extra", "reordered")
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(NamedTuple):
     """One change as received: ``batch`` is (run, batch) from the transaction's
     tag, None when untagged; ``key`` in :data:`~changes.Key` form."""
 
@@ -130,58 +129,74 @@ def compare(
 
     ``order`` sorts the table lines (table -> position), unknown tables last.
     """
-    Item = tuple[str, str, Key, tuple[str, int] | None]
-    wanted: dict[Item, int] = {}
-    xids: dict[tuple[str, int], int] = {}
+    # An item is (table, op, key, where): ``where`` is the batch's rank in
+    # commit order for a batch of the file, else the received tag itself.
+    Item = tuple[str, str, Key, Any]
+    balance: dict[Item, int] = {}  # expected minus received
+    batches: list[tuple[str, int]] = []
+    xids: list[int] = []
     rank: dict[tuple[str, int], int] = {}
-    per_op: Counter[tuple[str, str]] = Counter()
+    ops: dict[tuple[str, str], int] = {}
+    batch: tuple[str, int] = ("", -1)
+    where = -1
     columns: dict[str, frozenset[str]] = {}  # the changes file's key columns
-    for line in expected:
-        if line.op != "truncate" and line.table not in columns:
-            columns[line.table] = frozenset(line.key)
-        batch = (line.run, line.batch)
-        if batch not in rank:
-            rank[batch] = len(rank)
-            xids[batch] = line.xid
-        line_item: Item = (line.table, line.op, line.as_key(), batch)
-        wanted[line_item] = wanted.get(line_item, 0) + 1
-        per_op[(line.table, line.op)] += 1
-    got: dict[Item, int] = {}
-    got_xid: dict[tuple[str, int] | None, int] = {}
+    for run, number, xid, table, op, mapping in expected:
+        if op != "truncate" and table not in columns:
+            columns[table] = frozenset(mapping)
+        if number != batch[1] or run != batch[0]:
+            batch = (run, number)
+            where = rank.setdefault(batch, len(rank))
+            if where == len(batches):
+                batches.append(batch)
+                xids.append(xid)
+        pairs = (
+            tuple(mapping.items())
+            if len(mapping) < 2
+            else tuple(sorted(mapping.items()))
+        )
+        line_item: Item = (table, op, pairs, where)
+        balance[line_item] = balance.get(line_item, 0) + 1
+        ops[(table, op)] = ops.get((table, op), 0) + 1
+    per_op = Counter(ops)
+    extra: dict[Item, int] = {}
+    extra_xid: dict[Any, int] = {}
     last: dict[tuple[str, Key], int] = {}
     totals = dict.fromkeys(KINDS, 0)
     issues: dict[str, list[Issue]] = {kind: [] for kind in KINDS}
     counts: dict[str, Counter[tuple[str, str]]] = {k: Counter() for k in KINDS}
     received_n = 0
-    for change in received:
+    previous: Any = ()
+    position: Any = None
+    for table, op, key, tag, xid in received:
         received_n += 1
-        key = change.key
-        named = columns.get(change.table)
+        named = columns.get(table)
         if named is not None and len(key) > len(named):
             key = tuple(pair for pair in key if pair[0] in named)  # a whole old row
-        item: Item = (change.table, change.op, key, change.batch)
-        got[item] = got.get(item, 0) + 1
-        got_xid.setdefault(change.batch, change.xid)
-        position = rank.get(change.batch) if change.batch is not None else None
-        if position is None:
+        if tag != previous:
+            previous = tag
+            position = rank.get(tag, tag) if tag is not None else None
+        item: Item = (table, op, key, position)
+        left = balance.get(item)
+        if left is None:
+            extra[item] = extra.get(item, 0) + 1
+            extra_xid.setdefault(position, xid)
             continue
-        where = (change.table, key)
-        before = last.get(where, -1)
-        if position < before:
-            _note(issues, totals, counts, show, "reordered", item, change.xid, 1)
+        balance[item] = left - 1
+        here = (table, key)
+        if position < last.get(here, -1):
+            _note(issues, totals, counts, show, "reordered", item, xid, 1,
+                  batches)  # fmt: skip
         else:
-            last[where] = position
-    for want, times in wanted.items():
-        have = got.get(want, 0)
-        if have < times:
-            xid = xids.get(want[3]) if want[3] else None
-            _note(issues, totals, counts, show, "missing", want, xid, times - have)
-    for found, have in got.items():
-        times = wanted.get(found, 0)
-        if have > times:
-            kind = "duplicate" if times else "extra"
-            xid = got_xid.get(found[3])
-            _note(issues, totals, counts, show, kind, found, xid, have - times)
+            last[here] = position
+    at: int | None
+    for want, left in balance.items():
+        if left:
+            kind = "missing" if left > 0 else "duplicate"
+            at = xids[want[3]]
+            _note(issues, totals, counts, show, kind, want, at, abs(left), batches)
+    for found, times in extra.items():
+        at = extra_xid.get(found[3])
+        _note(issues, totals, counts, show, "extra", found, at, times, batches)
     seen = Counter(per_op)
     seen.subtract(counts["missing"])  # received at least as often as expected
     places = order or {}
@@ -214,22 +229,28 @@ def _note(
     counts: dict[str, Counter[tuple[str, str]]],
     show: int,
     kind: str,
-    item: tuple[str, str, Key, tuple[str, int] | None],
+    item: tuple[str, str, Key, Any],
     xid: int | None,
     times: int,
+    batches: list[tuple[str, int]],
 ) -> None:
-    table, op, key, batch = item
+    table, op, key, where = item
     totals[kind] += times
     counts[kind][(table, op)] += times
     if len(issues[kind]) < show:
-        number = batch[1] if batch is not None else None
+        if isinstance(where, int):
+            number: int | None = batches[where][1]
+        else:  # a tag the file does not know, or untagged
+            number = where[1] if where is not None else None
         issues[kind].append(Issue(kind, table, op, dict(key), number, xid, times))
 
 
 def key_of_change(change: Change) -> Key:
     """A decoded change's key in :data:`~changes.Key` form."""
-    pairs = tuple(zip(change.columns, change.key, strict=True))
-    return pairs if len(pairs) < 2 else tuple(sorted(pairs))
+    columns = change.columns
+    if len(columns) == 1:
+        return ((columns[0], change.key[0]),)
+    return tuple(sorted(zip(columns, change.key, strict=True)))
 
 
 def tag_of(transaction: Transaction, prefix: str) -> tuple[str, int] | None:
@@ -251,8 +272,7 @@ def received(
     """The changes of ``watched`` tables in decoded transactions, in commit order."""
     for tx in transactions:
         batch = tag_of(tx, prefix)
+        xid = tx.xid
         for change in tx.changes:
             if change.table in watched:
-                yield Seen(
-                    change.table, change.op, key_of_change(change), batch, tx.xid
-                )
+                yield Seen(change.table, change.op, key_of_change(change), batch, xid)

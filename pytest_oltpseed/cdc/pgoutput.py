@@ -65,6 +65,7 @@ class Relation:
     key: tuple[int, ...]  # positions of the replica identity columns
     integer: tuple[bool, ...]  # per key column: an integer type
     key_columns: tuple[str, ...] = ()
+    positions: dict[int, int] = field(default_factory=dict)  # column -> key index
 
 
 class DecodeError(ValueError):
@@ -96,15 +97,43 @@ class _Reader:
         self.at += size
         return self.data[self.at - size : self.at]
 
-    def tuple(self) -> tuple[str | None, ...]:
-        values: list[str | None] = []
-        for _ in range(self.take("!h")):
-            kind = self.byte()
-            if kind in "tb":
-                values.append(self.raw(self.take("!i")).decode())
-            else:  # 'n' null, 'u' unchanged TOAST value (not sent)
-                values.append(None)
-        return tuple(values)
+
+_U32 = struct.Struct("!I").unpack_from
+_I32 = struct.Struct("!i").unpack_from
+_I16 = struct.Struct("!h").unpack_from
+_VALUE = frozenset(b"tb")  # text or binary value follows (else null/unchanged)
+
+
+def _skip_tuple(data: bytes, at: int) -> int:
+    """The position after a TupleData."""
+    (count,) = _I16(data, at)
+    at += 2
+    for _ in range(count):
+        kind = data[at]
+        at += 1
+        if kind in _VALUE:
+            at += 4 + _I32(data, at)[0]
+    return at
+
+
+def _key(data: bytes, at: int, relation: Relation) -> tuple[Any, ...]:
+    """The replica identity values of a TupleData, typed (ints as ``int``)."""
+    wanted = relation.positions
+    values: list[Any] = [None] * len(wanted)
+    (count,) = _I16(data, at)
+    at += 2
+    for position in range(count):
+        kind = data[at]
+        at += 1
+        if kind in _VALUE:
+            (size,) = _I32(data, at)
+            at += 4
+            slot = wanted.get(position)
+            if slot is not None:
+                text = data[at : at + size].decode()
+                values[slot] = int(text) if relation.integer[slot] else text
+            at += size
+    return tuple(values)
 
 
 class Decoder:
@@ -119,20 +148,21 @@ class Decoder:
         reader = _Reader(data)
         kind = reader.byte()
         if kind == "B":
-            reader.take("!q")  # final LSN
+            final = lsn_text(reader.take("!Q"))  # the commit's LSN, known up front
             reader.take("!q")  # commit time
-            self.open = Transaction(xid=reader.take("!I"))
+            self.open = Transaction(xid=reader.take("!I"), lsn=final)
         elif kind == "C":
             reader.take("!b")  # flags
             commit = lsn_text(reader.take("!Q"))
             done, self.open = self.open, None
             if done is None:
                 raise DecodeError("Commit without Begin")
+            if commit != done.lsn:  # never seen: Begin announces the commit LSN
+                done.changes = [
+                    Change(c.table, c.op, c.key, c.xid, commit, c.columns)
+                    for c in done.changes
+                ]
             done.lsn = commit
-            done.changes = [
-                Change(c.table, c.op, c.key, c.xid, commit, c.columns)
-                for c in done.changes
-            ]
             return done
         elif kind == "R":
             self._relation(reader)
@@ -170,23 +200,28 @@ class Decoder:
             tuple(key),
             tuple(integer),
             tuple(columns[i] for i in key),
+            {position: i for i, position in enumerate(key)},
         )
 
     def _row(self, kind: str, reader: _Reader) -> None:
-        relation = self.relations[reader.take("!I")]
-        marker = reader.byte()
-        values = reader.tuple()
-        if kind == "U" and marker in "KO":  # old key or row first, then the new
-            reader.byte()
-            values = reader.tuple()
-        key = tuple(
-            int(v) if is_int and v is not None else v
-            for v, is_int in zip(
-                (values[i] for i in relation.key), relation.integer, strict=True
+        """Only the key columns are decoded: the rest is skipped by length."""
+        data = reader.data
+        relation = self.relations[_U32(data, 1)[0]]
+        at = 6  # kind, relation oid, tuple marker
+        if kind == "U" and data[5] in b"KO":  # old key or row first, then the new
+            at = _skip_tuple(data, at) + 1
+        key = _key(data, at, relation)
+        if self.open is None:
+            raise DecodeError("row change outside a transaction")
+        self.open.changes.append(
+            Change(
+                relation.name,
+                OPS[kind],
+                key,
+                self.open.xid,
+                self.open.lsn,
+                relation.key_columns,
             )
-        )
-        self._add(
-            Change(relation.name, OPS[kind], key, self._xid(), "", relation.key_columns)
         )
 
     def _truncate(self, reader: _Reader) -> None:
