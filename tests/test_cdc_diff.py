@@ -156,6 +156,7 @@ def test_key_changes_delivered_as_delete_and_create_match(tmp_path: Path) -> Non
             "op 'c' without after",
         ),
         ("[1, 2]", "not a JSON object"),
+        ('{"op": ["c"], "source": {"table": "t"}}', "malformed event"),
     ],
 )
 def test_bad_sink_line_is_one_line_exit_2(

@@ -205,7 +205,12 @@ def read_sink(path: Path) -> Iterator[Delivered | None]:
             try:
                 yield _event(text, number)
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                reason = str(exc) if isinstance(exc, _Bad) else "not valid JSON"
+                if isinstance(exc, _Bad):
+                    reason = str(exc)
+                elif isinstance(exc, json.JSONDecodeError):
+                    reason = "not valid JSON"
+                else:  # a field of the wrong type (an op that is a list, ...)
+                    reason = f"malformed event ({type(exc).__name__})"
                 raise UsageError(
                     f"{path}:{number}: {reason} (expected a Debezium change event "
                     "per line)"
