@@ -206,3 +206,38 @@ def test_a_role_without_replication_gets_the_fix(oltp_server: ServerInfo) -> Non
                 admin.execute("DROP TABLE t")
                 admin.execute(f'REVOKE CREATE ON DATABASE "{database}" FROM {role}')
                 admin.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.slow
+def test_oltp_cdc_without_replication_is_one_line_with_the_fix(
+    pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo
+) -> None:
+    role = f"oltpseed_fx_{os.getpid()}"
+    admin_dsn = oltp_server.dsn("postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CREATEDB NOREPLICATION")
+    try:
+        as_role = f"postgresql://{role}@{oltp_server.host}:{oltp_server.port}/postgres"
+        pytester.makepyfile("def test_capture(oltp_cdc):\n    pass\n")
+        result = pytester.runpytest_subprocess(
+            f"--seed-dsn={as_role}", "--seed-profile=SMALL", "--seed-domain=hospital",
+            f"--seed-random={os.getpid()}", "-p", "no:cacheprovider",
+        )  # fmt: skip
+        result.assert_outcomes(errors=1)
+        text = result.stdout.str()
+        assert (
+            f"oltpseed: role '{role}' lacks the REPLICATION privilege a logical slot "
+            f'needs: as a superuser, run ALTER ROLE "{role}" WITH REPLICATION'
+        ) in text
+        assert "Traceback" not in text and "psycopg.errors" not in text
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            owned = admin.execute(
+                "SELECT datname FROM pg_database d JOIN pg_roles r "
+                "ON r.oid = d.datdba WHERE r.rolname = %s",
+                (role,),
+            ).fetchall()
+            for (name,) in owned:
+                admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE {role}")

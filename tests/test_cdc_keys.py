@@ -106,11 +106,12 @@ def test_the_cli_lists_the_first_differences(
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "cdc verify, key by key: DIFFERENCES" in out
-    table, batch, xid = first["table"], first["batch"], first["xid"]
+    table, op = first["table"], first["op"]
+    batch, xid = first["batch"], first["xid"]
     assert "missing: 1 (first 1)" in out
-    assert f'  {table} insert {{"id": 99999999}} batch {batch} xid {xid}' in out
+    assert f'  {table} {op} {{"id": 99999999}} batch {batch} xid {xid}' in out
     assert "extra: 1 (first 1)" in out
-    assert f'  {table} insert {{"id": {first["key"]["id"]}}} batch {batch}' in out
+    assert f'  {table} {op} {{"id": {first["key"]["id"]}}} batch {batch}' in out
     # the slot was kept (--keep) and peeked: the clean file still verifies
     changes.write_text("\n".join(lines) + "\n")
     again = run_cli("cdc", "verify", "--dsn", database, "--changes", str(changes),

@@ -224,7 +224,7 @@ def read(
     )
     decoder = Decoder()
     found = []
-    with _rows(conn, query, (slot, upto, publication)) as rows:
+    with _rows(conn, query, (slot, upto, publication), binary=True) as rows:
         for (data,) in rows:
             done = decoder.feed(bytes(data))
             if done is not None:
@@ -234,11 +234,18 @@ def read(
 
 @contextlib.contextmanager
 def _rows(
-    conn: psycopg.Connection, query: str, params: tuple[Any, ...]
+    conn: psycopg.Connection,
+    query: str,
+    params: tuple[Any, ...],
+    *,
+    binary: bool = False,
 ) -> Iterator[Iterator[Any]]:
     """The rows of ``query`` fetched in batches through a server-side cursor:
-    memory stays flat and a round trip brings thousands of messages."""
-    with conn.transaction(), conn.cursor(name="oltpseed_cdc_read") as cur:
+    memory stays flat and a round trip brings thousands of messages.
+    ``binary`` results spare bytea its hex text form (twice the bytes, and
+    a decoding on each side)."""
+    cursor = conn.cursor(name="oltpseed_cdc_read", binary=binary)
+    with conn.transaction(), cursor as cur:
         cur.itersize = 5000
         cur.execute(query, params)
         yield iter(cur)
@@ -287,10 +294,16 @@ def _test_decoding(
                 continue
             # an UPDATE with an old key lists it first, then "new-tuple:"
             new = rest.split("new-tuple:")[-1] if op == "UPDATE" else rest
-            values = {  # a keyword column prints quoted: "position"[integer]:5
-                n.strip('"'): _td_value(k, v) for n, k, v in _TD_COLUMN.findall(new)
-            }
-            columns = keys.get(table) or tuple(values)
+            columns = keys.get(table, ())
+            values = {}
+            for column in _TD_COLUMN.finditer(new):  # stop once the key is read
+                name, kind, text = column.groups()
+                name = name.strip('"')  # a keyword column prints quoted: "position"
+                if not columns or name in columns:
+                    values[name] = _td_value(kind, text)
+                    if len(values) == len(columns):
+                        break
+            columns = columns or tuple(values)
             key = tuple(values.get(c) for c in columns)
             open_.changes.append(Change(table, op.lower(), key, open_.xid, "", columns))
         elif (match := _TD_MESSAGE.match(line)) and open_ is not None:
