@@ -220,7 +220,7 @@ def test_every_edge_case_is_decoded_and_verifies(
     dropped = [
         i for i in with_extra if i + 1 < len(evolving) and i + 1 not in with_extra
     ]
-    assert with_extra and with_extra[0] > 0 and dropped
+    assert with_extra and dropped  # the column came, then went
     types = next(line for line in lines if "lab_types: INSERT" in line and
                  "amount[numeric]:" in line and "tags[text[]]:" in line)  # fmt: skip
     for kind in ("timestamp with time zone", "uuid", "jsonb", "bytea", "lab_mood",
