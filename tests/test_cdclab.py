@@ -157,6 +157,7 @@ def test_every_edge_case_is_decoded_and_verifies(
     proc = start_stream(
         env, *LAB, "--dsn", database, "--rate", "300", "--batch-size", "40",
         "--max-events", "200", "--every", "bulk_load:1", "--every", "evolve:2",
+        "--weights", "account_rekey=15,log_update=15,slot_update=15,evolving_write=20",
         "--progress", "0.3", "--report", str(report), "--changes", str(changes),
     )  # fmt: skip
     wait_for(lambda: read_report(report)["batches"] >= 1, what="a first batch")

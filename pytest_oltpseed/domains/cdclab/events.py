@@ -178,9 +178,20 @@ def account_rekey(ctx: StreamContext) -> None:
 
 
 RECENT = 10  # update and delete events pick among the newest rows
-SLOT_PICK = (
-    "(shelf, position) = (SELECT shelf, position FROM lab_slots "
-    "ORDER BY position DESC LIMIT 1 OFFSET %s)"
+
+
+def _recent(table: str, order: str) -> str:
+    """The k-th newest row of ``table`` (``%s`` = k), or the oldest of fewer
+    than k: counting at most RECENT + 1 rows keeps it cheap on a big table."""
+    return (
+        f"(SELECT {{key}} FROM {table} ORDER BY {order} LIMIT 1 OFFSET "
+        f"GREATEST(0, LEAST(%s, (SELECT count(*) FROM (SELECT 1 FROM {table} "
+        f"LIMIT {RECENT + 1}) n) - 1)))"
+    )
+
+
+SLOT_PICK = "(shelf, position) = " + _recent("lab_slots", "position DESC").format(
+    key="shelf, position"
 )
 
 
@@ -216,9 +227,8 @@ def slot_delete(ctx: StreamContext) -> None:
     )
 
 
-LOG_PICK = (
-    "event_id = (SELECT event_id FROM lab_log ORDER BY logged_at DESC, event_id "
-    "LIMIT 1 OFFSET %s)"
+LOG_PICK = "event_id = " + _recent("lab_log", "logged_at DESC, event_id").format(
+    key="event_id"
 )
 
 
