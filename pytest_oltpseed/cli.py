@@ -531,7 +531,7 @@ def stream(
         typer.Option(
             "--verify-cdc",
             help="Capture the run through a logical slot, then reconcile it with "
-            "the report (exit 1 on a difference).",
+            "the report, and key by key with --changes (exit 1 on a difference).",
         ),
     ] = False,
     seed_random: Annotated[
@@ -598,8 +598,9 @@ def stream(
             finally:
                 _print_stream_summary(streamer)
             ok = _verify(
-                conn, streamer.report(), domains, captured.slot, captured.publication
-            )
+                conn, streamer.report(), domains, captured.slot,
+                captured.publication, changes=changes,
+            )  # fmt: skip
         if not ok:
             raise typer.Exit(1)
 

@@ -472,13 +472,13 @@ class Streamer:
             ctx.rolled_back()
             return
         ctx.committed()
+        self.ledger.record_batch(
+            changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
+        )
         if self.changes is not None and keys is not None:  # committed: write it
             self.changes.write_batch(
                 self.ledger.run_id, self._batch_number, short_xid(xid), keys
             )
-        self.ledger.record_batch(
-            changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
-        )
         lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
         for lag in lags:
             self.ledger.lag.add(lag)

@@ -156,10 +156,11 @@ def test_stream_verify_cdc_in_one_command(
     done = run_cli(
         "stream", "--dsn", database, "--domain", "retail", "--interval", "0",
         "--max-events", "400", "--verify-cdc", "--report", str(tmp_path / "r.json"),
-        env=cli_env,
+        "--changes", str(tmp_path / "c.jsonl"), env=cli_env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "every committed change captured once" in done.stdout
+    assert "cdc verify, key by key: all " in done.stdout
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (
             0,

@@ -174,3 +174,30 @@ def test_the_line_format_round_trips(tmp_path: Path) -> None:
     path.write_text(path.read_text() + '{"run": "r1"}\n')
     with pytest.raises(UsageError, match=r"c.jsonl:3: not a changes line"):
         list(read_changes(path))
+
+
+def test_a_failed_write_stops_the_stream_with_one_line(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A full disk (/dev/full) after the first commit: exit 1, one line, and the
+    report still counts the batch the database committed."""
+    seed(database, domain="hospital")
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--interval", "0",
+        "--max-events", "200", "--report", str(report), "--changes", "/dev/full",
+        env=stream_env(cli_env),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "oltpseed: error: cannot write --changes /dev/full: No space left on device; "
+        "it holds the batches before 1,"
+    ), last
+    assert "Traceback" not in done.stderr
+    document = read_report(report)
+    assert document["batches"] == 1 and document["exit"] == "failed"
+    after = counts(database, "hospital")
+    for table, ops in document["tables"].items():
+        assert after[table] - before[table] == ops["insert"] - ops["delete"]

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple
 
-from pytest_oltpseed.errors import UsageError
+from pytest_oltpseed.errors import OltpseedError, UsageError
 
 OPS = ("insert", "update", "delete", "truncate")
 Key = tuple[tuple[str, Any], ...]
@@ -111,8 +111,15 @@ class ChangesWriter:
             middle = f'{head}"table": {dumps(table)}, "op": "{op}", "key": '
             out.extend(f"{middle}{dumps(key, default=str)}}}\n" for key in keys)
         if out:
-            self._handle.write("".join(out))
-            self._handle.flush()
+            try:
+                self._handle.write("".join(out))
+                self._handle.flush()
+            except OSError as exc:
+                raise OltpseedError(
+                    f"cannot write --changes {self.path}: {exc.strerror or exc}; "
+                    f"it holds the batches before {batch}, the database has every "
+                    "committed batch (the report counts them)"
+                ) from None
             self.lines += len(out)
         return len(out)
 
