@@ -190,10 +190,12 @@ def test_every_edge_case_is_decoded_and_verifies(
     done = run_cli(
         "stream", *LAB, "--dsn", database, "--interval", "0", "--batch-size", "30",
         "--max-events", "150", "--every", "evolve:2", "--every", "bulk_truncate:3",
-        "--report", str(second_report), "--verify-cdc", env=env,
+        "--report", str(second_report), "--changes", str(tmp_path / "c2.jsonl"),
+        "--verify-cdc", env={**env, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every committed change captured once" in done.stdout
+    assert "key by key: all" in done.stdout  # the dropped column's table too
     second = read_report(second_report)
     assert second["tables"]["lab_bulk"]["truncate"] >= 1
     for table in ("lab_documents", "lab_documents_full", "lab_types", "lab_slots",
