@@ -51,6 +51,7 @@ from pytest_oltpseed.events import (
     NotApplicable,
     StreamContext,
     domain_warmers,
+    resolve_every,
 )
 from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.ledger import Ledger, write_report
@@ -149,6 +150,7 @@ class StreamOptions:
     seed: int = 0
     pool_seed: int = 0
     floor: datetime = DEFAULT_AS_OF
+    every: tuple[tuple[str, int], ...] = ()  # (event, N): once every N batches
 
     @classmethod
     def from_settings(cls, stream: StreamSettings, **flags: Any) -> StreamOptions:
@@ -222,6 +224,8 @@ class Streamer:
         self.domains = list(domains)
         self.mix = mix
         self.options = options
+        self.every = resolve_every(self.domains, options.every)
+        self._batches_begun = 0
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
         self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
@@ -468,6 +472,13 @@ class Streamer:
         """Run events until the batch is over (full, idle, stopped or bounded)."""
         limit = self.options.max_events
         room = None if limit is None else limit - self.ledger.attempted
+        self._batches_begun += 1
+        for event, every in self.every:
+            if self._batches_begun % every == 0 and (room is None or room > 0):
+                started = time.monotonic()
+                planned = _Planned(started, started)
+                plan.append(planned)
+                self._run_event(planned, event)
         while room is None or len(plan) < room:
             now = time.monotonic()
             due = self.schedule.peek(now)
@@ -522,6 +533,7 @@ class Streamer:
         conn, ctx = self.conn, self.ctx
         assert conn is not None and ctx is not None
         by_name = {e.name: e for e in self.mix.events}
+        by_name.update((e.name, e) for e, _ in self.every)
         kept: list[_Planned] = []
         for planned in plan:
             exact = planned.complete
@@ -621,7 +633,10 @@ class Streamer:
             self.ledger.lag.add(lag)
         self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
-            if op != "update" and not settled:  # a settled batch is in the resync
+            if op == "truncate":  # the table is empty now, whatever it held
+                self._own[table] -= self.totals.get(table, 0)
+                self.totals[table] = 0
+            elif op != "update" and not settled:  # a settled batch: in the resync
                 delta = rows if op == "insert" else -rows
                 self.totals[table] = self.totals.get(table, 0) + delta
                 self._own[table] += delta
