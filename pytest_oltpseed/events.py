@@ -190,6 +190,7 @@ class RowCache:
         self.rows: list[Mapping[str, Any]] = []
         self.loaded_at = -CACHE_TTL
         self.stale = True  # the whole sample must be drawn (again)
+        self.by_id: bool | None = None  # has an ``id`` column to sample by
         # 45-75 s by name: the samples loaded together at the start are
         # refreshed at different times, not all in one batch a minute later.
         self.ttl = CACHE_TTL * (0.75 + (zlib.crc32(table.encode()) % 50) / 100)
@@ -221,6 +222,17 @@ class RowCache:
         assert ctx.conn is not None
         ident = sql.Identifier(self.table)
         where = sql.SQL(self.condition)  # type: ignore[arg-type]
+        if self.by_id is None:
+            self.by_id = _has_id(ctx.conn, self.table)
+        if not self.by_id:  # no id to probe (a composite key, no key): a scan
+            with ctx.conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(
+                    sql.SQL(
+                        "SELECT * FROM {} WHERE ({}) ORDER BY random() LIMIT %s"
+                    ).format(ident, where),
+                    (*params, size),
+                ).fetchall()
+            return [Row(r) for r in rows]
         bounds = ctx.conn.execute(
             sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
         ).fetchone()
@@ -256,6 +268,16 @@ class RowCache:
 
     def expire(self) -> None:
         self.stale = True
+
+
+def _has_id(conn: psycopg.Connection, table: str) -> bool:
+    """Whether ``table`` has an ``id`` column (the built-in domains' key)."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attname = 'id' AND NOT attisdropped",
+        (sql.Identifier(table).as_string(conn),),
+    ).fetchone()
+    return row is not None
 
 
 @dataclass
