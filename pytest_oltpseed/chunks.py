@@ -24,7 +24,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pytest_oltpseed.factory import Context, Parent, Ref, factory_for
+from pytest_oltpseed import columns
+from pytest_oltpseed.factory import Context, Parent, Ref, Row, _Attrs, factory_for
 
 CHUNK = 5_000
 
@@ -92,6 +93,10 @@ def render(
     random among the parents' ids.
     """
     factory = factory_for(chunk.table)
+    if not positional and columnar(chunk.table):
+        if columns.fast_enabled():
+            return render_columns(chunk, pools), []
+        return render_counter_rows(chunk, pools), []
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
     ctx.rng = random.Random(f"{chunk.seed}:{chunk.table}:{chunk.number}")
     number = [chunk.start]  # the row being made, for positional parents
@@ -104,16 +109,102 @@ def render(
         else:
             pool = pools(declaration.table, declaration.carry)
             pickers[name] = pool.picker(ctx.rng)
-    columns = factory.column_names()
+    names = factory.column_names()
     formats, make_row = _FORMATS, factory.make_row
     lines = []
     for row_number in range(chunk.start, chunk.start + chunk.size):
         number[0] = row_number
         row = make_row(ctx, pickers)
-        values = [row[c] for c in columns]
+        values = [row[c] for c in names]
         lines.append("\t".join([formats[type(v)](v) for v in values]))
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
+
+
+def columnar(table: str) -> bool:
+    """Whether a table's rows are defined column-wise: every column a
+    :class:`columns.Gen`, parents picked uniformly, nothing excluded or nested.
+
+    Such tables are generated from counter-based streams (see
+    :mod:`.columns`), the same rows with NumPy or without.
+    """
+    factory = factory_for(table)
+    if getattr(factory._meta, "exclude", ()):
+        return False
+    return all(
+        kind is Parent or (kind.__name__ == "Col" and isinstance(d.fn, columns.Gen))
+        for _, kind, d in factory._plan()
+    )
+
+
+def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
+    return [
+        columns.stream_key(chunk.seed, chunk.table, chunk.number, name, j)
+        for j in range(draws)
+    ]
+
+
+def render_columns(chunk: Chunk, pools: PoolSource) -> bytes:
+    """The chunk as COPY text, built a column at a time (the NumPy path)."""
+    factory = factory_for(chunk.table)
+    frame = columns.Frame(chunk.as_of, chunk.size, pools)
+    texts = []
+    for name, kind, declaration in factory._plan():
+        if kind is Parent:
+            pool = pools(declaration.table, declaration.carry)
+            _require(pool)
+            (key,) = _keys(chunk, name, 1)
+            index = columns.picks(columns.uniforms(key, 0, chunk.size), len(pool))
+            frame.columns[name] = index
+            frame.parents[name] = pool
+            texts.append(columns.column_text("int", pool.id_array()[index]))
+            continue
+        gen = declaration.fn
+        us = [columns.uniforms(k, 0, chunk.size) for k in _keys(chunk, name, gen.draws)]
+        values = gen.many(frame, us)
+        frame.columns[name] = values
+        texts.append(columns.column_text(gen.kind, values))
+    lines = list(map("\t".join, zip(*texts, strict=True)))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def render_counter_rows(chunk: Chunk, pools: PoolSource) -> bytes:
+    """The same rows as :func:`render_columns`, one at a time in pure Python."""
+    factory = factory_for(chunk.table)
+    ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
+    plan = []
+    for name, kind, declaration in factory._plan():
+        if kind is Parent:
+            pool = pools(declaration.table, declaration.carry)
+            _require(pool)
+            plan.append((name, pool, _keys(chunk, name, 1)))
+        else:
+            plan.append(
+                (name, declaration.fn, _keys(chunk, name, declaration.fn.draws))
+            )
+    uniform, pick, lines = columns.uniform, columns.pick, []
+    for i in range(chunk.size):
+        row = Row()
+        view = _Attrs(row)
+        for name, source, keys in plan:
+            us = [uniform(k, i) for k in keys]
+            if isinstance(source, columns.Gen):
+                row[name] = source.one(ctx, us, view)
+            else:
+                row[name] = source.ref(pick(us[0], len(source)))
+        lines.append("\t".join([_FORMATS[type(v)](v) for v in row.values()]))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def _require(pool: Any) -> None:
+    if not len(pool):
+        from pytest_oltpseed.errors import OltpseedError
+
+        raise OltpseedError(
+            f"{pool.table} is empty: seed it first (its profile count is 0?)"
+        )
 
 
 def _by_number(at: Callable[[int], Ref], number: list[int]) -> Callable[[Any], Ref]:

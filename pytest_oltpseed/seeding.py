@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import chunks, logs
+from pytest_oltpseed import chunks, columns, logs
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.factory import (
@@ -174,6 +174,8 @@ class ParentPool:
                 for column, value in zip(self.carry, row[1:], strict=True):
                     self.values[column].append(value)
         self._index: dict[int, int] | None = None
+        self._id_array: Any = None
+        self._seconds: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -188,6 +190,26 @@ class ParentPool:
         if self._index is None:
             self._index = {pid: i for i, pid in enumerate(self.ids)}
         return self.ref(self._index[parent_id])
+
+    def id_array(self) -> Any:
+        """The ids as a NumPy array (the column-wise path), built once."""
+        if self._id_array is None:
+            import numpy as np
+
+            self._id_array = np.frombuffer(self.ids, dtype=np.int64)
+        return self._id_array
+
+    def seconds(self, column: str) -> Any:
+        """A carried timestamp column as NumPy seconds since the epoch."""
+        if column not in self._seconds:
+            import numpy as np
+
+            self._seconds[column] = np.fromiter(
+                (columns.to_seconds(v) for v in self.values[column]),
+                dtype=np.int64,
+                count=len(self.ids),
+            )
+        return self._seconds[column]
 
     def picker(self, rng: random.Random) -> Picker:
         if not self.ids:

@@ -15,6 +15,16 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed import brazil
+from pytest_oltpseed.columns import (
+    AsOf,
+    Choice,
+    Latest,
+    Maybe,
+    Moment,
+    ParentCol,
+    Switch,
+    Weighted,
+)
 from pytest_oltpseed.factory import Col, Context, Parent, SQLFactory
 
 DOMAIN = "hospital"
@@ -153,10 +163,10 @@ class PacienteConvenio(SQLFactory):
     )
 
 
-def _consulta_data(g: Context, r: Any) -> Any:
-    if r.status == "agendada":
-        return g.moment(g.as_of, g.as_of + timedelta(days=60))
-    return g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of)
+_SINCE_CADASTRO = Moment(
+    Latest(ParentCol("paciente_id", "data_cadastro", "pacientes"), AsOf(-HISTORY)),
+    AsOf(),
+)  # an event in the last two years, never before its patient's data_cadastro
 
 
 class Consulta(SQLFactory):
@@ -164,20 +174,24 @@ class Consulta(SQLFactory):
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
     medico_id = Parent("medicos", prefer_existing=True)
-    status = Col(lambda g, r: g.weighted(STATUS_CONSULTA))
-    data = Col(_consulta_data)
-    motivo = Col(lambda g, r: g.choice(MOTIVOS_CONSULTA))
+    status = Col(Weighted(STATUS_CONSULTA))
+    data = Col(
+        Switch(
+            "status",
+            {"agendada": Moment(AsOf(), AsOf(timedelta(days=60)))},
+            default=_SINCE_CADASTRO,
+        )
+    )
+    motivo = Col(Choice(MOTIVOS_CONSULTA))
 
 
 class Exame(SQLFactory):
     _table, _domain = "exames", DOMAIN
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    tipo_exame = Col(lambda g, r: g.choice(TIPOS_EXAME))
-    data = Col(lambda g, r: g.moment(max(_cadastro(g, r), g.as_of - HISTORY), g.as_of))
-    resultado = Col(
-        lambda g, r: None if g.rng.random() < PENDING_RESULT else g.weighted(RESULTADOS)
-    )
+    tipo_exame = Col(Choice(TIPOS_EXAME))
+    data = Col(_SINCE_CADASTRO)
+    resultado = Col(Maybe(PENDING_RESULT, Weighted(RESULTADOS)))
 
 
 def stay_length(g: Context) -> timedelta:
