@@ -94,7 +94,7 @@ def render(
     """
     factory = factory_for(chunk.table)
     if not positional and columnar(chunk.table):
-        if columns.fast_enabled():
+        if columns.fast_enabled(chunk.size):
             return render_columns(chunk, pools), []
         return render_counter_rows(chunk, pools), []
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
