@@ -146,6 +146,8 @@ def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
 
 def render_columns(chunk: Chunk, pools: PoolSource) -> bytes:
     """The chunk as COPY text, built a column at a time (the NumPy path)."""
+    if not columns.load_numpy():
+        raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
     factory = factory_for(chunk.table)
     frame = columns.Frame(chunk.as_of, chunk.size, pools)
     texts = []

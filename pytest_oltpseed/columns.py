@@ -41,12 +41,9 @@ FAST_AT = 2_000
 saves there, and the rows are the same either way."""
 
 
-def fast_enabled(rows: int = FAST_AT) -> bool:
-    """The column-wise path runs for ``rows`` when NumPy is importable and the
-    fast path is not switched off (``OLTPSEED_FAST=0``)."""
+def load_numpy() -> bool:
+    """Import NumPy on first use; False when it is not installed."""
     global np
-    if rows < FAST_AT or os.environ.get("OLTPSEED_FAST", "1") == "0":
-        return False
     if np is None:
         try:
             import numpy
@@ -54,6 +51,14 @@ def fast_enabled(rows: int = FAST_AT) -> bool:
             return False
         np = numpy
     return True
+
+
+def fast_enabled(rows: int = FAST_AT) -> bool:
+    """The column-wise path runs for ``rows`` when NumPy is importable and the
+    fast path is not switched off (``OLTPSEED_FAST=0``)."""
+    if rows < FAST_AT or os.environ.get("OLTPSEED_FAST", "1") == "0":
+        return False
+    return load_numpy()
 
 
 def to_seconds(moment: datetime) -> int:
