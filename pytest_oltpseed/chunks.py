@@ -26,6 +26,7 @@ from typing import Any
 
 from pytest_oltpseed import columns
 from pytest_oltpseed.factory import Context, Parent, Ref, Row, _Attrs, factory_for
+from pytest_oltpseed.factory import pools as value_pools
 
 CHUNK = 5_000
 
@@ -81,6 +82,7 @@ def copy_text(value: Any) -> str:
 
 
 Positional = Mapping[str, Callable[[int], Ref]]  # FK column -> (row number -> Ref)
+Rendered = tuple[bytes, list[tuple[tuple[str, str], int]]]  # text, indices used
 
 
 def render(
@@ -95,8 +97,8 @@ def render(
     factory = factory_for(chunk.table)
     if not positional and columnar(chunk.table):
         if columns.fast_enabled(chunk.size):
-            return render_columns(chunk, pools), []
-        return render_counter_rows(chunk, pools), []
+            return render_columns(chunk, pools)
+        return render_counter_rows(chunk, pools)
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
     ctx.rng = random.Random(f"{chunk.seed}:{chunk.table}:{chunk.number}")
     number = [chunk.start]  # the row being made, for positional parents
@@ -144,12 +146,12 @@ def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
     ]
 
 
-def render_columns(chunk: Chunk, pools: PoolSource) -> bytes:
+def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
     """The chunk as COPY text, built a column at a time (the NumPy path)."""
     if not columns.load_numpy():
         raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
     factory = factory_for(chunk.table)
-    frame = columns.Frame(chunk.as_of, chunk.size, pools)
+    frame = columns.Frame(chunk.as_of, chunk.size, value_pools(chunk.seed), chunk.start)
     texts = []
     for name, kind, declaration in factory._plan():
         if kind is Parent:
@@ -168,10 +170,10 @@ def render_columns(chunk: Chunk, pools: PoolSource) -> bytes:
         texts.append(columns.column_text(gen.kind, values))
     lines = list(map("\t".join, zip(*texts, strict=True)))
     lines.append("")
-    return "\n".join(lines).encode()
+    return "\n".join(lines).encode(), sorted(frame.used.items())
 
 
-def render_counter_rows(chunk: Chunk, pools: PoolSource) -> bytes:
+def render_counter_rows(chunk: Chunk, pools: PoolSource) -> Rendered:
     """The same rows as :func:`render_columns`, one at a time in pure Python."""
     factory = factory_for(chunk.table)
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
@@ -197,7 +199,7 @@ def render_counter_rows(chunk: Chunk, pools: PoolSource) -> bytes:
                 row[name] = source.ref(pick(us[0], len(source)))
         lines.append("\t".join([_FORMATS[type(v)](v) for v in row.values()]))
     lines.append("")
-    return "\n".join(lines).encode()
+    return "\n".join(lines).encode(), ctx.local_indices()
 
 
 def _require(pool: Any) -> None:

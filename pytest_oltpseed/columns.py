@@ -113,12 +113,17 @@ class Frame:
     columns are read through :meth:`carried`.
     """
 
-    def __init__(self, as_of: datetime, size: int, pools: Any) -> None:
+    def __init__(self, as_of: datetime, size: int, pools: Any, start: int = 0) -> None:
+        """``pools`` are the seed's value pools (names, streets: ``ctx.pools``);
+        ``start`` is the chunk's first row number in its stage."""
         self.as_of = to_seconds(as_of)
+        self.today = (as_of.date() - EPOCH.date()).days
         self.size = size
         self.pools = pools
+        self.start = start
         self.columns: dict[str, Any] = {}
         self.parents: dict[str, Any] = {}
+        self.used: dict[tuple[str, str], int] = {}
 
     def carried(self, fk: str, column: str) -> Any:
         values = self.parents[fk].seconds(column)
@@ -158,6 +163,20 @@ class ParentCol(Expr):
 
     def many(self, f: Frame) -> Any:
         return f.carried(self.fk, self.column)
+
+
+class DayStart(Expr):
+    """Midnight of a date column of the same row."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def one(self, g: Any, r: Any) -> int:
+        day = getattr(r, self.column)
+        return to_seconds(datetime(day.year, day.month, day.day))
+
+    def many(self, f: Frame) -> Any:
+        return f.columns[self.column] * 86_400
 
 
 class Latest(Expr):
@@ -273,6 +292,131 @@ class Moment(Gen):
         return start + (us[0] * (span + 1).astype(np.float64)).astype(np.int64)
 
 
+class Day(Gen):
+    """A date uniformly in [today+first, today+last] days (``ctx.day``)."""
+
+    kind = "date"
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.span = first, max(0, last - first)
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        today = g.as_of.date()
+        return today + timedelta(days=self.first + int(us[0] * (self.span + 1)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        start = f.today + self.first
+        return start + (us[0] * float(self.span + 1)).astype(np.int64)
+
+
+class PoolChoice(Gen):
+    """Uniform choice from one of the seed's value pools (``ctx.pools.<name>``),
+    shown through ``show`` (e.g. a (city, UF) pair as ``"city - UF"``)."""
+
+    def __init__(self, name: str, show: Any = None) -> None:
+        self.name, self.show = name, show
+        self._cache: tuple[Any, Any] | None = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        options = getattr(g.pools, self.name)
+        value = options[pick(us[0], len(options))]
+        return self.show(value) if self.show else value
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        options = getattr(f.pools, self.name)
+        if self._cache is None or self._cache[0] is not options:
+            shown = [self.show(o) for o in options] if self.show else options
+            self._cache = (options, np.array(list(shown), dtype=object))
+        return self._cache[1][picks(us[0], len(options))]
+
+
+class Join(Gen):
+    """Text joined from literal pieces and generators (each its own draws)."""
+
+    def __init__(self, *parts: str | Gen, limit: int | None = None) -> None:
+        self.parts, self.limit = parts, limit
+        self.draws = sum(p.draws for p in parts if isinstance(p, Gen))
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        out, at = [], 0
+        for part in self.parts:
+            if isinstance(part, Gen):
+                out.append(str(part.one(g, us[at : at + part.draws], r)))
+                at += part.draws
+            else:
+                out.append(part)
+        text = "".join(out)
+        return text[: self.limit] if self.limit else text
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        out: Any = None
+        at = 0
+        for part in self.parts:
+            if isinstance(part, Gen):
+                piece = part.many(f, us[at : at + part.draws])
+                at += part.draws
+            else:
+                piece = part
+            out = piece if out is None else out + piece
+        if self.limit and any(len(v) > self.limit for v in set(out.tolist())):
+            out = np.array([v[: self.limit] for v in out.tolist()], dtype=object)
+        return out
+
+
+class Int(Gen):
+    """An integer in [low, high] as text, zero-padded to ``width`` (``randint``)."""
+
+    def __init__(self, low: int, high: int, width: int = 0) -> None:
+        self.low, self.high, self.width = low, high, width
+        self._table: Any = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        value = self.low + pick(us[0], self.high - self.low + 1)
+        return f"{value:0{self.width}d}"
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self._table is None:
+            self._table = np.array(
+                [f"{v:0{self.width}d}" for v in range(self.low, self.high + 1)],
+                dtype=object,
+            )
+        return self._table[picks(us[0], self.high - self.low + 1)]
+
+
+class Chance(Gen):
+    """``then`` with probability ``p``, else ``other`` (same later draws)."""
+
+    def __init__(self, p: float, then: Gen, other: Gen) -> None:
+        self.p, self.then, self.other = p, then, other
+        self.draws = 1 + max(then.draws, other.draws)
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        gen = self.then if us[0] < self.p else self.other
+        return gen.one(g, us[1:], r)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return np.where(
+            us[0] < self.p, self.then.many(f, us[1:]), self.other.many(f, us[1:])
+        )
+
+
+class Indexed(Gen):
+    """A unique identifier from the row's index in ``key``'s sequence
+    (``ctx.next_index``): ``make(n)`` per value, ``make_many(array)`` per column."""
+
+    def __init__(self, domain: str, key: str, make: Any, make_many: Any) -> None:
+        self.domain, self.key = domain, key
+        self.make, self.make_many = make, make_many
+        self.draws = 0
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return self.make(g.next_index(self.domain, self.key))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        f.used[(self.domain, self.key)] = f.start + f.size
+        return self.make_many(np.arange(f.start, f.start + f.size, dtype=np.int64))
+
+
 class Switch(Gen):
     """A generator chosen by another column's value (same uniforms for all)."""
 
@@ -306,6 +450,8 @@ def column_text(kind: str, values: Any) -> list[str]:
         return np.datetime_as_string(values.astype("datetime64[s]")).tolist()
     if kind == "int":
         return values.astype(str).tolist()
+    if kind == "date":
+        return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
     if values.dtype == object:
         values = values.copy()
         values[np.equal(values, None)] = "\\N"

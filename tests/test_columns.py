@@ -120,9 +120,10 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
     monkeypatch.setenv("OLTPSEED_FAST", "0")
     slow = _seed(oltp_server, workers=0)
     assert fast == slow
-    # the in-process MEDIUM chunks (4000 consultas, 3500 exames) went column-wise
+    # the in-process MEDIUM chunks (2000 pacientes, 4000 consultas, 3500 exames)
+    # went column-wise
     # (the forked workers' spy calls are not seen here)
     monkeypatch.setattr(seeding, "PARALLEL_AT", 10**9)
     monkeypatch.setenv("OLTPSEED_FAST", "1")
     assert _seed(oltp_server, workers=0) == slow
-    assert {"consultas", "exames"} <= set(rendered)
+    assert {"pacientes", "consultas", "exames"} <= set(rendered)

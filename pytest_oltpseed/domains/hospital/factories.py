@@ -17,11 +17,18 @@ from psycopg import sql
 from pytest_oltpseed import brazil
 from pytest_oltpseed.columns import (
     AsOf,
+    Chance,
     Choice,
+    Day,
+    DayStart,
+    Indexed,
+    Int,
+    Join,
     Latest,
     Maybe,
     Moment,
     ParentCol,
+    PoolChoice,
     Switch,
     Weighted,
 )
@@ -104,21 +111,37 @@ class Convenio(SQLFactory):
     cobertura = Col(lambda g, r: g.choice(COBERTURAS))
 
 
+NAME = Join(
+    PoolChoice("first_names"), " ", PoolChoice("last_names"), " ",
+    PoolChoice("last_names"),
+)  # fmt: skip
+PHONE = Join(
+    "(",
+    Choice([str(ddd) for ddd in brazil.DDDS]),
+    ") ",
+    Chance(0.8, Join("9", Int(6000, 9999)), Int(2000, 5999)),
+    "-",
+    Int(0, 9999, 4),
+)  # fmt: skip  (mobile four times in five, like brazil.phone)
+ADDRESS = Join(
+    PoolChoice("streets"), ", ", Int(1, 3999), " - ", PoolChoice("bairros"), ", ",
+    PoolChoice("cities", show=lambda c: f"{c[0]} - {c[1]}"), limit=200,
+)  # fmt: skip
+
+
 class Paciente(SQLFactory):
     _table, _domain = "pacientes", DOMAIN
     _natural_key = ("cpf",)
 
-    nome = Col(lambda g, r: g.person_name())
-    nascimento = Col(
-        lambda g, r: g.day(g.as_of.date() - timedelta(days=95 * 365), g.as_of.date())
-    )
-    cpf = Col(lambda g, r: brazil.cpf(g.next_index(DOMAIN, "pacientes.cpf")))
-    telefone = Col(lambda g, r: brazil.phone(g.rng.random))
-    endereco = Col(lambda g, r: g.address())
+    nome = Col(NAME)
+    nascimento = Col(Day(-95 * 365, 0))
+    cpf = Col(Indexed(DOMAIN, "pacientes.cpf", brazil.cpf, brazil.cpf_many))
+    telefone = Col(PHONE)
+    endereco = Col(ADDRESS)
     data_cadastro = Col(
-        lambda g, r: g.moment(
-            max(g.as_of - HISTORY, _midnight(r.nascimento)),
-            g.as_of - timedelta(hours=1),
+        Moment(
+            Latest(AsOf(-HISTORY), DayStart("nascimento")),
+            AsOf(-timedelta(hours=1)),
         )
     )
 
