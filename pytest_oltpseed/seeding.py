@@ -343,14 +343,26 @@ class Seeder:
         parts: list[chunks.Chunk],
         rendered: Iterable[tuple[bytes, list[tuple[tuple[str, str], int]]]],
     ) -> None:
+        """COPY chunk n on a writer thread while chunk n+1 is generated (here or
+        received from a worker): the server ingests as the client generates."""
         done = 0
-        for part, (data, used) in zip(parts, rendered, strict=True):
-            writer.write_text(data, part.size, result)
-            for key, next_index in used:
-                self.ctx.note_index(key, next_index)
-            done += part.size
-            if self.progress:
-                self.progress(stage, done)
+        with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
+            pending: Future[None] | None = None
+            try:
+                for part, (data, used) in zip(parts, rendered, strict=True):
+                    if pending:
+                        pending.result()
+                    pending = pool.submit(writer.write_text, data, part.size, result)
+                    for key, next_index in used:
+                        self.ctx.note_index(key, next_index)
+                    done += part.size
+                    if self.progress:
+                        self.progress(stage, done)
+                if pending:
+                    pending.result()
+            finally:
+                if pending and not pending.done():
+                    wait([pending])
 
     def _run_rows(
         self,

@@ -127,3 +127,12 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
     monkeypatch.setenv("OLTPSEED_FAST", "1")
     assert _seed(oltp_server, workers=0) == slow
     assert {"pacientes", "consultas", "exames"} <= set(rendered)
+
+
+def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:
+    """Check digits and the cycle-walk over a column match :func:`brazil.cpf`."""
+    from pytest_oltpseed import brazil
+
+    ns = np.concatenate([np.arange(0, 50_000), np.arange(10**9 - 1000, 10**9)])
+    assert brazil.cpf_many(ns).tolist() == [brazil.cpf(int(n)) for n in ns]
+    assert all(brazil.is_valid_cpf(v) for v in brazil.cpf_many(ns[:1000]))
