@@ -131,8 +131,6 @@ def columnar(table: str) -> bool:
     :mod:`.columns`), the same rows with NumPy or without.
     """
     factory = factory_for(table)
-    if getattr(factory._meta, "exclude", ()):
-        return False
     return all(
         kind is Parent or (kind.__name__ == "Col" and isinstance(d.fn, columns.Gen))
         for _, kind, d in factory._plan()
@@ -151,6 +149,7 @@ def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
     if not columns.load_numpy():
         raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
     factory = factory_for(chunk.table)
+    excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
     frame = columns.Frame(chunk.as_of, chunk.size, value_pools(chunk.seed), chunk.start)
     texts = []
     for name, kind, declaration in factory._plan():
@@ -167,7 +166,8 @@ def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
         us = [columns.uniforms(k, 0, chunk.size) for k in _keys(chunk, name, gen.draws)]
         values = gen.many(frame, us)
         frame.columns[name] = values
-        texts.append(columns.column_text(gen.kind, values))
+        if name not in excluded:
+            texts.append(columns.column_text(gen.kind, values))
     lines = list(map("\t".join, zip(*texts, strict=True)))
     lines.append("")
     return "\n".join(lines).encode(), sorted(frame.used.items())
@@ -188,6 +188,7 @@ def render_counter_rows(chunk: Chunk, pools: PoolSource) -> Rendered:
                 (name, declaration.fn, _keys(chunk, name, declaration.fn.draws))
             )
     uniform, pick, lines = columns.uniform, columns.pick, []
+    names = factory.column_names()
     for i in range(chunk.size):
         row = Row()
         view = _Attrs(row)
@@ -197,7 +198,7 @@ def render_counter_rows(chunk: Chunk, pools: PoolSource) -> Rendered:
                 row[name] = source.one(ctx, us, view)
             else:
                 row[name] = source.ref(pick(us[0], len(source)))
-        lines.append("\t".join([_FORMATS[type(v)](v) for v in row.values()]))
+        lines.append("\t".join([_FORMATS[type(row[c])](row[c]) for c in names]))
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
 

@@ -179,6 +179,19 @@ class DayStart(Expr):
         return f.columns[self.column] * 86_400
 
 
+class Before(Expr):
+    """A bound minus a duration column of the same row (seconds)."""
+
+    def __init__(self, bound: Expr, column: str) -> None:
+        self.bound, self.column = bound, column
+
+    def one(self, g: Any, r: Any) -> int:
+        return self.bound.one(g, r) - getattr(r, self.column) // timedelta(seconds=1)
+
+    def many(self, f: Frame) -> Any:
+        return self.bound.many(f) - f.columns[self.column]
+
+
 class Latest(Expr):
     """The latest of several bounds (``max``)."""
 
@@ -290,6 +303,60 @@ class Moment(Gen):
         start = self.start.many(f)
         span = np.maximum(0, self.end.many(f) - start)
         return start + (us[0] * (span + 1).astype(np.float64)).astype(np.int64)
+
+
+class Flag(Gen):
+    """True with probability ``p`` (a helper column, e.g. a stay still open)."""
+
+    kind = "bool"
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return us[0] < self.p
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return us[0] < self.p
+
+
+class Span(Gen):
+    """A duration of whole seconds uniformly in [low, high]."""
+
+    kind = "interval"
+
+    def __init__(self, low: timedelta, high: timedelta) -> None:
+        self.low = low // timedelta(seconds=1)
+        self.span = high // timedelta(seconds=1) - self.low
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return timedelta(seconds=self.low + int(us[0] * (self.span + 1)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return self.low + (us[0] * float(self.span + 1)).astype(np.int64)
+
+
+class EndAfter(Gen):
+    """``start`` + ``length`` (both columns of the row), or None when ``unless``."""
+
+    kind = "timestamp"
+    draws = 0
+
+    def __init__(self, start: str, length: str, unless: str) -> None:
+        self.start, self.length, self.unless = start, length, unless
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        if getattr(r, self.unless):
+            return None
+        return getattr(r, self.start) + getattr(r, self.length)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        end = f.columns[self.start] + f.columns[self.length]
+        return np.where(f.columns[self.unless], NULL_TIME, end)
+
+
+NULL_TIME = -(2**63)
+"""A NULL in a timestamp column (NumPy's NaT once viewed as datetime64)."""
 
 
 class Day(Gen):
@@ -447,9 +514,15 @@ class Switch(Gen):
 def column_text(kind: str, values: Any) -> list[str]:
     """A column array as COPY text fields (``\\N`` for None)."""
     if kind == "timestamp":
-        return np.datetime_as_string(values.astype("datetime64[s]")).tolist()
+        text = np.datetime_as_string(values.astype("datetime64[s]"))
+        if (values == NULL_TIME).any():
+            text = text.astype(object)
+            text[values == NULL_TIME] = "\\N"
+        return text.tolist()
     if kind == "int":
         return values.astype(str).tolist()
+    if kind == "bool":
+        return np.where(values, "t", "f").tolist()
     if kind == "date":
         return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
     if values.dtype == object:

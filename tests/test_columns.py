@@ -107,6 +107,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
 ) -> None:
     """Column-wise in two forked workers == one row at a time in this process."""
     monkeypatch.setattr(seeding, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
+    monkeypatch.setattr(columns, "FAST_AT", 1_000)  # internacoes' 1,200 too
     rendered: list[str] = []
     real_columns = chunks.render_columns
 
@@ -120,13 +121,13 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
     monkeypatch.setenv("OLTPSEED_FAST", "0")
     slow = _seed(oltp_server, workers=0)
     assert fast == slow
-    # the in-process MEDIUM chunks (2000 pacientes, 4000 consultas, 3500 exames)
-    # went column-wise
+    # the in-process MEDIUM chunks (2000 pacientes, 4000 consultas, 3500 exames,
+    # 1200 internacoes) went column-wise
     # (the forked workers' spy calls are not seen here)
     monkeypatch.setattr(seeding, "PARALLEL_AT", 10**9)
     monkeypatch.setenv("OLTPSEED_FAST", "1")
     assert _seed(oltp_server, workers=0) == slow
-    assert {"pacientes", "consultas", "exames"} <= set(rendered)
+    assert {"pacientes", "consultas", "exames", "internacoes"} <= set(rendered)
 
 
 def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:

@@ -17,10 +17,13 @@ from psycopg import sql
 from pytest_oltpseed import brazil
 from pytest_oltpseed.columns import (
     AsOf,
+    Before,
     Chance,
     Choice,
     Day,
     DayStart,
+    EndAfter,
+    Flag,
     Indexed,
     Int,
     Join,
@@ -29,6 +32,7 @@ from pytest_oltpseed.columns import (
     Moment,
     ParentCol,
     PoolChoice,
+    Span,
     Switch,
     Weighted,
 )
@@ -85,10 +89,6 @@ OPEN_STAY = 0.25  # spec 002: 20-30% of internações still open
 STAY_MIN, STAY_MAX = timedelta(days=3), timedelta(days=10)
 MAX_CONVENIOS = 3
 HISTORY = timedelta(days=730)  # spec 002: events within a 2-year window
-
-
-def _cadastro(g: Context, r: Any) -> Any:
-    return g.parent(r.paciente_id, "pacientes")["data_cadastro"]
 
 
 class Medico(SQLFactory):
@@ -222,11 +222,7 @@ def stay_length(g: Context) -> timedelta:
     return STAY_MIN + timedelta(seconds=g.randint(0, span))
 
 
-def _entrada(g: Context, r: Any) -> Any:
-    earliest = max(_cadastro(g, r), g.as_of - HISTORY)
-    if r.aberta:
-        return g.moment(max(earliest, g.as_of - STAY_MAX), g.as_of)
-    return g.moment(earliest, max(earliest, g.as_of - r.duracao))
+_EARLIEST = (ParentCol("paciente_id", "data_cadastro", "pacientes"), AsOf(-HISTORY))
 
 
 class Internacao(SQLFactory):
@@ -236,11 +232,18 @@ class Internacao(SQLFactory):
         exclude = ("aberta", "duracao")
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    aberta = Col(lambda g, r: g.rng.random() < OPEN_STAY)
-    duracao = Col(lambda g, r: stay_length(g))
-    data_entrada = Col(_entrada)
-    data_saida = Col(lambda g, r: None if r.aberta else r.data_entrada + r.duracao)
-    motivo = Col(lambda g, r: g.choice(MOTIVOS_INTERNACAO))
-    quarto = Col(
-        lambda g, r: f"{g.randint(1, 8)}{g.randint(1, 40):02d}-{g.choice('AB')}"
+    aberta = Col(Flag(OPEN_STAY))
+    duracao = Col(Span(STAY_MIN, STAY_MAX))
+    data_entrada = Col(
+        Switch(
+            "aberta",
+            {True: Moment(Latest(*_EARLIEST, AsOf(-STAY_MAX)), AsOf())},
+            # closed: discharged (entrada + duracao) by now
+            default=Moment(
+                Latest(*_EARLIEST), Latest(*_EARLIEST, Before(AsOf(), "duracao"))
+            ),
+        )
     )
+    data_saida = Col(EndAfter("data_entrada", "duracao", unless="aberta"))
+    motivo = Col(Choice(MOTIVOS_INTERNACAO))
+    quarto = Col(Join(Int(1, 8), Int(1, 40, 2), "-", Choice("AB")))
