@@ -41,11 +41,12 @@ class Chunk:
     size: int
     seed: int
     as_of: datetime
+    stage_rows: int = 0  # the stage's size: NumPy pays off only on large ones
 
 
 def plan_chunks(table: str, count: int, seed: int, as_of: datetime) -> list[Chunk]:
     return [
-        Chunk(table, number, start, min(CHUNK, count - start), seed, as_of)
+        Chunk(table, number, start, min(CHUNK, count - start), seed, as_of, count)
         for number, start in enumerate(range(0, count, CHUNK))
     ]
 
@@ -96,7 +97,7 @@ def render(
     """
     factory = factory_for(chunk.table)
     if not positional and columnar(chunk.table):
-        if columns.fast_enabled(chunk.size):
+        if columns.fast_enabled(chunk.stage_rows):
             return render_columns(chunk, pools)
         return render_counter_rows(chunk, pools)
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)

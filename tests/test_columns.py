@@ -107,7 +107,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
 ) -> None:
     """Column-wise in two forked workers == one row at a time in this process."""
     monkeypatch.setattr(seeding, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
-    monkeypatch.setattr(columns, "FAST_AT", 1_000)  # internacoes' 1,200 too
+    monkeypatch.setattr(columns, "FAST_AT", 1_000)  # MEDIUM stages go column-wise
     rendered: list[str] = []
     real_columns = chunks.render_columns
 
