@@ -83,6 +83,22 @@ def copy_text(value: Any) -> str:
 
 
 Positional = Mapping[str, Callable[[int], Ref]]  # FK column -> (row number -> Ref)
+
+
+class Planned:
+    """Parents a hook planned for a stage: row number -> index in ``pool``.
+
+    Callable (row number -> Ref) for the per-row path; the column-wise path
+    slices ``indices`` for a whole chunk.
+    """
+
+    def __init__(self, pool: Any, indices: Any) -> None:
+        self.pool, self.indices = pool, indices
+
+    def __call__(self, n: int) -> Ref:
+        return self.pool.ref(self.indices[n])  # type: ignore[no-any-return]
+
+
 Rendered = tuple[bytes, list[tuple[tuple[str, str], int]]]  # text, indices used
 
 
@@ -96,10 +112,11 @@ def render(
     random among the parents' ids.
     """
     factory = factory_for(chunk.table)
-    if not positional and columnar(chunk.table):
+    planned = dict(positional or {})
+    if columnar(chunk.table) and all(isinstance(p, Planned) for p in planned.values()):
         if columns.fast_enabled(chunk.stage_rows):
-            return render_columns(chunk, pools)
-        return render_counter_rows(chunk, pools)
+            return render_columns(chunk, pools, planned)  # type: ignore[arg-type]
+        return render_counter_rows(chunk, pools, planned)  # type: ignore[arg-type]
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
     ctx.rng = random.Random(f"{chunk.seed}:{chunk.table}:{chunk.number}")
     number = [chunk.start]  # the row being made, for positional parents
@@ -145,7 +162,9 @@ def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
     ]
 
 
-def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
+def render_columns(
+    chunk: Chunk, pools: PoolSource, planned: Mapping[str, Planned] | None = None
+) -> Rendered:
     """The chunk as COPY text, built a column at a time (the NumPy path)."""
     if not columns.load_numpy():
         raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
@@ -155,10 +174,16 @@ def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
     texts = []
     for name, kind, declaration in factory._plan():
         if kind is Parent:
-            pool = pools(declaration.table, declaration.carry)
-            _require(pool)
-            (key,) = _keys(chunk, name, 1)
-            index = columns.picks(columns.uniforms(key, 0, chunk.size), len(pool))
+            if planned and name in planned:
+                pool = planned[name].pool
+                index = columns.np.asarray(planned[name].indices, dtype="int64")[
+                    chunk.start : chunk.start + chunk.size
+                ]
+            else:
+                pool = pools(declaration.table, declaration.carry)
+                _require(pool)
+                (key,) = _keys(chunk, name, 1)
+                index = columns.picks(columns.uniforms(key, 0, chunk.size), len(pool))
             frame.columns[name] = index
             frame.parents[name] = pool
             texts.append(columns.column_text("int", pool.id_array()[index]))
@@ -174,13 +199,17 @@ def render_columns(chunk: Chunk, pools: PoolSource) -> Rendered:
     return "\n".join(lines).encode(), sorted(frame.used.items())
 
 
-def render_counter_rows(chunk: Chunk, pools: PoolSource) -> Rendered:
+def render_counter_rows(
+    chunk: Chunk, pools: PoolSource, planned: Mapping[str, Planned] | None = None
+) -> Rendered:
     """The same rows as :func:`render_columns`, one at a time in pure Python."""
     factory = factory_for(chunk.table)
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
-    plan = []
+    plan: list[tuple[str, Any, list[int]]] = []
     for name, kind, declaration in factory._plan():
-        if kind is Parent:
+        if planned and name in planned:
+            plan.append((name, planned[name], []))
+        elif kind is Parent:
             pool = pools(declaration.table, declaration.carry)
             _require(pool)
             plan.append((name, pool, _keys(chunk, name, 1)))
@@ -197,6 +226,8 @@ def render_counter_rows(chunk: Chunk, pools: PoolSource) -> Rendered:
             us = [uniform(k, i) for k in keys]
             if isinstance(source, columns.Gen):
                 row[name] = source.one(ctx, us, view)
+            elif isinstance(source, Planned):
+                row[name] = source(chunk.start + i)
             else:
                 row[name] = source.ref(pick(us[0], len(source)))
         lines.append("\t".join([_FORMATS[type(row[c])](row[c]) for c in names]))

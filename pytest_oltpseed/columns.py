@@ -450,6 +450,21 @@ class Int(Gen):
         return self._table[picks(us[0], self.high - self.low + 1)]
 
 
+class Digits(Gen):
+    """``width`` random decimal digits (a card or account number)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.space = 10**width
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return f"{int(us[0] * self.space):0{self.width}d}"
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        numbers = (us[0] * float(self.space)).astype(np.int64).astype(str)
+        return np.strings.zfill(numbers, self.width).astype(object)
+
+
 class Chance(Gen):
     """``then`` with probability ``p``, else ``other`` (same later draws)."""
 

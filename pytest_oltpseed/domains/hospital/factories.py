@@ -22,6 +22,7 @@ from pytest_oltpseed.columns import (
     Choice,
     Day,
     DayStart,
+    Digits,
     EndAfter,
     Flag,
     Indexed,
@@ -177,13 +178,8 @@ class PacienteConvenio(SQLFactory):
 
     paciente_id = Parent("pacientes", where=_patients_with_room)
     convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)
-    numero_carteira = Col(lambda g, r: f"{int(g.rng.random() * 10**15):015d}")
-    validade = Col(
-        lambda g, r: g.day(
-            g.as_of.date() + timedelta(days=30),
-            g.as_of.date() + timedelta(days=3 * 365),
-        )
-    )
+    numero_carteira = Col(Digits(15))
+    validade = Col(Day(30, 3 * 365))
 
 
 _SINCE_CADASTRO = Moment(
