@@ -113,7 +113,7 @@ def render(
     """
     factory = factory_for(chunk.table)
     planned = dict(positional or {})
-    if columnar(chunk.table) and all(isinstance(p, Planned) for p in planned.values()):
+    if counter_based(chunk.table, positional):
         if columns.fast_enabled(chunk.stage_rows):
             return render_columns(chunk, pools, planned)  # type: ignore[arg-type]
         return render_counter_rows(chunk, pools, planned)  # type: ignore[arg-type]
@@ -153,6 +153,19 @@ def columnar(table: str) -> bool:
         kind is Parent or (kind.__name__ == "Col" and isinstance(d.fn, columns.Gen))
         for _, kind, d in factory._plan()
     )
+
+
+def counter_based(table: str, positional: Positional | None) -> bool:
+    """Whether a stage's rows come from the counter-based streams."""
+    planned = (positional or {}).values()
+    return columnar(table) and all(isinstance(p, Planned) for p in planned)
+
+
+def column_wise(table: str, count: int, positional: Positional | None) -> bool:
+    """Whether a stage of ``count`` rows will be generated with NumPy: then
+    forking workers costs more than it saves (generation takes ~1-4 us a row
+    and the server needs the other core)."""
+    return counter_based(table, positional) and columns.fast_enabled(count)
 
 
 def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:

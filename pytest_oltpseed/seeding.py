@@ -312,7 +312,12 @@ class Seeder:
         chunks of COPY text, from workers when it is large."""
         parts = chunks.plan_chunks(stage.table, count, self.seed, self.as_of)
         writer = _Writer(self.conn, stage)
-        if self.workers > 0 and count >= PARALLEL_AT and _CAN_FORK:
+        if (
+            self.workers > 0
+            and count >= PARALLEL_AT
+            and _CAN_FORK
+            and not chunks.column_wise(stage.table, count, positional)
+        ):
             chunks.STAGE_POOLS.clear()
             for name, kind, declaration in stage.factory._plan():
                 if kind is Parent and name not in (positional or {}):

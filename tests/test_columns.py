@@ -106,7 +106,7 @@ def _seed(server: ServerInfo, workers: int) -> dict[str, str]:
 def test_fast_path_equals_slow_path_with_and_without_workers(
     oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Column-wise in two forked workers == one row at a time in this process."""
+    """Column-wise == one row at a time, in this process or in two workers."""
     monkeypatch.setattr(seeding, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
     monkeypatch.setattr(columns, "FAST_AT", 1_000)  # MEDIUM stages go column-wise
     rendered: list[str] = []
@@ -117,17 +117,13 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
         return real_columns(chunk, *args)
 
     monkeypatch.setattr(chunks, "render_columns", spy)
-    monkeypatch.setenv("OLTPSEED_FAST", "1")
-    fast = _seed(oltp_server, workers=2)
     monkeypatch.setenv("OLTPSEED_FAST", "0")
+    slow_forked = _seed(oltp_server, workers=2)  # one row at a time, 2 workers
     slow = _seed(oltp_server, workers=0)
-    assert fast == slow
-    # the in-process MEDIUM chunks (2000 pacientes, 4000 consultas, 3500 exames,
-    # 1200 internacoes) went column-wise
-    # (the forked workers' spy calls are not seen here)
-    monkeypatch.setattr(seeding, "PARALLEL_AT", 10**9)
     monkeypatch.setenv("OLTPSEED_FAST", "1")
-    assert _seed(oltp_server, workers=0) == slow
+    fast = _seed(oltp_server, workers=2)  # column-wise stages stay in process
+    assert slow_forked == slow
+    assert fast == slow
     assert set(rendered) >= {
         "pacientes",
         "pacientes_convenios",
