@@ -103,7 +103,8 @@ DryRunOption = Annotated[
 
 
 def _say(line: str) -> None:
-    err.print(f"oltpseed: {line}", soft_wrap=True)
+    # markup off: a line may quote brackets ("[ui]", a conninfo) that rich eats
+    err.print(f"oltpseed: {line}", soft_wrap=True, markup=False)
 
 
 def _version(value: bool) -> None:
@@ -1057,5 +1058,5 @@ def _usage_failed(exc: typer.TyperException) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"oltpseed: error: {message}", soft_wrap=True)
+    err.print(f"oltpseed: error: {message}", soft_wrap=True, markup=False)
     sys.exit(code)

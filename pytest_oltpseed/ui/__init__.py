@@ -14,6 +14,7 @@ import socket
 import threading
 import webbrowser
 from collections.abc import Callable
+from typing import Any
 
 from pytest_oltpseed import db
 from pytest_oltpseed.config import load_settings
@@ -87,13 +88,25 @@ def serve(
         timeout_graceful_shutdown=2,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    show_url(url)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # the URL only once it answers
+                show_url(url)
+                if open_browser:
+                    threading.Timer(0.2, webbrowser.open, args=(url,)).start()
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            hub.close()  # end the live feeds so the shutdown need not cut them
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     if (refused := hub.guard()) is not None:
         say(f"writing disabled: {refused}")
-    if open_browser:
-        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled: stopping is the normal end
     finally:
         hub.shutdown(say)

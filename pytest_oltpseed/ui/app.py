@@ -72,8 +72,10 @@ def create_app(hub: Hub, token: str) -> Starlette:
     async def events(request: Request) -> Response:
         async def feed() -> AsyncIterator[str]:
             seen = -1
-            while not await request.is_disconnected():
+            while not hub.closing and not await request.is_disconnected():
                 version = await asyncio.to_thread(hub.wait_change, seen, HEARTBEAT_S)
+                if hub.closing:
+                    break
                 if version == seen:
                     yield ": keep-alive\n\n"
                     continue

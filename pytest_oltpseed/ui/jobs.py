@@ -217,6 +217,7 @@ class Hub:
         self.check: dict[str, Any] | None = None
         self.preflight: list[dict[str, Any]] | None = None
         self.error = ""
+        self.closing = False  # set on Ctrl-C: live feeds end, work is stopped
         self._children: dict[str, Child] = {}
         self._threads: list[threading.Thread] = []
 
@@ -247,6 +248,12 @@ class Hub:
         with self.lock:
             self.version += 1
             self.changed.notify_all()
+
+    def close(self) -> None:
+        """Let every live feed end now (the server is shutting down)."""
+        with self.lock:
+            self.closing = True
+        self._touch()
 
     def wait_change(self, seen: int, timeout: float) -> int:
         with self.changed:
