@@ -33,6 +33,7 @@ from pytest_oltpseed.ui.jobs import Hub, SeedForm, StreamForm
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
 HEARTBEAT_S = 5.0
+FEED_GAP_S = 0.25  # at most four updates a second per tab
 
 
 def create_app(hub: Hub, token: str) -> Starlette:
@@ -81,6 +82,7 @@ def create_app(hub: Hub, token: str) -> Starlette:
                     continue
                 seen = version
                 yield f"data: {json.dumps(hub.snapshot())}\n\n"
+                await asyncio.sleep(FEED_GAP_S)  # coalesce bursts of changes
 
         return StreamingResponse(
             feed(), media_type="text/event-stream", headers=_NO_STORE

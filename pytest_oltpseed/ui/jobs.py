@@ -30,8 +30,9 @@ from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
 
 SLOT = "oltpseed_ui"  # the UI's own slot and publication: never a user's
-SAMPLE_S = 0.5  # how often a running stream's report is read
-MAX_SAMPLES = 600  # five minutes of chart at SAMPLE_S
+SAMPLE_S = 1.0  # how often a running stream's report is read (and written)
+RATE_WINDOW_S = 3.0  # events/s over this window
+MAX_SAMPLES = 300  # five minutes of chart at SAMPLE_S
 SEED_LINE = "seed: "
 
 
@@ -475,12 +476,12 @@ class Hub:
             self._children["stream"] = child
         self._set_stream(status="running")
         started = time.monotonic()
-        previous: tuple[float, int] | None = None
+        history: list[tuple[float, int]] = []
         while child.proc.poll() is None:
             time.sleep(SAMPLE_S)
-            previous = self._sample(report, form.cdc, started, previous)
+            self._sample(report, form.cdc, started, history)
         code = child.wait()
-        self._sample(report, form.cdc, started, previous)
+        self._sample(report, form.cdc, started, history)
         ledger = _read(report)
         error = child.error() if code not in (0, 130) else ""
         self._set_stream(
@@ -526,28 +527,38 @@ class Hub:
         report: Path,
         with_slot: bool,
         started: float,
-        previous: tuple[float, int] | None,
-    ) -> tuple[float, int] | None:
-        """One point of the charts, from the report the stream keeps writing."""
+        history: list[tuple[float, int]],
+    ) -> None:
+        """One point of the charts, from the report the stream keeps writing.
+
+        events/s is taken over the last RATE_WINDOW_S: the report is rewritten
+        on the stream's own clock, so two reads in a row may see the same one.
+        """
         document = _read(report)
         if document is None:
-            return previous
+            return
         now = time.monotonic()
         committed = int(document["events"]["committed"])
-        rate = 0.0
-        if previous is not None and now > previous[0]:
-            rate = (committed - previous[1]) / (now - previous[0])
+        history.append((now, committed))
+        while len(history) > 2 and now - history[1][0] >= RATE_WINDOW_S:
+            history.pop(0)
+        first_t, first_n = history[0]
+        rate = (committed - first_n) / (now - first_t) if now > first_t else 0.0
         wal = None
         if with_slot:
             with contextlib.suppress(Exception):
                 wal = self._retained_wal()
+        ops = {
+            op: sum(t[op] for t in document["tables"].values())
+            for op in ("insert", "update", "delete")
+        }
         point = {
             "t": round(now - started, 2),
             "events_per_s": round(rate, 1),
             "committed": committed,
             "latency": document["latency_ms"],
             "lag": document["lag_ms"],
-            "tables": document["tables"],
+            "ops": ops,
             "wal_bytes": wal,
         }
         with self.lock:
@@ -558,7 +569,6 @@ class Hub:
             self.stream["wal_bytes"] = wal
             self.stream["paused"] = self.settings.stream.pause_file.exists()
         self._touch()
-        return now, committed
 
     def _set_stream(self, **values: Any) -> None:
         with self.lock:

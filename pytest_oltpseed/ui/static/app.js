@@ -97,16 +97,24 @@ function chart(id, series, unit) {
     series.map((s) => `${s.name} ${fmt(s.points.length ? s.points[s.points.length - 1][1] : 0)}${unit || ""}`).join(", ")}`);
 }
 
+// one row's inserts/updates/deletes as a stacked bar, scaled to the widest row
+function bar(values, widest) {
+  let x = 0, html = "";
+  values.forEach((v, i) => {
+    const w = (v / widest) * 200;
+    html += `<rect x="${x.toFixed(1)}" y="2" width="${w.toFixed(1)}" height="10" fill="${COLORS[i]}"/>`;
+    x += w;
+  });
+  return `<svg class="bar" viewBox="0 0 200 14" role="img" aria-label="${values.join(" / ")}">${html}</svg>`;
+}
+
 function renderStream(s) {
   const samples = s.samples || [];
   chart("chart-rate", [{ name: "events/s", points: samples.map((p) => [p.t, p.events_per_s]) }]);
   chart("chart-latency", ["p50", "p95", "p99"].map((k) => ({
     name: k, points: samples.map((p) => [p.t, p.latency[k] || 0]) })), " ms");
-  const last = samples.length ? samples[samples.length - 1] : null;
-  const names = last ? Object.keys(last.tables).filter((t) => {
-    const o = last.tables[t]; return o.insert + o.update + o.delete > 0; }) : [];
-  chart("chart-tables", names.map((t) => ({ name: t, points: samples.map((p) => {
-    const o = p.tables[t]; return [p.t, o.insert + o.update + o.delete]; }) })));
+  chart("chart-tables", ["insert", "update", "delete"].map((op) => ({
+    name: op + "s", points: samples.map((p) => [p.t, p.ops[op]]) })));
   chart("chart-wal", [{ name: "retained WAL", points: samples
     .filter((p) => p.wal_bytes !== null).map((p) => [p.t, p.wal_bytes]) }], " B");
 
@@ -120,7 +128,14 @@ function renderStream(s) {
   $("stream-status").textContent = status;
   if (ledger) {
     const tables = Object.entries(ledger.tables).filter(([, o]) => o.insert + o.update + o.delete > 0);
+    const widest = Math.max(1, ...tables.map(([, o]) => o.insert + o.update + o.delete));
     rows("ledger-table", tables, ([t, o]) => [t, fmt(o.insert), fmt(o.update), fmt(o.delete)]);
+    $("ledger-table").querySelectorAll("tbody tr").forEach((tr, i) => {
+      const o = tables[i][1];
+      const td = document.createElement("td");
+      td.innerHTML = bar([o.insert, o.update, o.delete], widest);
+      tr.append(td);
+    });
     const lat = ledger.latency_ms, lag = ledger.lag_ms;
     $("ledger-line").textContent = `skipped ${fmt(ledger.events.skipped)}, reconnects ` +
       `${ledger.reconnects}, lost batches ${ledger.lost.batches}, latency p50/p95/p99 ` +
