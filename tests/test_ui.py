@@ -280,6 +280,9 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
             )
             caption = by_id(browser, "verdict-caption").text
             summary = by_id(browser, "stream-summary").text
+            browser.execute_script(  # type: ignore[attr-defined]
+                "arguments[0].scrollIntoView()", by_id(browser, "stream-summary")
+            )
             shot(browser, "ui-verdict.png")
             code, report = ui.get("api/report")
         with psycopg.connect(dsn) as conn:
@@ -305,10 +308,15 @@ def test_app_env_prod_disables_writing_unless_forced(
             for b in ("seed-button", "start-button", "stop-button", "pause-button")
         }
         assert by_id(browser, "plan-button").is_enabled()  # reading stays
+        by_id(browser, "preflight-button").click()
+        preflight = wait_for(
+            lambda: cell_texts(browser, "preflight-table"), what="the preflight"
+        )
         shot(browser, "ui-prod.png")
         code, body = _request(ui.url + "api/seed", b'{"profile": "SMALL"}')
     assert "APP_ENV=PROD is production-like" in guard
     assert all(disabled.values()), disabled
+    assert preflight["wal_level = logical"][1] == "ok"
     assert code == 403 and "FORCE_SEED=true or pass --force" in body
     with serve(database, env, tmp_path, "--force") as forced:
         assert forced.state()["guard"] is None
@@ -335,3 +343,39 @@ def test_ctrl_c_stops_the_stream_and_prints_its_summary(
     assert "stopping the running stream (SIGINT)" in err
     assert "stream stopped:" in err
     assert "Traceback" not in err
+
+
+def test_forms_map_onto_the_cli_options_and_custom_counts(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.errors import UsageError
+    from pytest_oltpseed.ui import is_loopback
+    from pytest_oltpseed.ui.jobs import Hub, SeedForm, StreamForm
+
+    for key in list(os.environ):
+        if key not in cli_env:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("OLTPSEED_CONFIG_DIR", cli_env["OLTPSEED_CONFIG_DIR"])
+    form = SeedForm.parse(
+        {"profile": "custom", "domain": "hospital", "custom": {"pacientes": "7"}}
+    )
+    assert form.env() == {"SEED_PACIENTES": "7"}
+    hub = Hub(load_settings(), "host=127.0.0.1 dbname=x password=s3cret", force=False)
+    plan = {row["table"]: row["rows"] for row in hub.plan(form)}
+    assert plan["pacientes"] == 7 and plan["medicos"] == 200  # MEDIUM's otherwise
+    assert "s3cret" not in json.dumps(hub.snapshot())
+    stream = StreamForm.parse(
+        {"interval": "0.5", "batch_size": "10", "rate": "", "weights": "sale=0"}
+    )
+    assert stream.args(tmp_path / "r.json") == [
+        "--domain", "all", "--interval", "0.5", "--jitter-ms", "400",
+        "--batch-size", "10", "--weights", "sale=0",
+        "--report", str(tmp_path / "r.json"), "--progress", "1",
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match="batch size"):
+        StreamForm.parse({"batch_size": "0"})
+    with pytest.raises(UsageError):
+        SeedForm.parse({"seed_random": "-1"})
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")

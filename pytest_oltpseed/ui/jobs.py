@@ -242,7 +242,8 @@ class Hub:
                 "check": self.check,
                 "preflight": self.preflight,
                 "error": self.error,
-                "tables": {d.name: list(d.tables) for d in select("all")},
+                # CUSTOM's fields: the tables SEED_<TABLE> can set, MEDIUM's counts
+                "custom": {d.name: d.volumes["MEDIUM"] for d in select("all")},
             }
 
     def _touch(self) -> None:

@@ -218,17 +218,17 @@ function render(next) {
   const pre = state.preflight || [];
   rows("preflight-table", pre, (c) => [c.name, c.ok === true ? "ok" : c.ok === false ? "MISSING" : "note",
     c.detail, c.fix], (c) => c.ok === false);
-  if (!$("custom-fields").children.length && state.tables) customFields(state.tables);
+  if (!$("custom-fields").children.length && state.custom) customFields(state.custom);
 }
 
-function customFields(tables) {
+function customFields(volumes) {
   const box = $("custom-fields");
-  for (const [domain, names] of Object.entries(tables)) {
-    for (const t of names) {
+  for (const [domain, counts] of Object.entries(volumes)) {
+    for (const [t, medium] of Object.entries(counts)) {
       const label = document.createElement("label");
       label.textContent = `${domain}: ${t} `;
       const input = document.createElement("input");
-      Object.assign(input, { type: "number", min: "0", name: "" });
+      Object.assign(input, { type: "number", min: "0", name: "", placeholder: medium });
       input.dataset.table = t;
       label.append(input);
       box.append(label);
