@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -628,6 +629,11 @@ class Hub:
         for child in self._children.values():
             if child.proc.poll() is None:
                 child.interrupt()
+        reports = sorted(self.workdir.glob("*.json"))
+        if reports:
+            say(f"stream reports kept in {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _read(path: Path) -> dict[str, Any] | None:
