@@ -8,6 +8,7 @@ session's server; the browser clicks what a user would click. Set
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import select
@@ -32,6 +33,11 @@ from tests.conftest import run_cli, scratch_database
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SHOTS = os.environ.get("OLTPSEED_UI_SHOTS")
+needs_ui = pytest.mark.skipif(
+    importlib.util.find_spec("starlette") is None
+    or importlib.util.find_spec("uvicorn") is None,
+    reason="the [ui] extra is not installed: pip install 'pytest-oltpseed[ui]'",
+)
 
 
 @dataclass
@@ -154,6 +160,7 @@ def cell_texts(driver: object, table_id: str) -> dict[str, list[str]]:
     return found
 
 
+@needs_ui
 def test_requests_without_the_token_are_refused(
     database: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -165,9 +172,13 @@ def test_requests_without_the_token_are_refused(
         assert _request(base + "/api/seed", b"{}")[0] == 403
         assert ui.get("api/state")[0] == 200
         assert "postgresql://" not in ui.state()["target"]
+        ui.post("api/stream/start", {"weights": "nosuch=1", "cdc": False})
+        error = wait_for(lambda: ui.state()["error"], what="the error line")
+        assert ui.state()["stream"]["status"] == "failed"
         ui.proc.send_signal(signal.SIGINT)
         _, err = ui.proc.communicate(timeout=30)
     assert "warning: --host 0.0.0.0 is not loopback" in err
+    assert "nosuch" in error and "\n" not in error and "Traceback" not in error
     assert "Traceback" not in err
 
 
@@ -186,6 +197,7 @@ def test_without_the_extra_one_line_tells_how_to_install(
     ]
 
 
+@needs_ui
 def test_seed_small_from_the_page_shows_counts_and_check(
     browser: object, database: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -219,6 +231,7 @@ def test_seed_small_from_the_page_shows_counts_and_check(
     assert plan["pacientes"][6] == ""  # a dry run wrote nothing
 
 
+@needs_ui
 def test_stream_charts_grow_pause_resume_stop_and_verify(
     browser: object,
     oltp_server: ServerInfo,
@@ -296,6 +309,7 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
     assert slots == (0,)  # verify released the slot
 
 
+@needs_ui
 def test_app_env_prod_disables_writing_unless_forced(
     browser: object, database: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -323,6 +337,7 @@ def test_app_env_prod_disables_writing_unless_forced(
         assert forced.state()["forced"] is True
 
 
+@needs_ui
 def test_ctrl_c_stops_the_stream_and_prints_its_summary(
     oltp_server: ServerInfo, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -345,6 +360,7 @@ def test_ctrl_c_stops_the_stream_and_prints_its_summary(
     assert "Traceback" not in err
 
 
+@needs_ui
 def test_forms_map_onto_the_cli_options_and_custom_counts(
     cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -113,6 +113,8 @@ function renderStream(s) {
   chart("chart-rate", [{ name: "events/s", points: samples.map((p) => [p.t, p.events_per_s]) }]);
   chart("chart-latency", ["p50", "p95", "p99"].map((k) => ({
     name: k, points: samples.map((p) => [p.t, p.latency[k] || 0]) })), " ms");
+  chart("chart-lag", ["p50", "p95", "p99"].map((k) => ({
+    name: k, points: samples.map((p) => [p.t, p.lag[k] || 0]) })), " ms");
   chart("chart-tables", ["insert", "update", "delete"].map((op) => ({
     name: op + "s", points: samples.map((p) => [p.t, p.ops[op]]) })));
   chart("chart-wal", [{ name: "retained WAL", points: samples
