@@ -275,6 +275,15 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
                 lambda: ui.state()["stream"]["ledger"]["events"]["committed"] > held,
                 what="the stream to go on after resume",
             )
+            first_tab = browser.current_window_handle  # type: ignore[attr-defined]
+            browser.switch_to.new_window("tab")  # type: ignore[attr-defined]
+            browser.get(ui.url)  # type: ignore[attr-defined]
+            run = ui.state()["stream"]["ledger"]["run_id"]
+            wait_for(lambda: run in by_id(browser, "stream-status").text)
+            assert by_id(browser, "stream-interval").get_attribute("value") == "0.2"
+            browser.close()  # type: ignore[attr-defined]
+            browser.switch_to.window(first_tab)  # type: ignore[attr-defined]
+            assert run in by_id(browser, "stream-status").text
             browser.get("about:blank")  # the tab closes; the stream goes on
             gone = ui.state()["stream"]["ledger"]["events"]["committed"]
             browser.get(ui.url)  # type: ignore[attr-defined]

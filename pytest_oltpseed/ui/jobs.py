@@ -470,8 +470,14 @@ class Hub:
             with self.lock:
                 self._children["cdc"] = start
             if start.wait() != 0:
-                self._set_stream(status="failed", error=start.error())
-                self.fail(start.error())
+                error = start.error()
+                if "already exists" in error:  # left by a UI that was killed
+                    error += (
+                        f"; the UI's own: oltpseed cdc stop --slot {SLOT} "
+                        f"--publication {SLOT}"
+                    )
+                self._set_stream(status="failed", error=error)
+                self.fail(error)
                 return
         child = Child.start("stream", ["stream", *form.args(report)], env)
         with self.lock:

@@ -194,8 +194,20 @@ function renderSeed(state) {
   }
 }
 
+// a page opened while work runs shows the options that work was started with
+function fillForm(form, values) {
+  for (const el of form.elements) {
+    if (!el.name || !(el.name in values) || values[el.name] === null) continue;
+    if (el.type === "checkbox") el.checked = Boolean(values[el.name]);
+    else el.value = values[el.name];
+  }
+}
+
 function render(next) {
+  const first = state === null;
   state = next;
+  if (first && state.stream.form) fillForm($("stream-form"), state.stream.form);
+  if (first && state.seed.form) fillForm($("seed-form"), state.seed.form);
   $("target").textContent = state.target + (state.embedded ? " (embedded server)" : "");
   $("app-env").textContent = state.app_env + (state.forced ? " (forced)" : "");
   const guard = $("guard");
