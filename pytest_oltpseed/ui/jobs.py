@@ -358,7 +358,7 @@ class Hub:
                 "ok": covered.problem is None and all(f.ok for f in findings),
                 "problem": covered.problem,
                 "notes": list(covered.skipped),
-                "rules": [dataclasses.asdict(f) for f in findings],
+                "rules": [{**dataclasses.asdict(f), "ok": f.ok} for f in findings],
             }
         self._touch()
 

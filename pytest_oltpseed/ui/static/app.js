@@ -58,6 +58,7 @@ function rows(table, items, cells, bad) {
     for (const value of cells(item)) {
       const td = document.createElement("td");
       td.textContent = value;
+      if (/^[-–\d,.]*$/.test(String(value))) td.className = "num";
       tr.append(td);
     }
     tbody.append(tr);
