@@ -978,7 +978,7 @@ def ui(
     dsn: DsnOption = None,
     force: ForceOption = False,
 ) -> None:
-    """Serve a local page to seed, stream, watch and verify (needs the [ui] extra)."""
+    """Serve a local page to seed, stream, watch and verify (needs the ui extra)."""
     from pytest_oltpseed import ui as web
 
     web.serve(

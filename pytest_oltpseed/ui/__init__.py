@@ -83,7 +83,7 @@ def serve(
         create_app(hub, token),
         host=host,
         port=chosen,
-        log_level="warning",
+        log_level="error",
         access_log=False,
         timeout_graceful_shutdown=2,
         lifespan="off",

@@ -288,6 +288,11 @@ class Hub:
             raise GuardrailRefused(refused)
 
     def _busy(self) -> None:
+        """One seed or stream at a time (a stream's slot and its report are one)."""
+        if self.seed.get("status") == "running":
+            raise OltpseedError("a seed is still running; wait for it")
+        if self.stream.get("status") in ("starting", "running", "verifying"):
+            raise OltpseedError("a stream is still running; stop it first")
         for child in self._children.values():
             if child.proc.poll() is None:
                 raise OltpseedError(f"{child.name} is still running; wait or stop it")
