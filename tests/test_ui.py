@@ -81,7 +81,7 @@ def serve(dsn: str, env: dict[str, str], cwd: Path, *args: str) -> Iterator[Ui]:
     """A running ``oltpseed ui`` on ``dsn``; SIGINT and a wait afterwards."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest_oltpseed", "ui", *args],
-        env={**env, "DATABASE_URL": dsn},
+        env={**env, "DATABASE_URL": dsn, "TMPDIR": str(cwd)},  # its reports
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
