@@ -33,7 +33,20 @@ def test_uniform_stream_is_the_same_in_python_and_numpy() -> None:
 
 def test_generators_map_arrays_as_they_map_values() -> None:
     """Each generator's column form equals its value form, draw for draw."""
+    assert columns.load_numpy()
     frame = columns.Frame(datetime(2025, 1, 1), 2000, None)
+    # patients registered before and after the as-of (a stream's patient): the
+    # agendada bound is the patient's own now
+    cadastros = [datetime(2024, 6, 1), datetime(2025, 1, 1), datetime(2025, 3, 1)]
+
+    class Pool:
+        @staticmethod
+        def seconds(column: str) -> Any:
+            assert column == "data_cadastro"
+            return np.array([columns.to_seconds(c) for c in cadastros])
+
+    frame.parents["paciente_id"] = Pool()
+    frame.columns["paciente_id"] = np.arange(2000) % len(cadastros)
     us = [columns.uniforms(columns.stream_key("t", j), 0, 2000) for j in range(3)]
     weighted = columns.Weighted(h.STATUS_CONSULTA)
     status = weighted.many(frame, us)
@@ -48,6 +61,10 @@ def test_generators_map_arrays_as_they_map_values() -> None:
     class Ctx:
         as_of = datetime(2025, 1, 1)
 
+        @staticmethod
+        def parent(index: int, table: str) -> dict[str, datetime]:
+            return {"data_cadastro": cadastros[index]}
+
     for gen in gens:
         many = gen.many(frame, us[: gen.draws])
         if gen.kind == "timestamp":
@@ -57,10 +74,11 @@ def test_generators_map_arrays_as_they_map_values() -> None:
 
         class Row:
             status = None
+            paciente_id = 0
 
         ones = []
         for i in range(2000):
-            Row.status = status[i]
+            Row.status, Row.paciente_id = status[i], i % len(cadastros)
             ones.append(gen.one(Ctx, [u[i] for u in us[: gen.draws]], Row))
         assert many == ones, gen
 
