@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_oltpseed import cdc, db, seeding, validators
-from pytest_oltpseed import stream as streaming
+from pytest_oltpseed import cdc, db, pausing, seeding, validators
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
@@ -210,6 +209,7 @@ class Hub:
         self.conninfo = conninfo
         self.force = force
         self.workdir = Path(tempfile.mkdtemp(prefix="oltpseed-ui-"))
+        self._pause_path: Path | None = None  # the database's pause sentinel
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.version = 0
@@ -580,7 +580,7 @@ class Hub:
             del samples[:-MAX_SAMPLES]
             self.stream["ledger"] = document
             self.stream["wal_bytes"] = wal
-            self.stream["paused"] = self.settings.stream.pause_file.exists()
+            self.stream["paused"] = self._sentinel().exists()
         self._touch()
 
     def _set_stream(self, **values: Any) -> None:
@@ -588,15 +588,26 @@ class Hub:
             self.stream.update(values)
         self._touch()
 
+    def _sentinel(self) -> Path:
+        """The pause sentinel ``oltpseed pause`` uses for the target database
+        (``--pause-file``/``STREAM_PAUSE_FILE`` when set), found once."""
+        explicit = self.settings.stream.pause_file
+        if explicit is not None:
+            return explicit
+        if self._pause_path is None:
+            with db.connect(self.conninfo, self.settings, autocommit=True) as conn:
+                self._pause_path = pausing.database_sentinel(conn)
+        return self._pause_path
+
     def pause(self) -> None:
         """``oltpseed pause``: the same sentinel every running stream obeys."""
         self._writing()
-        streaming.pause(self.settings.stream.pause_file)
+        pausing.pause(self._sentinel())
         self._set_stream(paused=True)
 
     def resume(self) -> None:
         """``oltpseed resume``."""
-        streaming.resume(self.settings.stream.pause_file)
+        pausing.resume(self._sentinel())
         self._set_stream(paused=False)
 
     def stop_stream(self) -> bool:
