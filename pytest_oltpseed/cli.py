@@ -555,6 +555,14 @@ def stream(
         Path | None,
         typer.Option("--report", help="Write the JSON ledger here on every exit path."),
     ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="Write one JSON line per committed row change here (run, batch, "
+            "xid, table, op, key), for `oltpseed cdc verify --changes`.",
+        ),
+    ] = None,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
@@ -571,7 +579,7 @@ def stream(
         _flag(
             "--verify-cdc",
             help="Capture the run through a logical slot, then reconcile it with "
-            "the report (exit 1 on a difference).",
+            "the report, and key by key with --changes (exit 1 on a difference).",
         ),
     ] = False,
     seed_random: Annotated[
@@ -600,6 +608,7 @@ def stream(
         duration=duration,
         max_events=max_events,
         report=report,
+        changes=changes,
         progress_s=progress,
         pause_file=pause_file,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
@@ -636,9 +645,12 @@ def stream(
                 streamer.run()
             finally:
                 _print_stream_summary(streamer)
-            _verify(
-                conn, streamer.report(), domains, captured.slot, captured.publication
-            )
+            ok = _verify(
+                conn, streamer.report(), domains, captured.slot,
+                captured.publication, changes=changes,
+            )  # fmt: skip
+        if not ok:
+            raise typer.Exit(1)
 
 
 def _print_stream_plan(
@@ -751,9 +763,11 @@ def cdc_preflight(
         str,
         typer.Option(
             "--publication",
-            help="The publication your connector uses (Debezium's default name).",
+            help="The publication your connector uses (default: the one "
+            "`oltpseed cdc start` creates; Debezium's own default is "
+            "dbz_publication).",
         ),
-    ] = "dbz_publication",
+    ] = cdc.PUBLICATION,
     as_json: Annotated[bool, _flag("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
@@ -817,8 +831,22 @@ def cdc_start(
 @cdc_app.command("verify")
 def cdc_verify(
     report: Annotated[
-        Path, typer.Option("--report", help="The JSON report of oltpseed stream.")
-    ],
+        Path | None,
+        typer.Option("--report", help="The JSON report of oltpseed stream."),
+    ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="The changes file of oltpseed stream --changes: verify key by key.",
+        ),
+    ] = None,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show", min=0, help="List the first N differences of each kind."
+        ),
+    ] = 10,
     domain: DomainOption = "all",
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
@@ -826,49 +854,147 @@ def cdc_verify(
     keep: Annotated[
         bool, _flag("--keep", help="Keep the slot and publication after.")
     ] = False,
+    consume: Annotated[
+        bool,
+        typer.Option(
+            "--consume",
+            help="Advance the slot past what was read (default: peek, the slot "
+            "keeps its changes).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, _flag("--json", help="Print the verdict as JSON.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
-    """Reconcile what the slot captured with a stream report; exit 1 on a difference."""
+    """Reconcile what the slot captured with a stream's report (per table and
+    operation) and/or its changes file (key by key); exit 1 on a difference.
+
+    Only oltpseed's own slot and publication are consumed or dropped (exit 3
+    otherwise); nothing is dropped when the verification could not run.
+    """
     domains = select(domain)
-    try:
-        document = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read --report {report}: {exc}") from None
-    settings = load_settings(dsn=dsn)
-    with db.session(settings, _say, autocommit=True) as conn:
+    if report is None and changes is None:
+        raise UsageError("nothing to verify against: give --report, --changes or both")
+    document: dict[str, Any] | None = None
+    if report is not None:
         try:
-            _verify(conn, document, domains, slot, publication, as_json=as_json)
-        finally:
-            if not keep:
-                cdc.drop(conn, slot=slot, publication=publication)
+            document = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --report {report}: {exc}") from None
+        cdc.parse_report(document or {})  # exit 2 before touching the slot
+    writes = consume or not keep
+    if writes:
+        what = "consume" if consume else "drop"
+        settings = _writing_settings(
+            f"{what} replication slot {slot} (--keep without --consume only reads)",
+            dsn,
+            force,
+            False,
+        )
+    else:
+        settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        if writes:  # refuse someone else's slot before reading anything
+            cdc.claim(conn, slot, publication, "consume" if consume else "drop")
+        ok = _verify(
+            conn, document, domains, slot, publication, as_json=as_json,
+            consume=consume, changes=changes, show=show,
+        )  # fmt: skip
+        if not keep:  # the verification ran: its capture has served
+            cdc.drop(conn, slot=slot, publication=publication)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _verify(
     conn: psycopg.Connection,
-    document: dict[str, Any],
+    document: dict[str, Any] | None,
     domains: list[Domain],
     slot: str,
     publication: str,
     *,
     as_json: bool = False,
-) -> None:
+    consume: bool = False,
+    changes: Path | None = None,
+    show: int = 10,
+) -> bool:
+    """Verify and print the verdict; whether it passed."""
     done = cdc.verify(
-        conn, document, tables_of(domains), slot=slot, publication=publication
+        conn,
+        document,
+        tables_of(domains),
+        slot=slot,
+        publication=publication,
+        consume=consume,
+        changes=changes,
+        show=show,
     )
     if as_json:
-        out.print_json(json.dumps(done.verdict.as_dict()))
+        shown: dict[str, Any] = done.verdict.as_dict() if done.verdict else {}
+        if done.keys is not None:
+            shown["keys"] = done.keys.as_dict()
+        shown["ok"] = done.ok
+        out.print_json(json.dumps(shown))
     else:
-        _print_verdict(done.verdict)
+        if done.verdict is not None:
+            _print_verdict(done.verdict)
+        if done.keys is not None:
+            _print_keys(done.keys, show)
         out.print(
             f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
             f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
         )
-    if document.get("cdc_tagged") is False:
+    if document is not None and document.get("cdc_tagged") is False:
         _say("warning: the stream did not tag its batches (wal_level was not logical)")
-    if not done.verdict.ok:
-        raise typer.Exit(1)
+    return done.ok
+
+
+def _print_keys(keys: cdc.KeyVerdict, show: int) -> None:
+    table = Table(
+        title="cdc verify, key by key: "
+        + (
+            f"all {keys.expected:,} expected changes seen once, in order"
+            if keys.ok
+            else "DIFFERENCES"
+        ),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "seen", "missing", "duplicated", "extra",
+               "reordered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for line in keys.lines:
+        table.add_row(
+            line.table,
+            line.op,
+            *(
+                f"{n:,}"
+                for n in (
+                    line.expected,
+                    line.seen,
+                    line.missing,
+                    line.duplicate,
+                    line.extra,
+                    line.reordered,
+                )
+            ),
+            style=None if line.ok else "bold red",
+        )
+    out.print(table)
+    for kind, found in keys.issues.items():
+        total = keys.totals[kind]
+        out.print(f"{kind}: {total:,}" + (f" (first {len(found)})" if show else ""))
+        for issue in found:
+            times = f" x{issue.times}" if issue.times > 1 else ""
+            batch = f"batch {issue.batch}" if issue.batch is not None else "untagged"
+            out.print(
+                f"  {issue.table} {issue.op} {json.dumps(issue.key, default=str)} "
+                f"{batch} xid {issue.xid}{times}",
+                soft_wrap=True,
+            )
 
 
 def _print_verdict(verdict: cdc.Verdict) -> None:
@@ -877,7 +1003,7 @@ def _print_verdict(verdict: cdc.Verdict) -> None:
         + ("every committed change captured once" if verdict.ok else "DIFFERENCES"),
         title_justify="left",
     )
-    for column in ("table", "op", "report", "captured", "out of band", ""):
+    for column in ("table", "op", "report", "captured", "out of band", "note"):
         table.add_column(
             column, justify="left" if column in ("table", "op") else "right"
         )
@@ -924,9 +1050,11 @@ def cdc_stop(
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
     publication: PublicationOption = cdc.PUBLICATION,
+    force: ForceOption = False,
 ) -> None:
-    """Drop the slot and the publication (a forgotten slot keeps WAL forever)."""
-    settings = load_settings(dsn=dsn)
+    """Drop oltpseed's slot and publication (a forgotten slot keeps WAL forever);
+    someone else's are refused (exit 3)."""
+    settings = _writing_settings(f"drop replication slot {slot}", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
     out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")

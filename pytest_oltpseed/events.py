@@ -417,6 +417,8 @@ class StreamContext(Context):
         """Forget an event rolled back to its savepoint; keep the batch's others."""
         assert self.ledger is not None
         del self.ledger[mark[0] :]
+        if self.keyed is not None:
+            del self.keyed[mark[0] :]
         del self._on_commit[mark[1] :]
         self.forget()
 
@@ -426,12 +428,16 @@ class StreamContext(Context):
         self._on_commit.clear()
         assert self.ledger is not None
         self.ledger.clear()
+        if self.keyed is not None:
+            self.keyed.clear()
 
     def rolled_back(self) -> None:
         """Forget what the rolled-back work taught us; keep allocated ids (unused)."""
         self._on_commit.clear()
         assert self.ledger is not None
         self.ledger.clear()
+        if self.keyed is not None:
+            self.keyed.clear()
         self.forget()
 
     def forget(self) -> None:

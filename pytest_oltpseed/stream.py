@@ -40,6 +40,7 @@ from psycopg import errors as pg_errors
 
 from pytest_oltpseed import logs, pausing
 from pytest_oltpseed.cdc import TAG
+from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
@@ -51,7 +52,7 @@ from pytest_oltpseed.events import (
     StreamContext,
     domain_warmers,
 )
-from pytest_oltpseed.factory import Statement
+from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.progress import Progress
@@ -137,6 +138,7 @@ class StreamOptions:
     duration: float | None = None
     max_events: int | None = None
     report: Path | None = None
+    changes: Path | None = None
     progress_s: float = 10.0
     pause_file: Path | None = None  # watched besides the database's own sentinel
     pause_home: Path | None = None  # where that one lives (None: the oltpseed home)
@@ -166,11 +168,11 @@ class StreamOptions:
 
     def outputs(self) -> dict[str, Path | None]:
         """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
-        return {"--report": self.report}
+        return {"--report": self.report, "--changes": self.changes}
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
-        for key in ("report", "pause_file", "pause_home", "floor"):
+        for key in ("report", "changes", "pause_file", "pause_home", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
         return shown
 
@@ -205,8 +207,13 @@ class Streamer:
         setup: Callable[[psycopg.Connection], Any] | None = None,
     ) -> None:
         """``setup`` runs once on the first connection (the CLI installs the
-        schema there), inside the run, so its failure still gets a report."""
+        schema there), inside the run, so its failure still gets a report.
+
+        ``options.changes`` is opened here, before anything is written: an
+        unwritable path is one line and exit 2. The run closes it.
+        """
         self.connect = connect
+        self.changes = ChangesWriter.open(options.changes) if options.changes else None
         self.setup = setup
         self.domains = list(domains)
         self.mix = mix
@@ -258,6 +265,8 @@ class Streamer:
                     pool_seed=self.options.pool_seed,
                     floor=self.options.floor,
                 )
+                if self.changes is not None:
+                    self.ctx.keyed = []  # the changed rows' ids, per write
                 self._resync()
                 self._warm()
                 level = self.conn.execute("SHOW wal_level").fetchone()
@@ -306,6 +315,8 @@ class Streamer:
             self.output.lines(self.totals, force=True)
             self._write_report()
             self._drop_connection()
+            if self.changes is not None:
+                self.changes.close()
 
     def _setup(self, setup: Callable[[psycopg.Connection], Any]) -> None:
         """Run ``setup`` (atomic), again after a deadlock with another stream's
@@ -557,10 +568,10 @@ class Streamer:
         COMMIT; with wal_level=logical the batch is also tagged in the WAL with
         the run id and its number, so ``oltpseed cdc verify`` can trace it."""
         assert self.conn is not None
+        self._batch_number += 1
         if not self.tagged:
             row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
         else:
-            self._batch_number += 1
             tag = json.dumps({"run": self.ledger.run_id, "batch": self._batch_number})
             row = self.conn.execute(
                 "SELECT pg_current_xact_id()::text, "
@@ -578,6 +589,7 @@ class Streamer:
             (t, op, n if isinstance(n, int) else max(n.rowcount, 0))
             for t, op, n in ctx.ledger
         ]
+        keys = None if ctx.keyed is None else changed_keys(ctx.ledger, ctx.keyed)
         settled = False
         try:
             conn.commit()
@@ -596,6 +608,10 @@ class Streamer:
         self.ledger.record_batch(
             changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
         )
+        if self.changes is not None and keys is not None:  # committed: write it
+            self.changes.write_batch(
+                self.ledger.run_id, self._batch_number, short_xid(xid), keys
+            )
         lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
         for lag in lags:
             self.ledger.lag.add(lag)
@@ -821,6 +837,16 @@ class Streamer:
                 "options": self.options.describe(),
                 "weights": {e.name: e.weight for e in self.mix.events},
                 "cdc_tagged": self.tagged,
+                **(
+                    {
+                        "changes": {
+                            "path": str(self.changes.path),
+                            "lines": self.changes.lines,
+                        }
+                    }
+                    if self.changes is not None
+                    else {}
+                ),
             }
         )
 

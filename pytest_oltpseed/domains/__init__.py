@@ -43,11 +43,6 @@ class Domain:
         return self.sql_dir / DROP_FILE
 
     @property
-    def sequences_table(self) -> str:
-        """Bookkeeping table of identifier indices (not business data, not counted)."""
-        return f"oltpseed_{self.name}_sequences"
-
-    @property
     def package(self) -> str:
         return f"{__name__}.{self.name}"
 
