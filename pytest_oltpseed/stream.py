@@ -20,6 +20,7 @@ second signal aborts at once: the open batch is rolled back (exit 130).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -44,7 +45,7 @@ from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
-from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
+from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError, UsageError
 from pytest_oltpseed.events import (
     Event,
     Mix,
@@ -149,6 +150,13 @@ class StreamOptions:
     seed: int = 0
     pool_seed: int = 0
     floor: datetime = DEFAULT_AS_OF
+    clients: int = 1  # concurrent worker processes (workers.py)
+    shard: tuple[int, int] | None = None  # (i, K): one of K independent streams
+
+    @property
+    def stamped(self) -> bool:
+        """Changes lines carry their commit time: the file will be merged."""
+        return self.clients > 1 or self.shard is not None
 
     @classmethod
     def from_settings(cls, stream: StreamSettings, **flags: Any) -> StreamOptions:
@@ -162,6 +170,7 @@ class StreamOptions:
             reconnect_max=stream.reconnect_max_seconds,
             reconnect_attempts=stream.reconnect_attempts,
             fail_fast=stream.fail_fast_on_critical,
+            clients=stream.clients,
         )
         given = {k: v for k, v in flags.items() if v is not None}
         return cls(**{**asdict(base), **given})
@@ -174,6 +183,7 @@ class StreamOptions:
         shown = asdict(self)
         for key in ("report", "changes", "pause_file", "pause_home", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
+        shown["shard"] = shard_label(self.shard) if self.shard else None
         return shown
 
 
@@ -205,6 +215,7 @@ class Streamer:
         options: StreamOptions,
         *,
         setup: Callable[[psycopg.Connection], Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
         """``setup`` runs once on the first connection (the CLI installs the
         schema there), inside the run, so its failure still gets a report.
@@ -220,7 +231,7 @@ class Streamer:
         self.options = options
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
-        self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
+        self.ledger = Ledger(self.tables, run_id=run_id or new_run_id(options.shard))
         self.rng = random.Random(options.seed)
         self.conn: psycopg.Connection | None = None
         self.ctx: StreamContext | None = None
@@ -237,6 +248,7 @@ class Streamer:
         self._pause_paths: list[Path] = []
         self._own: Counter[str] = Counter()  # rows added by our commits, per table
         self._recount = _Recount(connect, self.tables)
+        self.labels: dict[str, Any] = {}  # added to the report (a client's number)
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -591,6 +603,7 @@ class Streamer:
         ]
         keys = None if ctx.keyed is None else changed_keys(ctx.ledger, ctx.keyed)
         settled = False
+        at = time.time_ns() if self.options.stamped else None  # orders clients' files
         try:
             conn.commit()
             committed = True
@@ -610,7 +623,7 @@ class Streamer:
         )
         if self.changes is not None and keys is not None:  # committed: write it
             self.changes.write_batch(
-                self.ledger.run_id, self._batch_number, short_xid(xid), keys
+                self.ledger.run_id, self._batch_number, short_xid(xid), keys, at
             )
         lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
         for lag in lags:
@@ -838,6 +851,11 @@ class Streamer:
                 "weights": {e.name: e.weight for e in self.mix.events},
                 "cdc_tagged": self.tagged,
                 **(
+                    {"shard": shard_label(self.options.shard)}
+                    if self.options.shard
+                    else {}
+                ),
+                **(
                     {
                         "changes": {
                             "path": str(self.changes.path),
@@ -847,6 +865,7 @@ class Streamer:
                     if self.changes is not None
                     else {}
                 ),
+                **self.labels,
             }
         )
 
@@ -859,6 +878,39 @@ class Streamer:
             self.log.error(
                 "stream: cannot write report %s: %s", self.options.report, exc
             )
+
+
+def new_run_id(shard: tuple[int, int] | None = None) -> str:
+    """A run id; a shard's says which shard it is (``3f9c2a1b-s1of4``), so
+    ``cdc verify`` on merged files attributes each transaction to its shard."""
+    base = uuid.uuid4().hex[: 8 if shard else 12]
+    return f"{base}-s{shard[0]}of{shard[1]}" if shard else base
+
+
+def shard_label(shard: tuple[int, int]) -> str:
+    return f"{shard[0]}/{shard[1]}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/K`` (0 <= i < K) -> (i, K); one line (exit 2) otherwise."""
+    head, _, tail = text.partition("/")
+    try:
+        index, count = int(head), int(tail)
+    except ValueError:
+        index, count = -1, 0
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard {text!r}: expected i/K with 0 <= i < K, e.g. 0/4")
+    return index, count
+
+
+def stream_seed(seed: int, shard: tuple[int, int] | None, client: int) -> int:
+    """The random seed of one stream of a run: independent per shard and client
+    (a hash, not seed+i: neighbouring seeds of two runs must not overlap), and
+    ``seed`` itself for a plain run (a seed repeats a one-client run)."""
+    if shard is None and client == 0:
+        return seed
+    text = f"{seed}/{shard[0] if shard else 0}/{shard[1] if shard else 1}/{client}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest())
 
 
 def _retryable(exc: BaseException) -> bool:
