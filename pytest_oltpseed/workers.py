@@ -132,7 +132,8 @@ class Pool:
         self.signals = 0
         self._document: dict[str, Any] | None = None
         self._processes: list[Any] = []
-        self._killed: list[str] = []
+        self._killed: list[str] = []  # one line per client that was killed
+        self._dead: set[int] = set()
 
     # -- the run -------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -184,25 +185,36 @@ class Pool:
         """Wait for the clients; progress from their parts; a dead one stops all."""
         every = self.options.progress_s
         shown_at, window = time.monotonic(), (0, 0.0)
+        refreshed_at = time.monotonic()
         while any(p.is_alive() for p in self._processes):
             time.sleep(TICK_S)
+            if time.monotonic() - refreshed_at >= PART_REPORT_S:
+                self._refresh(plans)
+                refreshed_at = time.monotonic()
             for index, process in enumerate(self._processes):
                 code = process.exitcode
-                name = f"client {index}"
-                if code is not None and code < 0 and name not in self._killed:
-                    self._killed.append(name)
-                    self.log.error(
-                        "stream: %s (pid %d) was killed (%s); stopping the others",
-                        name,
-                        process.pid,
-                        signal.Signals(-code).name,
-                    )
+                if code is not None and code < 0 and index not in self._dead:
+                    self._dead.add(index)
+                    line = f"client {index} was killed ({signal.Signals(-code).name})"
+                    self._killed.append(line)
+                    self.log.error("stream: %s; stopping the others", line)
                     self._forward(signal.SIGTERM)
             if every and time.monotonic() - shown_at >= every:
                 window = self._progress(plans, window, time.monotonic() - shown_at)
                 shown_at = time.monotonic()
         for process in self._processes:
             process.join()
+
+    def _refresh(self, plans: Sequence[StreamOptions]) -> None:
+        """The merged report so far (``exit: running``), as a one-client run
+        keeps its report fresh: a watcher reads one file either way."""
+        if self.options.report is None:
+            return
+        parts = [r for r in (_read_part(p.report) for p in plans) if r is not None]
+        if parts:
+            document = merge_reports(parts, self.run_id, clients=len(plans))
+            with contextlib.suppress(OSError):  # the final write says it
+                write_report(self.options.report, document)
 
     def _progress(
         self,
