@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_oltpseed.cdc.verify import runs_of
-from pytest_oltpseed.errors import UsageError
+from pytest_oltpseed.errors import OltpseedError, UsageError
 
 _SUMMED = ("reconnects", "batches", "retried_batches")
 _EXITS = ("failed", "gave_up", "aborted", "client_killed", "stopped", "completed")
@@ -127,17 +127,20 @@ def merge_changes(parts: Sequence[Path], out: Path) -> int:
     the lines written. Written to a temporary file, then renamed: a reader
     never sees half a merge."""
     streams = [_batches(path, n) for n, path in enumerate(parts)]
-    temporary = out.with_name(f".{out.name}.merge.tmp")
+    special = out.exists() and not out.is_file()  # a pipe, /dev/stdout: in place
+    target = out if special else out.with_name(f".{out.name}.merge.tmp")
     lines = 0
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
+        with target.open("w", encoding="utf-8") as handle:
             for _, _, batch in heapq.merge(*streams, key=lambda b: (b[0], b[1])):
                 handle.writelines(batch)
                 lines += len(batch)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
-    temporary.replace(out)
+        if not special:
+            target.unlink(missing_ok=True)
+        raise OltpseedError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if not special:
+        target.replace(out)
     return lines
 
 

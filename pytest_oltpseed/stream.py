@@ -177,7 +177,7 @@ class StreamOptions:
 
     def outputs(self) -> dict[str, Path | None]:
         """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
-        return {"--report": self.report, "--changes": self.changes}
+        return {"--report": self.report}  # --changes: opened first (Streamer)
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)

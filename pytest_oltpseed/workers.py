@@ -47,6 +47,7 @@ from typing import Any
 import psycopg
 
 from pytest_oltpseed import logs
+from pytest_oltpseed.cdc.changes import ChangesWriter
 from pytest_oltpseed.db import table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import OltpseedError
@@ -139,7 +140,7 @@ class Pool:
     def run(self) -> dict[str, Any]:
         o = self.options
         if o.changes is not None:  # unwritable: one line before any client starts
-            o.changes.open("w", encoding="utf-8").close()
+            ChangesWriter.open(o.changes).close()
         if self.setup is not None:
             with contextlib.closing(self.connect()) as conn:
                 self.setup(conn)
@@ -252,12 +253,16 @@ class Pool:
         extra: dict[str, Any] = {"clients": o.clients}
         if o.shard:
             extra["shard"] = shard_label(o.shard)
+        merge_failed = ""
         if o.changes is not None:
-            lines = merge_changes(
-                [p.changes for p in plans if p.changes and p.changes.exists()],
-                o.changes,
-            )
-            extra["changes"] = {"path": str(o.changes), "lines": lines}
+            try:
+                lines = merge_changes(
+                    [p.changes for p in plans if p.changes and p.changes.exists()],
+                    o.changes,
+                )
+                extra["changes"] = {"path": str(o.changes), "lines": lines}
+            except OltpseedError as exc:  # the report is still written, exit 1
+                merge_failed = f"merging --changes: {exc}"
         if parts:
             document = merge_reports(parts, self.run_id, **extra)
         else:
@@ -268,6 +273,7 @@ class Pool:
             if code not in (0, None, 130) and code is not None and code > 0
         ]
         problems += [f"{name} wrote no report" for name in missing]
+        problems += [merge_failed] if merge_failed else []
         if self._killed:
             document["exit"] = "client_killed"
         if problems:
@@ -286,9 +292,10 @@ class Pool:
                 signal.Signals(self.stop_signal).name,
             )
         if problems:
+            stopped = "; the others were stopped" if self._killed else ""
             raise ClientFailed(
-                f"stream: {'; '.join(problems)}; the others were stopped and their "
-                "ledgers merged" + (f" into {o.report}" if o.report else "")
+                f"stream: {'; '.join(problems)}{stopped}"
+                + (f"; the ledgers are merged in {o.report}" if o.report else "")
             )
         if any(code == 130 for code in codes):
             raise Aborted(

@@ -228,10 +228,15 @@ def verify(
     if expected is not None and run_ids is not None:
         runs = {line.run for line in expected}
         if runs - run_ids:
+            named = (
+                f"run {next(iter(run_ids))}: give the files of one run"
+                if len(run_ids) == 1
+                else f"runs {', '.join(sorted(run_ids))}: give the merged files "
+                "of one merged run"
+            )
             raise UsageError(
                 f"--changes {changes} holds run(s) {', '.join(sorted(runs))}, "
-                f"the report run(s) {', '.join(sorted(run_ids))}: give the files "
-                "of one run (or the merged files of one merged run)"
+                f"the report {named}"
             )
     require_logical(conn)
     transactions = read(
