@@ -66,6 +66,13 @@ RETRY_BACKOFF_S = 0.02  # times the attempt, jittered, before a replay
 RESYNC_S = 60.0  # totals re-counted from the tables this often
 SETTLE_S = 30.0  # how long to wait for a COMMIT still "in progress" after a loss
 NAP_S = 0.05  # sleeps are cut in naps so a signal is noticed at once
+# Concurrent streams (--clients, --shard) update the same rows in batches, in
+# no common order: deadlocks. PostgreSQL finds one only after deadlock_timeout
+# (1 s, superuser-only to change), and every client waits meanwhile. A row
+# lock waited for longer than this instead fails the batch at once (55P03),
+# which is rolled back and replayed like a deadlock.
+CONCURRENT_LOCK_TIMEOUT_MS = 100
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class GaveUp(OltpseedError):
@@ -447,6 +454,18 @@ class Streamer:
         little and say True to replay the batch; False once retries ran out
         (the batch is counted lost and the stream goes on)."""
         reason = f"{first_line(exc)} ({exc.sqlstate})"
+        if exc.sqlstate == LOCK_NOT_AVAILABLE:  # waited as long as the lock lasts
+            self.ledger.retried += 1
+            if attempt == 1 or attempt % 50 == 0:
+                self.log.warning(
+                    "stream: a row lock held over %d ms (%s) - batch rolled back, "
+                    "replaying it (attempt %d; replays while the lock is held)",
+                    CONCURRENT_LOCK_TIMEOUT_MS,
+                    reason,
+                    attempt,
+                )
+            pause = RETRY_BACKOFF_S * min(attempt, 10) * (0.5 + self.rng.random())
+            return not self._sleep(pause)
         if attempt > RETRIES:
             self.ledger.lost_batches += 1
             self.ledger.lost_events += events
@@ -742,6 +761,9 @@ class Streamer:
         """The batch connection and an autocommit one for identifier reservations."""
         conn = self.connect()
         try:
+            if self.options.stamped:  # one of several concurrent streams
+                conn.execute(f"SET lock_timeout = {CONCURRENT_LOCK_TIMEOUT_MS}")
+                conn.commit()
             reserve = self.connect()
             reserve.autocommit = True
         except BaseException:
@@ -918,7 +940,9 @@ def _retryable(exc: BaseException) -> bool:
     the transaction back and it may simply be run again. psycopg makes these
     OperationalErrors, like a lost connection, so the class is read first."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, psycopg.Error) and sqlstate.startswith("40")
+    return isinstance(exc, psycopg.Error) and (
+        sqlstate.startswith("40") or sqlstate == LOCK_NOT_AVAILABLE
+    )
 
 
 class _PipelineTeardown(logging.Filter):

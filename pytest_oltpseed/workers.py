@@ -145,7 +145,10 @@ class Pool:
             with contextlib.closing(self.connect()) as conn:
                 self.setup(conn)
                 conn.commit()
-        base = o.changes.absolute().parent if o.changes else None
+        beside = o.changes is not None and (
+            o.changes.is_file() or not o.changes.exists()
+        )
+        base = o.changes.absolute().parent if o.changes and beside else None
         parts = Path(tempfile.mkdtemp(prefix=".oltpseed-clients-", dir=base))
         try:
             plans = [self._plan(parts, k) for k in range(o.clients)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -216,3 +217,39 @@ def test_bad_shard_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
     done = run_cli("stream", "--shard", "x", "--dry-run", env=cli_env)
     assert done.returncode == 2
     assert "--shard 'x'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_long_row_lock_is_waited_out_by_replays_not_a_lost_batch(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Concurrent streams fail a row-lock wait after a short lock_timeout (a
+    deadlock costs every client deadlock_timeout, 1 s) and replay the batch;
+    a lock held for long by someone else is waited out, nothing is lost."""
+    seed(database, domain="hospital")
+    env = stream_env(cli_env)
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    others = ",".join(
+        f"{name}=0"
+        for name in ("novo_paciente", "consulta", "consulta_status", "exame",
+                     "exame_resultado", "internacao", "alta", "paciente_update",
+                     "consulta_delete", "exame_delete")
+    )  # fmt: skip
+    with psycopg.connect(database) as holder:
+        holder.execute("SELECT id FROM convenios FOR UPDATE")
+        proc = start_stream(
+            env, "--dsn", database, "--domain", "hospital", "--shard", "0/1",
+            "--weights", f"{others},convenio_update=1", "--interval", "0",
+            "--batch-size", "5", "--max-events", "20", "--report", str(report),
+        )  # fmt: skip
+        time.sleep(2.0)
+        assert proc.poll() is None  # still waiting on the lock
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["retried_batches"] >= 1, err
+    assert document["lost"] == {"batches": 0, "events": 0}
+    assert document["events"]["committed"] == 20
+    assert sum(ops["update"] for ops in document["tables"].values()) == 20
+    assert_reconciled(before, counts(database, "hospital"), document)
+    assert "row lock held over" in err
