@@ -714,6 +714,11 @@ def _print_stream_plan(
         f"at most {options.max_events} events" if options.max_events else "",
     ]
     out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
+    if options.clients > 1 or options.shard:
+        shard = (
+            f"shard {streaming.shard_label(options.shard)}, " if options.shard else ""
+        )
+        out.print(f"{shard}{options.clients} client(s), the pace and bounds shared")
     out.print("nothing was written")
 
 

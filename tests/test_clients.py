@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pytest_oltpseed.config import load_settings
+from pytest_oltpseed.errors import ConfigError
 from pytest_oltpseed.merging import merge_changes, merge_reports
 from pytest_oltpseed.stream import StreamOptions, parse_shard, stream_seed
 from pytest_oltpseed.workers import client_options
@@ -253,3 +255,43 @@ def test_a_long_row_lock_is_waited_out_by_replays_not_a_lost_batch(
     assert sum(ops["update"] for ops in document["tables"].values()) == 20
     assert_reconciled(before, counts(database, "hospital"), document)
     assert "row lock held over" in err
+
+
+def test_rate_split_over_four_clients_holds_the_total(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--clients", "4",
+        "--rate", "1000", "--duration", "6", "--batch-size", "25",
+        "--report", str(report), env=stream_env(cli_env),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = read_report(report)
+    assert {part["exit"] for part in document["parts"]} == {"completed"}
+    assert abs(document["events_per_s"] - 1000) / 1000 < 0.02, document["parts"]
+
+
+def test_dry_run_names_the_clients_and_shard(cli_env: dict[str, str]) -> None:
+    done = run_cli(
+        "stream", "--clients", "3", "--shard", "1/2", "--dry-run", env=cli_env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "shard 1/2, 3 client(s)" in done.stdout
+
+
+def test_clients_come_from_settings_toml_and_the_environment(tmp_path: Path) -> None:
+    directory = tmp_path / "config"
+    directory.mkdir()
+    (directory / ".env").write_text("")
+    (directory / "settings.toml").write_text("[stream]\nclients = 3\n")
+    assert load_settings(config_dir=directory, env={}).stream.clients == 3
+    env = {"STREAM_CLIENTS": "5"}
+    settings = load_settings(config_dir=directory, env=env)
+    assert settings.stream.clients == 5  # the environment beats the toml
+    options = StreamOptions.from_settings(settings.stream)
+    assert options.clients == 5
+    assert StreamOptions.from_settings(settings.stream, clients=2).clients == 2
+    with pytest.raises(ConfigError, match="STREAM_CLIENTS"):
+        load_settings(config_dir=directory, env={"STREAM_CLIENTS": "0"})
