@@ -52,7 +52,7 @@ from pytest_oltpseed.db import table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.events import Mix
-from pytest_oltpseed.ledger import write_report
+from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.merging import merge_changes, merge_reports, read_report
 from pytest_oltpseed.progress import Progress
 from pytest_oltpseed.stream import (
@@ -142,9 +142,16 @@ class Pool:
         if o.changes is not None:  # unwritable: one line before any client starts
             ChangesWriter.open(o.changes).close()
         if self.setup is not None:
-            with contextlib.closing(self.connect()) as conn:
-                self.setup(conn)
-                conn.commit()
+            try:
+                with contextlib.closing(self.connect()) as conn:
+                    self.setup(conn)
+                    conn.commit()
+            except OltpseedError as exc:  # a report on every exit path, as ever
+                self._document = {**self._empty(), "error": str(exc)}
+                if o.report is not None:
+                    with contextlib.suppress(OSError):
+                        write_report(o.report, self._document)
+                raise
         beside = o.changes is not None and (
             o.changes.is_file() or not o.changes.exists()
         )
@@ -269,7 +276,7 @@ class Pool:
         if parts:
             document = merge_reports(parts, self.run_id, **extra)
         else:
-            document = {"run_id": self.run_id, "tables": {}, "runs": {}, **extra}
+            document = {**self._empty(), "runs": {}, **extra}
         problems = self._killed + [
             f"client {i} exited {code}"
             for i, code in enumerate(codes)
@@ -307,9 +314,14 @@ class Pool:
         return document
 
     def report(self) -> dict[str, Any]:
-        if self._document is None:
-            return merge_reports([], self.run_id)  # not run: refuses in one line
-        return self._document
+        return self._document if self._document is not None else self._empty()
+
+    def _empty(self) -> dict[str, Any]:
+        """The report of a run no client got to write a part of (setup failed,
+        or every client died first): zero counts, ``exit: failed``."""
+        ledger = Ledger(self.tables, run_id=self.run_id)
+        ledger.exit, ledger.ended = "failed", ledger.started
+        return ledger.report({"clients": self.options.clients})
 
     # -- signals ---------------------------------------------------------------------
     def _forward(self, signum: int) -> None:

@@ -295,3 +295,18 @@ def test_clients_come_from_settings_toml_and_the_environment(tmp_path: Path) -> 
     assert StreamOptions.from_settings(settings.stream, clients=2).clients == 2
     with pytest.raises(ConfigError, match="STREAM_CLIENTS"):
         load_settings(config_dir=directory, env={"STREAM_CLIENTS": "0"})
+
+
+def test_clients_that_cannot_start_still_leave_a_report(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", "postgresql://nobody@127.0.0.1:1/x", "--clients", "2",
+        "--max-events", "10", "--report", str(report), env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot connect" in done.stderr and "Traceback" not in done.stderr
+    document = read_report(report)
+    assert document["exit"] == "failed" and document["clients"] == 2
+    assert document["events"]["committed"] == 0
