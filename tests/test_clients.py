@@ -44,16 +44,17 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _kill_one_backend(dsn: str, application_name: str) -> int:
-    """Terminate one client's batch connection (the one in a transaction)."""
+def _kill_one_backend(dsn: str, application_name: str) -> bool:
+    """Terminate one client's batch connection, caught inside a transaction
+    (the reservation connections are autocommit: never in one for long)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE application_name = %s AND pid <> pg_backend_pid() "
-            "ORDER BY xact_start NULLS LAST LIMIT 1",
+            "AND xact_start IS NOT NULL LIMIT 1",
             (application_name,),
         ).fetchone()
-    return 1 if row and row[0] else 0
+    return bool(row and row[0])
 
 
 def test_four_clients_with_a_killed_backend_match_database_and_slot(
@@ -70,7 +71,8 @@ def test_four_clients_with_a_killed_backend_match_database_and_slot(
         "--report", str(report), "--changes", str(changes),
     )  # fmt: skip
     wait_for(lambda: committed_in(report) > 300, what="first commits")
-    assert _kill_one_backend(database, env["PG_APPLICATION_NAME"]) == 1
+    name = env["PG_APPLICATION_NAME"]
+    wait_for(lambda: _kill_one_backend(database, name), what="a batch in flight")
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     document = read_report(report)
@@ -221,6 +223,15 @@ def test_bad_shard_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
     assert "--shard 'x'" in done.stderr and "Traceback" not in done.stderr
 
 
+def _connections(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_long_row_lock_is_waited_out_by_replays_not_a_lost_batch(
     database: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -242,10 +253,13 @@ def test_a_long_row_lock_is_waited_out_by_replays_not_a_lost_batch(
         proc = start_stream(
             env, "--dsn", database, "--domain", "hospital", "--shard", "0/1",
             "--weights", f"{others},convenio_update=1", "--interval", "0",
-            "--batch-size", "5", "--max-events", "20", "--report", str(report),
+            "--batch-size", "5", "--max-events", "20", "--progress", "0.2",
+            "--report", str(report),
         )  # fmt: skip
-        time.sleep(2.0)
-        assert proc.poll() is None  # still waiting on the lock
+        name = env["PG_APPLICATION_NAME"]
+        wait_for(lambda: _connections(database, name) >= 2, what="the stream")
+        time.sleep(1.5)  # its batches meet the lock: time out, replay, again
+        assert proc.poll() is None  # still replaying while the lock is held
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     document = read_report(report)
