@@ -45,6 +45,7 @@ from pytest_oltpseed import (
 from pytest_oltpseed import (
     stream as streaming,
 )
+from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
 from pytest_oltpseed.domains import ALL, Domain, select, tables_of
@@ -101,7 +102,12 @@ DsnOption = Annotated[
     str | None,
     typer.Option("--dsn", help="PostgreSQL URL or conninfo; beats DATABASE_URL/PG_*."),
 ]
-DomainOption = Annotated[str, typer.Option("--domain", help="hospital, retail or all.")]
+DomainOption = Annotated[
+    str,
+    typer.Option(
+        "--domain", help="hospital, retail, all (both) or cdclab (opt-in edge cases)."
+    ),
+]
 ForceOption = Annotated[
     bool,
     _flag("--force", help="Write even when APP_ENV is production-like."),
@@ -574,6 +580,15 @@ def stream(
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
     ] = None,
+    every: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--every",
+            metavar="EVENT:N",
+            help="Also run EVENT once every N batches, weight 0 or not "
+            "(e.g. bulk_load:20 for a 100k-row transaction); repeatable.",
+        ),
+    ] = None,
     progress: Annotated[
         float | None,
         typer.Option(
@@ -641,8 +656,10 @@ def stream(
         floor=settings.seed_as_of,
         clients=clients,
         shard=streaming.parse_shard(shard) if shard is not None else None,
+        every=events.parse_every(every) if every else None,
     )
     check_outputs(options.outputs())
+    events.resolve_every(domains, options.every)  # unknown names: exit 2 now
     if settings.dry_run:
         _print_stream_plan(settings, domains, mix, options)
         return
@@ -719,6 +736,8 @@ def _print_stream_plan(
             f"shard {streaming.shard_label(options.shard)}, " if options.shard else ""
         )
         out.print(f"{shard}{options.clients} client(s), the pace and bounds shared")
+    for name, number in options.every:
+        out.print(f"also {name} once every {number} batches")
     out.print("nothing was written")
 
 
@@ -893,6 +912,7 @@ def cdc_start(
     domains = select(domain)
     settings = _writing_settings("create a replication slot", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
+        cdc.claim(conn, slot, publication, "reuse")  # before any DDL: nothing written
         schema.ensure(conn, domains, _say)
         lsn = cdc.create(
             conn, tables_of(domains), slot=slot, publication=publication, plugin=plugin
@@ -932,7 +952,7 @@ def cdc_verify(
     ] = False,
     consume: Annotated[
         bool,
-        typer.Option(
+        _flag(
             "--consume",
             help="Advance the slot past what was read (default: peek, the slot "
             "keeps its changes).",
@@ -1140,7 +1160,7 @@ def cdc_stop(
 def templates_list(
     dsn: DsnOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the templates as JSON.")
+        bool, _flag("--json", help="Print the templates as JSON.")
     ] = False,
 ) -> None:
     """Show oltpseed's templates on the server: owner, size, state."""
@@ -1192,6 +1212,93 @@ def templates_drop(
     out.print(f"dropped {len(dropped)} template(s)" if dropped else "nothing to drop")
     for name in dropped:
         out.print(f"  {name}")
+
+
+@cdc_app.command("diff")
+def cdc_diff(
+    expected: Annotated[
+        Path,
+        typer.Option(
+            "--expected", help="The changes file the stream wrote (--changes)."
+        ),
+    ],
+    actual: Annotated[
+        Path,
+        typer.Option(
+            "--actual",
+            help="The pipeline's Debezium JSON events, one message value a line.",
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Examples listed per kind.")
+    ] = 10,
+    as_json: Annotated[
+        bool, _flag("--json", help="Print the differences as JSON.")
+    ] = False,
+) -> None:
+    """Set what a pipeline delivered against what the stream committed, key by
+    key (exit 1 on a missing, duplicated, unexpected or reordered change)."""
+    found = sink_diff.diff(expected, actual, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(found.as_dict()))
+    else:
+        _print_diff(found)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+def _print_diff(found: sink_diff.Diff) -> None:
+    totals = found.totals()
+    table = Table(
+        title="cdc diff: "
+        + ("every committed change delivered once" if found.ok else "DIFFERENCES"),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "delivered", "missing", "duplicated",
+               "unexpected", "reordered", "redelivered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for tally in sorted(
+        found.tallies.values(), key=lambda t: (t.table, cdc.OPS.index(t.op))
+    ):
+        table.add_row(
+            tally.table,
+            tally.op,
+            *(f"{getattr(tally, c):,}" for c in columns[2:]),
+            style=None if tally.ok else "bold red",
+        )
+    out.print(table)
+    for kind, examples in found.examples.items():
+        if not examples:
+            continue
+        out.print(f"{kind} ({totals[kind]:,}), first {len(examples)}:")
+        for example in examples:
+            where = ", ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("batch", example.batch),
+                    ("xid", example.xid),
+                    ("sink line", example.line),
+                )
+                if value is not None
+            )
+            key = json.dumps(example.key, ensure_ascii=False)
+            out.print(f"  {example.table} {example.op} {key} ({where})")
+    extras = [
+        f"{found.key_changes:,} key change(s) delivered as delete + create"
+        if found.key_changes
+        else "",
+        f"{found.snapshot:,} snapshot read(s) not compared" if found.snapshot else "",
+        f"{found.skipped:,} tombstone/metadata line(s) skipped"
+        if found.skipped
+        else "",
+    ]
+    out.print(
+        f"{found.expected_lines:,} expected changes, {found.actual_lines:,} sink lines"
+        + "".join(f"; {e}" for e in extras if e)
+    )
 
 
 @server_app.command("start")

@@ -135,6 +135,41 @@ def configured_mix(
     return resolve_mix(domains, *layers)
 
 
+def parse_every(values: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """``--every EVENT:N`` values -> ((event, N), ...); a usage error otherwise."""
+    parsed = []
+    for value in values:
+        name, _, number = value.partition(":")
+        try:
+            every = int(number)
+        except ValueError:
+            every = 0
+        if not name.strip() or every < 1:
+            raise UsageError(
+                f"bad --every {value!r}: expected EVENT:N with N >= 1 "
+                "(e.g. bulk_load:20)"
+            )
+        parsed.append((name.strip(), every))
+    return tuple(parsed)
+
+
+def resolve_every(
+    domains: Sequence[Domain], every: Sequence[tuple[str, int]]
+) -> tuple[tuple[Event, int], ...]:
+    """The events ``--every`` names, weightless ones included (``bulk_load``):
+    each runs once every N batches on top of the mix."""
+    known = {e.name: e for d in domains for e in domain_events(d)}
+    found = []
+    for name, number in every:
+        if name not in known:
+            raise UsageError(
+                f"unknown event {name!r} in --every: expected one of "
+                + ", ".join(sorted(known))
+            )
+        found.append((known[name], number))
+    return tuple(found)
+
+
 class RowCache:
     """A random sample of a table's rows, for FK picks without a query each.
 
@@ -155,6 +190,7 @@ class RowCache:
         self.rows: list[Mapping[str, Any]] = []
         self.loaded_at = -CACHE_TTL
         self.stale = True  # the whole sample must be drawn (again)
+        self.by_id: bool | None = None  # has an ``id`` column to sample by
         # 45-75 s by name: the samples loaded together at the start are
         # refreshed at different times, not all in one batch a minute later.
         self.ttl = CACHE_TTL * (0.75 + (zlib.crc32(table.encode()) % 50) / 100)
@@ -186,6 +222,17 @@ class RowCache:
         assert ctx.conn is not None
         ident = sql.Identifier(self.table)
         where = sql.SQL(self.condition)  # type: ignore[arg-type]
+        if self.by_id is None:
+            self.by_id = _has_id(ctx.conn, self.table)
+        if not self.by_id:  # no id to probe (a composite key, no key): a scan
+            with ctx.conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(
+                    sql.SQL(
+                        "SELECT * FROM {} WHERE ({}) ORDER BY random() LIMIT %s"
+                    ).format(ident, where),
+                    (*params, size),
+                ).fetchall()
+            return [Row(r) for r in rows]
         bounds = ctx.conn.execute(
             sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
         ).fetchone()
@@ -221,6 +268,16 @@ class RowCache:
 
     def expire(self) -> None:
         self.stale = True
+
+
+def _has_id(conn: psycopg.Connection, table: str) -> bool:
+    """Whether ``table`` has an ``id`` column (the built-in domains' key)."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attname = 'id' AND NOT attisdropped",
+        (sql.Identifier(table).as_string(conn),),
+    ).fetchone()
+    return row is not None
 
 
 @dataclass

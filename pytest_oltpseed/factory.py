@@ -126,10 +126,13 @@ class Statement:
 
 @dataclass(frozen=True, slots=True)
 class Returning:
-    """The ids a write changed, in column ``column`` of its ``RETURNING`` rows."""
+    """The keys a write changed, from its ``RETURNING`` rows: column ``column``
+    as the ``id``, or (``column`` None: a statement counted once) every
+    returned column, so a composite key (or a table's chosen key columns
+    when it has no primary key) is returned whole."""
 
     cursor: Any
-    column: int
+    column: int | None
 
 
 class Pools:
@@ -424,10 +427,11 @@ class Context:
         assert self.conn is not None
         cursor = self.conn.execute(statement.query, statement.params)  # type: ignore[arg-type]
         rows = cursor if statement.rows is None else statement.rows
+        whole = len(statement.counts) == 1
         for column, (table, op) in enumerate(statement.counts):
             keys: tuple[Any, ...] | Returning | None = statement.keys
             if keys is None:
-                keys = Returning(cursor, column)
+                keys = Returning(cursor, None if whole else column)
             self.count(table, op, rows, keys)
         if self.journal is not None:
             self.journal.append(statement)
@@ -1022,8 +1026,10 @@ def insert(conn: psycopg.Connection, table: str, values: Mapping[str, Any]) -> R
 def changed_keys(
     ledger: Sequence[tuple[str, str, Any]], keyed: Sequence[Any]
 ) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """(table, op, [{"id": ...}, ...]) per write of a batch, in statement order,
-    from a context's ``ledger`` and ``keyed`` once the results are in."""
+    """(table, op, [key, ...]) per write of a batch, in statement order, from a
+    context's ``ledger`` and ``keyed`` once the results are in. A key is
+    ``{"id": ...}``, the returned key columns (a composite key), or a mapping
+    given as is (``{}`` for a TRUNCATE)."""
     fetched: dict[int, list[Any]] = {}
     found = []
     for (table, op, _rows), keys in zip(ledger, keyed, strict=True):
@@ -1031,8 +1037,18 @@ def changed_keys(
             cursor = keys.cursor
             if id(cursor) not in fetched:  # one cursor can serve several pairs
                 fetched[id(cursor)] = cursor.fetchall() if cursor.description else []
-            values = [row[keys.column] for row in fetched[id(cursor)]]
+            rows = fetched[id(cursor)]
+            if keys.column is not None:
+                values: list[Any] = [row[keys.column] for row in rows]
+            else:
+                names = [c.name for c in cursor.description or ()]
+                if names == ["id"]:
+                    values = [row[0] for row in rows]
+                else:
+                    values = [dict(zip(names, row, strict=True)) for row in rows]
         else:
             values = list(keys or ())
-        found.append((table, op, [{"id": value} for value in values]))
+        found.append(
+            (table, op, [v if isinstance(v, dict) else {"id": v} for v in values])
+        )
     return found

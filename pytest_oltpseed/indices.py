@@ -88,10 +88,23 @@ def bump(conn: psycopg.Connection, domain: str, key: str, next_free: int) -> Non
     against ``nextval`` (a no-op ALTER SEQUENCE takes SHARE ROW EXCLUSIVE until
     the transaction ends): it can only move forward, never back over an index
     a concurrent writer already holds.
+
+    A role that does not own the sequence (a DML-only role: ALTER and setval
+    are the owner's) advances it with ``nextval`` instead, which needs only
+    USAGE and can only move forward too.
     """
     name = ensure(conn, domain, key)
     ident = sql.Identifier(name)
     with conn.transaction():
+        if not _owns(conn, name):
+            conn.execute(
+                sql.SQL(
+                    "SELECT count(nextval(to_regclass(%(r)s))) FROM generate_series("
+                    "1, (SELECT %(n)s - last_value - is_called::int FROM {}))"
+                ).format(ident),
+                {"r": _quoted(name), "n": next_free},
+            )
+            return
         conn.execute(sql.SQL("ALTER SEQUENCE {} NO CYCLE").format(ident))
         conn.execute(
             sql.SQL(
@@ -100,6 +113,16 @@ def bump(conn: psycopg.Connection, domain: str, key: str, next_free: int) -> Non
             ).format(ident),
             {"r": _quoted(name), "n": next_free},
         )
+
+
+def _owns(conn: psycopg.Connection, name: str) -> bool:
+    """Whether the current role owns (or is a member of the owner of) ``name``."""
+    row = conn.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class "
+        "WHERE oid = to_regclass(%s)",
+        (_quoted(name),),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def next_free(conn: psycopg.Connection, domain: str, key: str) -> int | None:

@@ -132,7 +132,8 @@ def reset(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
         for domain in domains:
             indices.drop_all(conn, domain.name)
 
-    return _apply(conn, reset_plan(domains), drop_indices)
+    # first: the install files make the key sequences anew
+    return _apply(conn, reset_plan(domains), before=drop_indices)
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,16 @@ def _apply(
     conn: psycopg.Connection,
     files: list[Path],
     then: Callable[[psycopg.Connection], None] | None = None,
+    *,
+    before: Callable[[psycopg.Connection], None] | None = None,
 ) -> list[Path]:
-    """Run ``files``, then ``then``, in one transaction under the lock."""
+    """Run ``before``, ``files``, then ``then``, in one transaction under the lock."""
     current: Path | None = None
     try:
         with conn.transaction():
             conn.execute(_LOCK)
+            if before is not None:
+                before(conn)
             for current in files:
                 conn.execute(current.read_text(encoding="utf-8"))
             current = None

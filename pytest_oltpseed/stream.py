@@ -52,6 +52,7 @@ from pytest_oltpseed.events import (
     NotApplicable,
     StreamContext,
     domain_warmers,
+    resolve_every,
 )
 from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.ledger import Ledger, write_report
@@ -157,6 +158,7 @@ class StreamOptions:
     seed: int = 0
     pool_seed: int = 0
     floor: datetime = DEFAULT_AS_OF
+    every: tuple[tuple[str, int], ...] = ()  # (event, N): once every N batches
     clients: int = 1  # concurrent worker processes (workers.py)
     shard: tuple[int, int] | None = None  # (i, K): one of K independent streams
 
@@ -183,8 +185,12 @@ class StreamOptions:
         return cls(**{**asdict(base), **given})
 
     def outputs(self) -> dict[str, Path | None]:
-        """The files the run writes, by flag (for :func:`~.ledger.check_outputs`)."""
-        return {"--report": self.report}  # --changes: opened first (Streamer)
+        """The files the run replaces whole, by flag (for
+        :func:`~.ledger.check_outputs`). ``--changes`` is not one: it is
+        appended to as batches commit, so a FIFO or ``/dev/stdout`` is fine,
+        and :meth:`ChangesWriter.open` (when the streamer is made, before any
+        write) refuses a path it cannot open."""
+        return {"--report": self.report}
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
@@ -236,6 +242,8 @@ class Streamer:
         self.domains = list(domains)
         self.mix = mix
         self.options = options
+        self.every = resolve_every(self.domains, options.every)
+        self._batches_begun = 0
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
         self.ledger = Ledger(self.tables, run_id=run_id or new_run_id(options.shard))
@@ -495,6 +503,13 @@ class Streamer:
         """Run events until the batch is over (full, idle, stopped or bounded)."""
         limit = self.options.max_events
         room = None if limit is None else limit - self.ledger.attempted
+        self._batches_begun += 1
+        for event, every in self.every:
+            if self._batches_begun % every == 0 and (room is None or room > 0):
+                started = time.monotonic()
+                planned = _Planned(started, started)
+                plan.append(planned)
+                self._run_event(planned, event)
         while room is None or len(plan) < room:
             now = time.monotonic()
             due = self.schedule.peek(now)
@@ -549,6 +564,7 @@ class Streamer:
         conn, ctx = self.conn, self.ctx
         assert conn is not None and ctx is not None
         by_name = {e.name: e for e in self.mix.events}
+        by_name.update((e.name, e) for e, _ in self.every)
         kept: list[_Planned] = []
         for planned in plan:
             exact = planned.complete
@@ -649,7 +665,10 @@ class Streamer:
             self.ledger.lag.add(lag)
         self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
-            if op != "update" and not settled:  # a settled batch is in the resync
+            if op == "truncate":  # the table is empty now, whatever it held
+                self._own[table] -= self.totals.get(table, 0)
+                self.totals[table] = 0
+            elif op != "update" and not settled:  # a settled batch: in the resync
                 delta = rows if op == "insert" else -rows
                 self.totals[table] = self.totals.get(table, 0) + delta
                 self._own[table] += delta

@@ -139,8 +139,11 @@ class Pool:
     # -- the run -------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         o = self.options
-        if o.changes is not None:  # unwritable: one line before any client starts
-            ChangesWriter.open(o.changes).close()
+        regular = o.changes is not None and (
+            o.changes.is_file() or not o.changes.exists()
+        )
+        if o.changes is not None and regular:  # unwritable: one line, no client
+            ChangesWriter.open(o.changes).close()  # (a FIFO is opened once, merged)
         if self.setup is not None:
             try:
                 with contextlib.closing(self.connect()) as conn:
@@ -152,10 +155,7 @@ class Pool:
                     with contextlib.suppress(OSError):
                         write_report(o.report, self._document)
                 raise
-        beside = o.changes is not None and (
-            o.changes.is_file() or not o.changes.exists()
-        )
-        base = o.changes.absolute().parent if o.changes and beside else None
+        base = o.changes.absolute().parent if o.changes and regular else None
         parts = Path(tempfile.mkdtemp(prefix=".oltpseed-clients-", dir=base))
         try:
             plans = [self._plan(parts, k) for k in range(o.clients)]

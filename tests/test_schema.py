@@ -6,16 +6,17 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import schema
-from pytest_oltpseed.domains import registry, select
+from pytest_oltpseed.domains import default_domains, registry, select
 from pytest_oltpseed.errors import OltpseedError
 from tests.conftest import run_cli, tables_in
 
-ALL_TABLES = {t for d in registry().values() for t in d.tables}
+ALL_TABLES = {t for d in default_domains() for t in d.tables}
 OWN_TABLES = ALL_TABLES  # no bookkeeping table: indices live in sequences
 
 
-def test_seventeen_tables_in_two_domains() -> None:
-    assert set(registry()) == {"hospital", "retail"}
+def test_seventeen_tables_in_two_default_domains() -> None:
+    assert {d.name for d in default_domains()} == {"hospital", "retail"}
+    assert {d.name for d in select("all")} == {"hospital", "retail"}
     assert len(ALL_TABLES) == 17
 
 

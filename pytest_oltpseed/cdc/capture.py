@@ -298,6 +298,7 @@ def _test_decoding(
             values = {}
             for column in _TD_COLUMN.finditer(new):  # stop once the key is read
                 name, kind, text = column.groups()
+                name = name.strip('"')  # a keyword column prints quoted: "position"
                 if not columns or name in columns:
                     values[name] = _td_value(kind, text)
                     if len(values) == len(columns):

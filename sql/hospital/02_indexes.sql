@@ -18,3 +18,14 @@ CREATE INDEX IF NOT EXISTS idx_exames_data ON exames (data);
 CREATE INDEX IF NOT EXISTS idx_internacoes_paciente ON internacoes (paciente_id);
 CREATE INDEX IF NOT EXISTS idx_internacoes_datas
   ON internacoes (data_entrada, data_saida);
+
+-- oltpseed's identifier reservations (CPF, CNPJ, CRM, ... are numbered by
+-- an index per key): sequences, which logical decoding never emits. Made
+-- here so that a role with DML rights only can seed and stream; see
+-- pytest_oltpseed/indices.py.
+CREATE SEQUENCE IF NOT EXISTS oltpseed_hospital_idx_medicos__crm AS bigint MINVALUE 0 START 0;
+COMMENT ON SEQUENCE oltpseed_hospital_idx_medicos__crm IS 'oltpseed: identifier index reservations (bookkeeping, not business data)';
+CREATE SEQUENCE IF NOT EXISTS oltpseed_hospital_idx_convenios__cnpj AS bigint MINVALUE 0 START 0;
+COMMENT ON SEQUENCE oltpseed_hospital_idx_convenios__cnpj IS 'oltpseed: identifier index reservations (bookkeeping, not business data)';
+CREATE SEQUENCE IF NOT EXISTS oltpseed_hospital_idx_pacientes__cpf AS bigint MINVALUE 0 START 0;
+COMMENT ON SEQUENCE oltpseed_hospital_idx_pacientes__cpf IS 'oltpseed: identifier index reservations (bookkeeping, not business data)';
