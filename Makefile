@@ -11,7 +11,7 @@ BATCH ?= 50
 $(BIN)/oltpseed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,ui]'
 	touch $@
 
 install: $(BIN)/oltpseed

@@ -4,10 +4,16 @@ One ephemeral server (started by the project), a fresh database per run, each
 run in its own process so its peak RSS is its own. Prints rows, seconds,
 rows/s and peak RSS for:
 
-* ``oltpseed seed`` at each profile, both domains (``all``) and hospital only;
+* ``oltpseed seed`` at each profile, both domains (``all``) and hospital only,
+  with the column-wise fast path (NumPy) and without it (``OLTPSEED_FAST=0``:
+  the same rows, generated one at a time in pure Python);
 * the specs' design (``bench/spec_design.py``) on the same hospital tables and
   volumes: per-row Faker, psycopg2 ``execute_values``, commit per stage;
-* ``pgbench -i`` (narrow rows, server-side generation) as the ceiling.
+* ``pgbench -i`` at (about) the same total row count as ``all``, on the same
+  server, as the server's own pace.
+
+Then the ratios, all measured in this one run: oltpseed's time per row over
+pgbench's, and the speed-up over the specs' design on the same hospital rows.
 
 Shared machines are noisy (runs of the same thing differ by up to 20% here):
 each run is repeated ``--repeat`` times and the best is kept, for every
@@ -15,6 +21,7 @@ contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
 imports) and the fresh server's first queries.
 
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
+        [--no-spec] [--no-slow]
 """
 
 from __future__ import annotations
@@ -70,53 +77,67 @@ def _line(label: str, rows: int, seconds: float, rss: float | None) -> None:
     print(f"{label:<34}{rows:>11,}{seconds:>9.2f}{rows / seconds:>12,.0f}{rss_text}")
 
 
+def _oltpseed(
+    server: object,
+    profile: str,
+    domain: str,
+    fast: bool,
+    env: dict[str, str],
+    repeat: int,
+) -> tuple[float, float, int]:
+    """Best (seconds, RSS MB, rows) of ``oltpseed seed`` over ``repeat`` runs."""
+    best = None
+    for _ in range(repeat):
+        # the schema is installed beforehand, as for the specs' design
+        dsn = fresh_database(server, "bench", domain)
+        seconds, rss, _ = _measure(
+            [sys.executable, "-m", "pytest_oltpseed", "seed", "--profile", profile,
+             "--domain", domain, "--dsn", dsn],
+            {**env, "OLTPSEED_FAST": "1" if fast else "0"},
+        )  # fmt: skip
+        if best is None or seconds < best[0]:
+            best = (seconds, rss, _rows(dsn, domain))
+    assert best is not None
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", default="SMALL,MEDIUM,LARGE,STRESS")
+    parser.add_argument("--profiles", default="SMALL,MEDIUM,LARGE")
     parser.add_argument(
         "--no-spec", action="store_true", help="skip the specs' design (slow at STRESS)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs per measurement; best is kept"
+        "--no-slow", action="store_true", help="skip oltpseed without the fast path"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per measurement; best is kept"
     )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV"))
+        if not k.startswith(("SEED_", "PG", "DATABASE_URL", "APP_ENV", "OLTPSEED_F"))
     }
     env["LOG_DIR"] = str(Path(tempfile.gettempdir()) / "oltpseed-bench-logs")
+    pgbench = find_bindir() / "pgbench"
     with ephemeral_server() as server:
         print(f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}")
-        spec_rate: dict[str, float] = {}
         for profile in profiles:
+            rate: dict[str, float] = {}
+            per_row: dict[str, float] = {}
             for domain in ("all", "hospital"):
-                best = None
-                for _ in range(args.repeat):
-                    dsn = fresh_database(server, "bench", None)
-                    seconds, rss, _ = _measure(
-                        [
-                            sys.executable,
-                            "-m",
-                            "pytest_oltpseed",
-                            "seed",
-                            "--profile",
-                            profile,
-                            "--domain",
-                            domain,
-                            "--dsn",
-                            dsn,
-                        ],
-                        env,
+                for fast in (True, False) if not args.no_slow else (True,):
+                    label = f"{domain} {'fast' if fast else 'slow'}"
+                    seconds, rss, rows = _oltpseed(
+                        server, profile, domain, fast, env, args.repeat
                     )
-                    if best is None or seconds < best[0]:
-                        best = (seconds, rss, _rows(dsn, domain))
-                assert best is not None
-                seconds, rss, rows = best
-                _line(f"oltpseed {profile} {domain}", rows, seconds, rss)
-                if domain == "hospital":
-                    ours = rows / seconds
+                    _line(f"oltpseed {profile} {label}", rows, seconds, rss)
+                    rate[label] = rows / seconds
+                    per_row[label] = seconds / rows
+                    if label == "all fast":
+                        all_rows = rows
             if not args.no_spec:
                 best = None
                 for _ in range(args.repeat):
@@ -129,19 +150,34 @@ def main() -> None:
                         best = (seconds, rss, int(out.split()[0]))
                 assert best is not None
                 seconds, rss, rows = best
-                spec_rate[profile] = rows / seconds
+                rate["spec"] = rows / seconds
                 _line(f"specs' design {profile} hospital", rows, seconds, rss)
+            scale = max(1, round(all_rows / 100_000))
+            fresh_database(server, "bench", None)
+            seconds, _, _ = _measure(
+                [str(pgbench), "-i", "-q", "-s", str(scale), "-d", server.dsn("bench")]
+            )
+            pg_rows = scale * 100_000 + scale * 111  # accounts, tellers, branches
+            _line(f"pgbench -i -s {scale}", pg_rows, seconds, None)
+            pg_per_row = seconds / pg_rows
+            for label in per_row:
+                if label.startswith("all"):
+                    print(
+                        f"{'':<4}{profile} {label}: {per_row[label] / pg_per_row:.1f}x "
+                        "pgbench's time per row"
+                    )
+            if "spec" in rate:
+                for label in rate:
+                    if label.startswith("hospital"):
+                        print(
+                            f"{'':<4}{profile} {label}: "
+                            f"{rate[label] / rate['spec']:.1f}x the specs' design"
+                        )
+            if "all slow" in rate:
                 print(
-                    f"{'':<34}speed-up on the same rows: "
-                    f"{ours / spec_rate[profile]:.1f}x"
+                    f"{'':<4}{profile} fast path: "
+                    f"{rate['all fast'] / rate['all slow']:.2f}x without it"
                 )
-        pgbench = find_bindir() / "pgbench"
-        dsn = fresh_database(server, "bench", None)
-        scale = 10
-        seconds, _, _ = _measure(
-            [str(pgbench), "-i", "-q", "-s", str(scale), "-d", server.dsn("bench")]
-        )
-        _line(f"pgbench -i -s {scale} (ceiling)", scale * 100_000, seconds, None)
 
 
 if __name__ == "__main__":

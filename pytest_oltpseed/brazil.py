@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from typing import Any
 
 UFS: tuple[str, ...] = (
     "AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT",
@@ -140,6 +141,39 @@ def cpf(n: int) -> str:
     first, second = _fast_digits(base, _CPF_T1, _CPF_T2, 2)
     d = f"{base:09d}"
     return f"{d[:3]}.{d[3:6]}.{d[6:9]}-{first}{second}"
+
+
+def cpf_many(ns: Any) -> Any:
+    """:func:`cpf` over a NumPy array of indices (an object array of str).
+
+    The same affine walk and check digits, computed over whole columns.
+    """
+    import numpy as np
+
+    if ns.size and (int(ns.min()) < 0 or int(ns.max()) >= _CPF_SPACE):
+        raise ValueError(f"index outside 0..{_CPF_SPACE - 1}")
+    reserved = np.array(sorted(_REPDIGIT_CPF), dtype=np.int64)
+    base = (_CPF_A * ns.astype(np.int64) + _CPF_B) % _CPF_SPACE
+    bad = np.isin(base, reserved)
+    while bad.any():  # cycle-walking, as in _walk
+        base[bad] = (_CPF_A * base[bad] + _CPF_B) % _CPF_SPACE
+        bad = np.isin(base, reserved)
+    powers = 10 ** np.arange(8, -1, -1, dtype=np.int64)
+    digits = (base[:, None] // powers) % 10  # (n, 9), most significant first
+    first = _digits_of(digits @ np.array(_CPF_W1, dtype=np.int64))
+    second = _digits_of(digits @ np.array(_CPF_W2[:9], dtype=np.int64) + 2 * first)
+    text = np.empty((len(base), 14), dtype=np.uint8)
+    text[:, [0, 1, 2, 4, 5, 6, 8, 9, 10]] = 48 + digits
+    text[:, 3] = text[:, 7] = ord(".")
+    text[:, 11] = ord("-")
+    text[:, 12] = 48 + first
+    text[:, 13] = 48 + second
+    return text.view("S14").ravel().astype("U14").astype(object)
+
+
+def _digits_of(totals: Any) -> Any:
+    remainder = totals % 11
+    return (remainder >= 2) * (11 - remainder)
 
 
 # Roots of the spec's lookup convênios (00.000.000, 11.111.111) stay unused.

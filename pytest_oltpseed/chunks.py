@@ -24,7 +24,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pytest_oltpseed.factory import Context, Parent, Ref, factory_for
+from pytest_oltpseed import columns
+from pytest_oltpseed.factory import Context, Parent, Ref, Row, _Attrs, factory_for
+from pytest_oltpseed.factory import pools as value_pools
 
 CHUNK = 5_000
 
@@ -39,11 +41,12 @@ class Chunk:
     size: int
     seed: int
     as_of: datetime
+    stage_rows: int = 0  # the stage's size: NumPy pays off only on large ones
 
 
 def plan_chunks(table: str, count: int, seed: int, as_of: datetime) -> list[Chunk]:
     return [
-        Chunk(table, number, start, min(CHUNK, count - start), seed, as_of)
+        Chunk(table, number, start, min(CHUNK, count - start), seed, as_of, count)
         for number, start in enumerate(range(0, count, CHUNK))
     ]
 
@@ -82,6 +85,23 @@ def copy_text(value: Any) -> str:
 Positional = Mapping[str, Callable[[int], Ref]]  # FK column -> (row number -> Ref)
 
 
+class Planned:
+    """Parents a hook planned for a stage: row number -> index in ``pool``.
+
+    Callable (row number -> Ref) for the per-row path; the column-wise path
+    slices ``indices`` for a whole chunk.
+    """
+
+    def __init__(self, pool: Any, indices: Any) -> None:
+        self.pool, self.indices = pool, indices
+
+    def __call__(self, n: int) -> Ref:
+        return self.pool.ref(self.indices[n])  # type: ignore[no-any-return]
+
+
+Rendered = tuple[bytes, list[tuple[tuple[str, str], int]]]  # text, indices used
+
+
 def render(
     chunk: Chunk, pools: PoolSource, positional: Positional | None = None
 ) -> tuple[bytes, list[tuple[tuple[str, str], int]]]:
@@ -92,6 +112,11 @@ def render(
     random among the parents' ids.
     """
     factory = factory_for(chunk.table)
+    planned = dict(positional or {})
+    if counter_based(chunk.table, positional):
+        if columns.fast_enabled(chunk.stage_rows):
+            return render_columns(chunk, pools, planned)  # type: ignore[arg-type]
+        return render_counter_rows(chunk, pools, planned)  # type: ignore[arg-type]
     ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
     ctx.rng = random.Random(f"{chunk.seed}:{chunk.table}:{chunk.number}")
     number = [chunk.start]  # the row being made, for positional parents
@@ -104,16 +129,132 @@ def render(
         else:
             pool = pools(declaration.table, declaration.carry)
             pickers[name] = pool.picker(ctx.rng)
-    columns = factory.column_names()
+    names = factory.column_names()
     formats, make_row = _FORMATS, factory.make_row
     lines = []
     for row_number in range(chunk.start, chunk.start + chunk.size):
         number[0] = row_number
         row = make_row(ctx, pickers)
-        values = [row[c] for c in columns]
+        values = [row[c] for c in names]
         lines.append("\t".join([formats[type(v)](v) for v in values]))
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
+
+
+def columnar(table: str) -> bool:
+    """Whether a table's rows are defined column-wise: every column a
+    :class:`columns.Gen`, parents picked uniformly, nothing excluded or nested.
+
+    Such tables are generated from counter-based streams (see
+    :mod:`.columns`), the same rows with NumPy or without.
+    """
+    factory = factory_for(table)
+    return all(
+        kind is Parent or (kind.__name__ == "Col" and isinstance(d.fn, columns.Gen))
+        for _, kind, d in factory._plan()
+    )
+
+
+def counter_based(table: str, positional: Positional | None) -> bool:
+    """Whether a stage's rows come from the counter-based streams."""
+    planned = (positional or {}).values()
+    return columnar(table) and all(isinstance(p, Planned) for p in planned)
+
+
+def column_wise(table: str, count: int, positional: Positional | None) -> bool:
+    """Whether a stage of ``count`` rows will be generated with NumPy: then
+    forking workers costs more than it saves (generation takes ~1-4 us a row
+    and the server needs the other core)."""
+    return counter_based(table, positional) and columns.fast_enabled(count)
+
+
+def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
+    return [
+        columns.stream_key(chunk.seed, chunk.table, chunk.number, name, j)
+        for j in range(draws)
+    ]
+
+
+def render_columns(
+    chunk: Chunk, pools: PoolSource, planned: Mapping[str, Planned] | None = None
+) -> Rendered:
+    """The chunk as COPY text, built a column at a time (the NumPy path)."""
+    if not columns.load_numpy():
+        raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
+    factory = factory_for(chunk.table)
+    excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
+    frame = columns.Frame(chunk.as_of, chunk.size, value_pools(chunk.seed), chunk.start)
+    texts = []
+    for name, kind, declaration in factory._plan():
+        if kind is Parent:
+            if planned and name in planned:
+                pool = planned[name].pool
+                index = columns.np.asarray(planned[name].indices, dtype="int64")[
+                    chunk.start : chunk.start + chunk.size
+                ]
+            else:
+                pool = pools(declaration.table, declaration.carry)
+                _require(pool)
+                (key,) = _keys(chunk, name, 1)
+                index = columns.picks(columns.uniforms(key, 0, chunk.size), len(pool))
+            frame.columns[name] = index
+            frame.parents[name] = pool
+            texts.append(columns.column_text("int", pool.id_array()[index]))
+            continue
+        gen = declaration.fn
+        us = [columns.uniforms(k, 0, chunk.size) for k in _keys(chunk, name, gen.draws)]
+        values = gen.many(frame, us)
+        frame.columns[name] = values
+        if name not in excluded:
+            texts.append(columns.column_text(gen.kind, values))
+    lines = list(map("\t".join, zip(*texts, strict=True)))
+    lines.append("")
+    return "\n".join(lines).encode(), sorted(frame.used.items())
+
+
+def render_counter_rows(
+    chunk: Chunk, pools: PoolSource, planned: Mapping[str, Planned] | None = None
+) -> Rendered:
+    """The same rows as :func:`render_columns`, one at a time in pure Python."""
+    factory = factory_for(chunk.table)
+    ctx = Context(None, seed=chunk.seed, as_of=chunk.as_of, index_base=chunk.start)
+    plan: list[tuple[str, Any, list[int]]] = []
+    for name, kind, declaration in factory._plan():
+        if planned and name in planned:
+            plan.append((name, planned[name], []))
+        elif kind is Parent:
+            pool = pools(declaration.table, declaration.carry)
+            _require(pool)
+            plan.append((name, pool, _keys(chunk, name, 1)))
+        else:
+            plan.append(
+                (name, declaration.fn, _keys(chunk, name, declaration.fn.draws))
+            )
+    uniform, pick, lines = columns.uniform, columns.pick, []
+    names = factory.column_names()
+    for i in range(chunk.size):
+        row = Row()
+        view = _Attrs(row)
+        for name, source, keys in plan:
+            us = [uniform(k, i) for k in keys]
+            if isinstance(source, columns.Gen):
+                row[name] = source.one(ctx, us, view)
+            elif isinstance(source, Planned):
+                row[name] = source(chunk.start + i)
+            else:
+                row[name] = source.ref(pick(us[0], len(source)))
+        lines.append("\t".join([_FORMATS[type(row[c])](row[c]) for c in names]))
+    lines.append("")
+    return "\n".join(lines).encode(), ctx.local_indices()
+
+
+def _require(pool: Any) -> None:
+    if not len(pool):
+        from pytest_oltpseed.errors import OltpseedError
+
+        raise OltpseedError(
+            f"{pool.table} is empty: seed it first (its profile count is 0?)"
+        )
 
 
 def _by_number(at: Callable[[int], Ref], number: list[int]) -> Callable[[Any], Ref]:

@@ -118,7 +118,8 @@ DryRunOption = Annotated[
 
 
 def _say(line: str) -> None:
-    err.print(f"oltpseed: {line}", soft_wrap=True)
+    # markup off: a line may quote brackets ("[ui]", a conninfo) that rich eats
+    err.print(f"oltpseed: {line}", soft_wrap=True, markup=False)
 
 
 def _version(value: bool) -> None:
@@ -1301,6 +1302,35 @@ def _print_diff(found: sink_diff.Diff) -> None:
     )
 
 
+@app.command()
+def ui(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (default: loopback).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port (default: a free one)."),
+    ] = None,
+    open_browser: Annotated[
+        bool, _flag("--open", help="Open the page in the default browser.")
+    ] = False,
+    dsn: DsnOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Serve a local page to seed, stream, watch and verify (needs the ui extra)."""
+    from pytest_oltpseed import ui as web
+
+    web.serve(
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        dsn=dsn,
+        force=force,
+        say=_say,
+        show_url=lambda url: out.print(f"oltpseed ui: {url}", soft_wrap=True),
+    )
+
+
 @server_app.command("start")
 def server_start() -> None:
     """Start the embedded server, or reuse it when it already runs."""
@@ -1367,5 +1397,5 @@ def _usage_failed(exc: typer.TyperException) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"oltpseed: error: {message}", soft_wrap=True)
+    err.print(f"oltpseed: error: {message}", soft_wrap=True, markup=False)
     sys.exit(code)

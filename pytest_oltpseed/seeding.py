@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import chunks, indices, logs
+from pytest_oltpseed import chunks, columns, indices, logs
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.factory import (
@@ -174,6 +174,8 @@ class ParentPool:
                 for column, value in zip(self.carry, row[1:], strict=True):
                     self.values[column].append(value)
         self._index: dict[int, int] | None = None
+        self._id_array: Any = None
+        self._seconds: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -188,6 +190,26 @@ class ParentPool:
         if self._index is None:
             self._index = {pid: i for i, pid in enumerate(self.ids)}
         return self.ref(self._index[parent_id])
+
+    def id_array(self) -> Any:
+        """The ids as a NumPy array (the column-wise path), built once."""
+        if self._id_array is None:
+            import numpy as np
+
+            self._id_array = np.frombuffer(self.ids, dtype=np.int64)
+        return self._id_array
+
+    def seconds(self, column: str) -> Any:
+        """A carried timestamp column as NumPy seconds since the epoch."""
+        if column not in self._seconds:
+            import numpy as np
+
+            self._seconds[column] = np.fromiter(
+                (columns.to_seconds(v) for v in self.values[column]),
+                dtype=np.int64,
+                count=len(self.ids),
+            )
+        return self._seconds[column]
 
     def picker(self, rng: random.Random) -> Picker:
         if not self.ids:
@@ -290,7 +312,12 @@ class Seeder:
         chunks of COPY text, from workers when it is large."""
         parts = chunks.plan_chunks(stage.table, count, self.seed, self.as_of)
         writer = _Writer(self.conn, stage)
-        if self.workers > 0 and count >= PARALLEL_AT and _CAN_FORK:
+        if (
+            self.workers > 0
+            and count >= PARALLEL_AT
+            and _CAN_FORK
+            and not chunks.column_wise(stage.table, count, positional)
+        ):
             chunks.STAGE_POOLS.clear()
             for name, kind, declaration in stage.factory._plan():
                 if kind is Parent and name not in (positional or {}):
@@ -321,14 +348,26 @@ class Seeder:
         parts: list[chunks.Chunk],
         rendered: Iterable[tuple[bytes, list[tuple[tuple[str, str], int]]]],
     ) -> None:
+        """COPY chunk n on a writer thread while chunk n+1 is generated (here or
+        received from a worker): the server ingests as the client generates."""
         done = 0
-        for part, (data, used) in zip(parts, rendered, strict=True):
-            writer.write_text(data, part.size, result)
-            for key, next_index in used:
-                self.ctx.note_index(key, next_index)
-            done += part.size
-            if self.progress:
-                self.progress(stage, done)
+        with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
+            pending: Future[None] | None = None
+            try:
+                for part, (data, used) in zip(parts, rendered, strict=True):
+                    if pending:
+                        pending.result()
+                    pending = pool.submit(writer.write_text, data, part.size, result)
+                    for key, next_index in used:
+                        self.ctx.note_index(key, next_index)
+                    done += part.size
+                    if self.progress:
+                        self.progress(stage, done)
+                if pending:
+                    pending.result()
+            finally:
+                if pending and not pending.done():
+                    wait([pending])
 
     def _run_rows(
         self,

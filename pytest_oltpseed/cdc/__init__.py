@@ -31,6 +31,7 @@ from pytest_oltpseed.cdc.capture import (
     drop,
     read,
     require_logical,
+    retained_wal,
     slot_plugin,
 )
 from pytest_oltpseed.cdc.changes import OPS
@@ -76,6 +77,7 @@ __all__ = [
     "read",
     "reconcile",
     "require_logical",
+    "retained_wal",
     "slot_plugin",
     "verify",
 ]

@@ -376,3 +376,14 @@ class Captured:
     def counts(self) -> Counter[tuple[str, str]]:
         """(table, op) -> number of changes so far."""
         return Counter((c.table, c.op) for c in self.changes())
+
+
+def retained_wal(conn: psycopg.Connection, slot: str) -> int | None:
+    """Bytes of WAL the slot keeps on disk (None when there is no such slot):
+    what a slot left behind costs, shown while a stream runs."""
+    row = conn.execute(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint"
+        " FROM pg_replication_slots WHERE slot_name = %s",
+        (slot,),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

@@ -15,6 +15,29 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed import brazil
+from pytest_oltpseed.columns import (
+    AsOf,
+    Before,
+    Chance,
+    Choice,
+    Day,
+    DayStart,
+    Digits,
+    EndAfter,
+    Flag,
+    Indexed,
+    Int,
+    Join,
+    Latest,
+    Maybe,
+    Moment,
+    ParentCol,
+    Plus,
+    PoolChoice,
+    Span,
+    Switch,
+    Weighted,
+)
 from pytest_oltpseed.factory import Col, Context, Parent, SQLFactory
 
 DOMAIN = "hospital"
@@ -70,17 +93,6 @@ MAX_CONVENIOS = 3
 HISTORY = timedelta(days=730)  # spec 002: events within a 2-year window
 
 
-def _cadastro(g: Context, r: Any) -> Any:
-    return g.parent(r.paciente_id, "pacientes")["data_cadastro"]
-
-
-def _patient_now(g: Context, r: Any) -> Any:
-    """The patient's own "now": the data's as-of, or the registration when that
-    is later (a patient the stream registered at wall-clock time, given events
-    by a seed whose as-of is earlier), so no event predates ``data_cadastro``."""
-    return max(g.as_of, _cadastro(g, r))
-
-
 class Medico(SQLFactory):
     _table, _domain = "medicos", DOMAIN
     _natural_key = ("crm",)
@@ -101,21 +113,37 @@ class Convenio(SQLFactory):
     cobertura = Col(lambda g, r: g.choice(COBERTURAS))
 
 
+NAME = Join(
+    PoolChoice("first_names"), " ", PoolChoice("last_names"), " ",
+    PoolChoice("last_names"),
+)  # fmt: skip
+PHONE = Join(
+    "(",
+    Choice([str(ddd) for ddd in brazil.DDDS]),
+    ") ",
+    Chance(0.8, Join("9", Int(6000, 9999)), Int(2000, 5999)),
+    "-",
+    Int(0, 9999, 4),
+)  # fmt: skip  (mobile four times in five, like brazil.phone)
+ADDRESS = Join(
+    PoolChoice("streets"), ", ", Int(1, 3999), " - ", PoolChoice("bairros"), ", ",
+    PoolChoice("cities", show=lambda c: f"{c[0]} - {c[1]}"), limit=200,
+)  # fmt: skip
+
+
 class Paciente(SQLFactory):
     _table, _domain = "pacientes", DOMAIN
     _natural_key = ("cpf",)
 
-    nome = Col(lambda g, r: g.person_name())
-    nascimento = Col(
-        lambda g, r: g.day(g.as_of.date() - timedelta(days=95 * 365), g.as_of.date())
-    )
-    cpf = Col(lambda g, r: brazil.cpf(g.next_index(DOMAIN, "pacientes.cpf")))
-    telefone = Col(lambda g, r: brazil.phone(g.rng.random))
-    endereco = Col(lambda g, r: g.address())
+    nome = Col(NAME)
+    nascimento = Col(Day(-95 * 365, 0))
+    cpf = Col(Indexed(DOMAIN, "pacientes.cpf", brazil.cpf, brazil.cpf_many))
+    telefone = Col(PHONE)
+    endereco = Col(ADDRESS)
     data_cadastro = Col(
-        lambda g, r: g.moment(
-            max(g.as_of - HISTORY, _midnight(r.nascimento)),
-            g.as_of - timedelta(hours=1),
+        Moment(
+            Latest(AsOf(-HISTORY), DayStart("nascimento")),
+            AsOf(-timedelta(hours=1)),
         )
     )
 
@@ -151,20 +179,17 @@ class PacienteConvenio(SQLFactory):
 
     paciente_id = Parent("pacientes", where=_patients_with_room)
     convenio_id = Parent("convenios", prefer_existing=True, where=_not_held_yet)
-    numero_carteira = Col(lambda g, r: f"{int(g.rng.random() * 10**15):015d}")
-    validade = Col(
-        lambda g, r: g.day(
-            g.as_of.date() + timedelta(days=30),
-            g.as_of.date() + timedelta(days=3 * 365),
-        )
-    )
+    numero_carteira = Col(Digits(15))
+    validade = Col(Day(30, 3 * 365))
 
 
-def _consulta_data(g: Context, r: Any) -> Any:
-    now = _patient_now(g, r)
-    if r.status == "agendada":
-        return g.moment(now, now + timedelta(days=60))
-    return g.moment(max(_cadastro(g, r), g.as_of - HISTORY), now)
+_CADASTRO = ParentCol("paciente_id", "data_cadastro", "pacientes")
+_PATIENT_NOW = Latest(_CADASTRO, AsOf())
+"""The patient's own "now": the data's as-of, or the registration when that is
+later (a patient the stream registered at wall-clock time, given events by a
+seed whose as-of is earlier), so no event predates ``data_cadastro``."""
+_SINCE_CADASTRO = Moment(Latest(_CADASTRO, AsOf(-HISTORY)), _PATIENT_NOW)
+"""An event in the last two years, never before its patient's data_cadastro."""
 
 
 class Consulta(SQLFactory):
@@ -172,24 +197,24 @@ class Consulta(SQLFactory):
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
     medico_id = Parent("medicos", prefer_existing=True)
-    status = Col(lambda g, r: g.weighted(STATUS_CONSULTA))
-    data = Col(_consulta_data)
-    motivo = Col(lambda g, r: g.choice(MOTIVOS_CONSULTA))
+    status = Col(Weighted(STATUS_CONSULTA))
+    data = Col(
+        Switch(
+            "status",
+            {"agendada": Moment(_PATIENT_NOW, Plus(_PATIENT_NOW, timedelta(days=60)))},
+            default=_SINCE_CADASTRO,
+        )
+    )
+    motivo = Col(Choice(MOTIVOS_CONSULTA))
 
 
 class Exame(SQLFactory):
     _table, _domain = "exames", DOMAIN
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    tipo_exame = Col(lambda g, r: g.choice(TIPOS_EXAME))
-    data = Col(
-        lambda g, r: g.moment(
-            max(_cadastro(g, r), g.as_of - HISTORY), _patient_now(g, r)
-        )
-    )
-    resultado = Col(
-        lambda g, r: None if g.rng.random() < PENDING_RESULT else g.weighted(RESULTADOS)
-    )
+    tipo_exame = Col(Choice(TIPOS_EXAME))
+    data = Col(_SINCE_CADASTRO)
+    resultado = Col(Maybe(PENDING_RESULT, Weighted(RESULTADOS)))
 
 
 def stay_length(g: Context) -> timedelta:
@@ -197,11 +222,7 @@ def stay_length(g: Context) -> timedelta:
     return STAY_MIN + timedelta(seconds=g.randint(0, span))
 
 
-def _entrada(g: Context, r: Any) -> Any:
-    earliest, now = max(_cadastro(g, r), g.as_of - HISTORY), _patient_now(g, r)
-    if r.aberta:
-        return g.moment(max(earliest, now - STAY_MAX), now)
-    return g.moment(earliest, max(earliest, now - r.duracao))
+_EARLIEST = (_CADASTRO, AsOf(-HISTORY))
 
 
 class Internacao(SQLFactory):
@@ -211,11 +232,23 @@ class Internacao(SQLFactory):
         exclude = ("aberta", "duracao")
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    aberta = Col(lambda g, r: g.rng.random() < OPEN_STAY)
-    duracao = Col(lambda g, r: stay_length(g))
-    data_entrada = Col(_entrada)
-    data_saida = Col(lambda g, r: None if r.aberta else r.data_entrada + r.duracao)
-    motivo = Col(lambda g, r: g.choice(MOTIVOS_INTERNACAO))
-    quarto = Col(
-        lambda g, r: f"{g.randint(1, 8)}{g.randint(1, 40):02d}-{g.choice('AB')}"
+    aberta = Col(Flag(OPEN_STAY))
+    duracao = Col(Span(STAY_MIN, STAY_MAX))
+    data_entrada = Col(
+        Switch(
+            "aberta",
+            {
+                True: Moment(
+                    Latest(*_EARLIEST, Plus(_PATIENT_NOW, -STAY_MAX)), _PATIENT_NOW
+                )
+            },
+            # closed: discharged (entrada + duracao) by the patient's now
+            default=Moment(
+                Latest(*_EARLIEST),
+                Latest(*_EARLIEST, Before(_PATIENT_NOW, "duracao")),
+            ),
+        )
     )
+    data_saida = Col(EndAfter("data_entrada", "duracao", unless="aberta"))
+    motivo = Col(Choice(MOTIVOS_INTERNACAO))
+    quarto = Col(Join(Int(1, 8), Int(1, 40, 2), "-", Choice("AB")))

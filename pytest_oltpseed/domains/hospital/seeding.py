@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from pytest_oltpseed.chunks import Positional
+from pytest_oltpseed.chunks import Planned, Positional
 from pytest_oltpseed.domains.hospital.factories import MAX_CONVENIOS
 from pytest_oltpseed.seeding import Seeder, Stage
 
@@ -59,12 +59,11 @@ class Memberships:
                 receivers.append(i)
             previous = receivers
         self._drop_fourths(seeder, patients, plans)
-        pairs_p, pairs_c = self.pairs_p, self.pairs_c
         positional: Positional = {
-            "paciente_id": lambda n: patients.ref(pairs_p[n]),
-            "convenio_id": lambda n: plans.ref(pairs_c[n]),
+            "paciente_id": Planned(patients, self.pairs_p),
+            "convenio_id": Planned(plans, self.pairs_c),
         }
-        return positional, len(pairs_p)
+        return positional, len(self.pairs_p)
 
     def _drop_fourths(self, seeder: Seeder, patients: Any, plans: Any) -> None:
         held: dict[int, set[int]] = {}

@@ -1,0 +1,564 @@
+"""Column generators: each field defined once, producing one value or a column.
+
+A declaration such as ``Col(Weighted(STATUS))`` drives three paths from one
+definition:
+
+* per object (``create()``, the stream): the generator draws its uniforms from
+  the context's ``random.Random`` and returns one Python value;
+* the bulk seed, column-wise (NumPy, the "fast path"): a chunk's uniforms come
+  from a counter-based stream and the generator maps whole arrays at once;
+* the bulk seed without NumPy (or with ``OLTPSEED_FAST=0``): the same
+  counter-based uniforms, mapped one row at a time by the scalar code.
+
+The counter-based stream (splitmix64 of a per-column key plus the row number)
+is exact in both integer arithmetics, and every mapping uses only operations
+that round identically in Python floats and NumPy ``float64``, so the last two
+paths give the same rows for a seed, with or without workers.
+
+Timestamps travel as whole seconds since the (naive UTC) epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from bisect import bisect
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from itertools import accumulate
+from typing import Any
+
+np: Any = None  # NumPy (optional extra ``fast``), imported on first column-wise use
+
+EPOCH = datetime(1970, 1, 1)
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_SCALE = 2.0**-53
+
+
+FAST_AT = 10_000
+"""Stages smaller than this skip NumPy: its import (~0.25 s) costs more than the
+column-wise path saves on fewer rows, and the rows are the same either way."""
+
+
+def load_numpy() -> bool:
+    """Import NumPy on first use; False when it is not installed."""
+    global np
+    if np is None:
+        try:
+            import numpy
+        except ImportError:
+            return False
+        np = numpy
+    return True
+
+
+def fast_enabled(rows: int = FAST_AT) -> bool:
+    """The column-wise path runs for a stage of ``rows`` when NumPy is
+    importable and the fast path is not switched off (``OLTPSEED_FAST=0``)."""
+    if rows < FAST_AT or os.environ.get("OLTPSEED_FAST", "1") == "0":
+        return False
+    return load_numpy()
+
+
+def to_seconds(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(seconds=1)
+
+
+def to_moment(seconds: int) -> datetime:
+    return EPOCH + timedelta(seconds=seconds)
+
+
+# -- counter-based uniforms ---------------------------------------------------------
+def stream_key(*parts: object) -> int:
+    """A 64-bit key for one random stream, stable across runs and machines."""
+    text = ":".join(map(str, parts)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+
+def uniform(key: int, i: int) -> float:
+    """Row ``i`` of stream ``key``: splitmix64, top 53 bits, in [0, 1)."""
+    z = (key + (i + 1) * _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return ((z ^ (z >> 31)) >> 11) * _SCALE
+
+
+def uniforms(key: int, start: int, n: int) -> Any:
+    """Rows ``start .. start+n-1`` of stream ``key`` as a float64 array."""
+    i = np.arange(start + 1, start + n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + i * np.uint64(_GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * _SCALE
+
+
+def pick(u: float, size: int) -> int:
+    """A uniform index in ``range(size)``: the one rule for every pick."""
+    return int(u * size)
+
+
+def picks(u: Any, size: int) -> Any:
+    return (u * size).astype(np.int64)
+
+
+# -- what a column generator sees ---------------------------------------------------
+class Frame:
+    """A chunk's columns so far, for generators that read other columns.
+
+    ``columns`` holds arrays by column name (picked parents as indices into
+    their pool); ``parents`` maps an FK column to its pool, whose carried
+    columns are read through :meth:`carried`.
+    """
+
+    def __init__(self, as_of: datetime, size: int, pools: Any, start: int = 0) -> None:
+        """``pools`` are the seed's value pools (names, streets: ``ctx.pools``);
+        ``start`` is the chunk's first row number in its stage."""
+        self.as_of = to_seconds(as_of)
+        self.today = (as_of.date() - EPOCH.date()).days
+        self.size = size
+        self.pools = pools
+        self.start = start
+        self.columns: dict[str, Any] = {}
+        self.parents: dict[str, Any] = {}
+        self.used: dict[tuple[str, str], int] = {}
+
+    def carried(self, fk: str, column: str) -> Any:
+        values = self.parents[fk].seconds(column)
+        return values[self.columns[fk]]
+
+
+# -- bounds: small expressions over seconds -----------------------------------------
+class Expr:
+    def one(self, g: Any, r: Any) -> int:
+        raise NotImplementedError
+
+    def many(self, f: Frame) -> Any:
+        raise NotImplementedError
+
+
+class AsOf(Expr):
+    """The run's "now" (``ctx.as_of``), shifted by ``offset``."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset // timedelta(seconds=1)
+
+    def one(self, g: Any, r: Any) -> int:
+        return to_seconds(g.as_of) + self.offset
+
+    def many(self, f: Frame) -> Any:
+        return np.full(f.size, f.as_of + self.offset, dtype=np.int64)
+
+
+class ParentCol(Expr):
+    """A timestamp column of the row's parent (carried by the FK's ``carry``)."""
+
+    def __init__(self, fk: str, column: str, table: str) -> None:
+        self.fk, self.column, self.table = fk, column, table
+
+    def one(self, g: Any, r: Any) -> int:
+        return to_seconds(g.parent(getattr(r, self.fk), self.table)[self.column])
+
+    def many(self, f: Frame) -> Any:
+        return f.carried(self.fk, self.column)
+
+
+class DayStart(Expr):
+    """Midnight of a date column of the same row."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def one(self, g: Any, r: Any) -> int:
+        day = getattr(r, self.column)
+        return to_seconds(datetime(day.year, day.month, day.day))
+
+    def many(self, f: Frame) -> Any:
+        return f.columns[self.column] * 86_400
+
+
+class Before(Expr):
+    """A bound minus a duration column of the same row (seconds)."""
+
+    def __init__(self, bound: Expr, column: str) -> None:
+        self.bound, self.column = bound, column
+
+    def one(self, g: Any, r: Any) -> int:
+        return self.bound.one(g, r) - getattr(r, self.column) // timedelta(seconds=1)
+
+    def many(self, f: Frame) -> Any:
+        return self.bound.many(f) - f.columns[self.column]
+
+
+class Latest(Expr):
+    """The latest of several bounds (``max``)."""
+
+    def __init__(self, *parts: Expr) -> None:
+        self.parts = parts
+
+    def one(self, g: Any, r: Any) -> int:
+        return max(p.one(g, r) for p in self.parts)
+
+    def many(self, f: Frame) -> Any:
+        out = self.parts[0].many(f)
+        for p in self.parts[1:]:
+            out = np.maximum(out, p.many(f))
+        return out
+
+
+class Plus(Expr):
+    """A bound shifted by a fixed ``offset`` (which may be negative)."""
+
+    def __init__(self, bound: Expr, offset: timedelta) -> None:
+        self.bound, self.offset = bound, offset // timedelta(seconds=1)
+
+    def one(self, g: Any, r: Any) -> int:
+        return self.bound.one(g, r) + self.offset
+
+    def many(self, f: Frame) -> Any:
+        return self.bound.many(f) + self.offset
+
+
+# -- generators -----------------------------------------------------------------------
+class Gen:
+    """A column generator: ``draws`` uniforms in, one value (or one array) out.
+
+    Instances are callables ``(ctx, row) -> value``, so ``Col(gen)`` is the
+    per-object path; :meth:`one` and :meth:`many` are the two bulk forms.
+    ``kind`` says how :meth:`many`'s array becomes COPY text.
+    """
+
+    draws = 1
+    kind = "text"
+
+    def __call__(self, g: Any, r: Any) -> Any:
+        return self.one(g, [g.rng.random() for _ in range(self.draws)], r)
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        raise NotImplementedError
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+
+class Choice(Gen):
+    """Uniform choice from a fixed tuple."""
+
+    def __init__(self, options: Sequence[Any]) -> None:
+        self.options = tuple(options)
+        self._array: Any = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return self.options[pick(us[0], len(self.options))]
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self._array is None:
+            self._array = np.array(self.options, dtype=object)
+        return self._array[picks(us[0], len(self.options))]
+
+
+class Weighted(Gen):
+    """A key of ``choices`` drawn with its weight (like ``ctx.weighted``)."""
+
+    def __init__(self, choices: Mapping[str, float]) -> None:
+        self.keys = tuple(choices)
+        self.cumulative = list(accumulate(choices.values()))
+        self.total = self.cumulative[-1] + 0.0
+        self._array: Any = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        x = us[0] * self.total
+        return self.keys[bisect(self.cumulative, x, 0, len(self.keys) - 1)]
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self._array is None:
+            self._array = np.array(self.keys, dtype=object)
+        edges = np.array(self.cumulative[:-1], dtype=np.float64)
+        return self._array[np.searchsorted(edges, us[0] * self.total, side="right")]
+
+
+class Maybe(Gen):
+    """``None`` with probability ``p`` (a pending result), else ``then``."""
+
+    def __init__(self, p: float, then: Gen) -> None:
+        self.p, self.then = p, then
+        self.draws = 1 + then.draws
+        self.kind = then.kind
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return None if us[0] < self.p else self.then.one(g, us[1:], r)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        values = self.then.many(f, us[1:]).astype(object)
+        values[us[0] < self.p] = None
+        return values
+
+
+class Moment(Gen):
+    """A whole-second time uniformly in [start, end] (``ctx.moment``)."""
+
+    kind = "timestamp"
+
+    def __init__(self, start: Expr, end: Expr) -> None:
+        self.start, self.end = start, end
+
+    def seconds(self, g: Any, u: float, r: Any) -> int:
+        start = self.start.one(g, r)
+        span = max(0, self.end.one(g, r) - start)
+        return start + int(u * (span + 1))
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return to_moment(self.seconds(g, us[0], r))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        start = self.start.many(f)
+        span = np.maximum(0, self.end.many(f) - start)
+        return start + (us[0] * (span + 1).astype(np.float64)).astype(np.int64)
+
+
+class Flag(Gen):
+    """True with probability ``p`` (a helper column, e.g. a stay still open)."""
+
+    kind = "bool"
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return us[0] < self.p
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return us[0] < self.p
+
+
+class Span(Gen):
+    """A duration of whole seconds uniformly in [low, high]."""
+
+    kind = "interval"
+
+    def __init__(self, low: timedelta, high: timedelta) -> None:
+        self.low = low // timedelta(seconds=1)
+        self.span = high // timedelta(seconds=1) - self.low
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return timedelta(seconds=self.low + int(us[0] * (self.span + 1)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return self.low + (us[0] * float(self.span + 1)).astype(np.int64)
+
+
+class EndAfter(Gen):
+    """``start`` + ``length`` (both columns of the row), or None when ``unless``."""
+
+    kind = "timestamp"
+    draws = 0
+
+    def __init__(self, start: str, length: str, unless: str) -> None:
+        self.start, self.length, self.unless = start, length, unless
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        if getattr(r, self.unless):
+            return None
+        return getattr(r, self.start) + getattr(r, self.length)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        end = f.columns[self.start] + f.columns[self.length]
+        return np.where(f.columns[self.unless], NULL_TIME, end)
+
+
+NULL_TIME = -(2**63)
+"""A NULL in a timestamp column (NumPy's NaT once viewed as datetime64)."""
+
+
+class Day(Gen):
+    """A date uniformly in [today+first, today+last] days (``ctx.day``)."""
+
+    kind = "date"
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.span = first, max(0, last - first)
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        today = g.as_of.date()
+        return today + timedelta(days=self.first + int(us[0] * (self.span + 1)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        start = f.today + self.first
+        return start + (us[0] * float(self.span + 1)).astype(np.int64)
+
+
+class PoolChoice(Gen):
+    """Uniform choice from one of the seed's value pools (``ctx.pools.<name>``),
+    shown through ``show`` (e.g. a (city, UF) pair as ``"city - UF"``)."""
+
+    def __init__(self, name: str, show: Any = None) -> None:
+        self.name, self.show = name, show
+        self._cache: tuple[Any, Any] | None = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        options = getattr(g.pools, self.name)
+        value = options[pick(us[0], len(options))]
+        return self.show(value) if self.show else value
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        options = getattr(f.pools, self.name)
+        if self._cache is None or self._cache[0] is not options:
+            shown = [self.show(o) for o in options] if self.show else options
+            self._cache = (options, np.array(list(shown), dtype=object))
+        return self._cache[1][picks(us[0], len(options))]
+
+
+class Join(Gen):
+    """Text joined from literal pieces and generators (each its own draws)."""
+
+    def __init__(self, *parts: str | Gen, limit: int | None = None) -> None:
+        self.parts, self.limit = parts, limit
+        self.draws = sum(p.draws for p in parts if isinstance(p, Gen))
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        out, at = [], 0
+        for part in self.parts:
+            if isinstance(part, Gen):
+                out.append(str(part.one(g, us[at : at + part.draws], r)))
+                at += part.draws
+            else:
+                out.append(part)
+        text = "".join(out)
+        return text[: self.limit] if self.limit else text
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        out: Any = None
+        at = 0
+        for part in self.parts:
+            if isinstance(part, Gen):
+                piece = part.many(f, us[at : at + part.draws])
+                at += part.draws
+            else:
+                piece = part
+            out = piece if out is None else out + piece
+        if self.limit and any(len(v) > self.limit for v in set(out.tolist())):
+            out = np.array([v[: self.limit] for v in out.tolist()], dtype=object)
+        return out
+
+
+class Int(Gen):
+    """An integer in [low, high] as text, zero-padded to ``width`` (``randint``)."""
+
+    def __init__(self, low: int, high: int, width: int = 0) -> None:
+        self.low, self.high, self.width = low, high, width
+        self._table: Any = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        value = self.low + pick(us[0], self.high - self.low + 1)
+        return f"{value:0{self.width}d}"
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self._table is None:
+            self._table = np.array(
+                [f"{v:0{self.width}d}" for v in range(self.low, self.high + 1)],
+                dtype=object,
+            )
+        return self._table[picks(us[0], self.high - self.low + 1)]
+
+
+class Digits(Gen):
+    """``width`` random decimal digits (a card or account number)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.space = 10**width
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return f"{int(us[0] * self.space):0{self.width}d}"
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        numbers = (us[0] * float(self.space)).astype(np.int64).astype(str)
+        return np.strings.zfill(numbers, self.width).astype(object)
+
+
+class Chance(Gen):
+    """``then`` with probability ``p``, else ``other`` (same later draws)."""
+
+    def __init__(self, p: float, then: Gen, other: Gen) -> None:
+        self.p, self.then, self.other = p, then, other
+        self.draws = 1 + max(then.draws, other.draws)
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        gen = self.then if us[0] < self.p else self.other
+        return gen.one(g, us[1:], r)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return np.where(
+            us[0] < self.p, self.then.many(f, us[1:]), self.other.many(f, us[1:])
+        )
+
+
+class Indexed(Gen):
+    """A unique identifier from the row's index in ``key``'s sequence
+    (``ctx.next_index``): ``make(n)`` per value, ``make_many(array)`` per column."""
+
+    def __init__(self, domain: str, key: str, make: Any, make_many: Any) -> None:
+        self.domain, self.key = domain, key
+        self.make, self.make_many = make, make_many
+        self.draws = 0
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return self.make(g.next_index(self.domain, self.key))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        f.used[(self.domain, self.key)] = f.start + f.size
+        return self.make_many(np.arange(f.start, f.start + f.size, dtype=np.int64))
+
+
+class Switch(Gen):
+    """A generator chosen by another column's value (same uniforms for all)."""
+
+    def __init__(self, column: str, cases: Mapping[Any, Gen], default: Gen) -> None:
+        self.column, self.cases, self.default = column, dict(cases), default
+        gens = [*self.cases.values(), default]
+        self.draws = max(gen.draws for gen in gens)
+        kinds = {gen.kind for gen in gens}
+        if len(kinds) != 1:
+            raise TypeError("Switch cases must share one kind")
+        self.kind = kinds.pop()
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        gen = self.cases.get(getattr(r, self.column), self.default)
+        return gen.one(g, us, r)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        out = self.default.many(f, us)
+        key = f.columns[self.column]
+        for value, gen in self.cases.items():
+            mask = key == value
+            if mask.any():
+                out = np.where(mask, gen.many(f, us), out)
+        return out
+
+
+# -- COPY text of a column ------------------------------------------------------------
+def column_text(kind: str, values: Any) -> list[str]:
+    """A column array as COPY text fields (``\\N`` for None)."""
+    if kind == "timestamp":
+        text = np.datetime_as_string(values.astype("datetime64[s]"))
+        if (values == NULL_TIME).any():
+            text = text.astype(object)
+            text[values == NULL_TIME] = "\\N"
+        return text.tolist()
+    if kind == "int":
+        return values.astype(str).tolist()
+    if kind == "bool":
+        return np.where(values, "t", "f").tolist()
+    if kind == "date":
+        return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
+    if values.dtype == object:
+        values = values.copy()
+        values[np.equal(values, None)] = "\\N"
+    out = values.tolist()
+    if any(not v.isprintable() or "\\" in v for v in set(out) - {"\\N"}):
+        from pytest_oltpseed.chunks import copy_text
+
+        return [copy_text(v) for v in out]
+    return out
