@@ -17,18 +17,26 @@ started - event due).
     .venv/bin/python bench/stream.py [--events 30000] [--repeat 2] [--seconds 20]
     .venv/bin/python bench/stream.py --only changes [--events 20000] [--repeat 3]
         [--domain all]
+    .venv/bin/python bench/stream.py --only clients [--events 8000] [--seconds 5]
+
+``--only clients``: events/s and row changes/s of ``--clients 1, 2, 4`` per
+domain (``--interval 0``, fresh MEDIUM database each), next to ``pgbench -N
+-c C -j C -T SECONDS`` at the same client counts on a ``pgbench -i -s 4``
+database of the same server, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from runs import fresh_database, stream
 
-from pytest_oltpseed.server import ephemeral_server
+from pytest_oltpseed.server import ephemeral_server, find_bindir
 
 
 def _row(label: str, document: dict[str, Any]) -> str:
@@ -50,7 +58,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument(
-        "--only", choices=("changes",), help="Run only the --changes comparison."
+        "--only",
+        choices=("changes", "clients"),
+        help="Run only the --changes comparison, or only the --clients scaling.",
     )
     parser.add_argument(
         "--domain",
@@ -60,6 +70,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.only == "changes":
         changes_cost(args.events, args.repeat, args.domain or DOMAINS)
+        return
+    if args.only == "clients":
+        clients_scaling(
+            args.events, args.seconds, args.domain or ["hospital", "retail"]
+        )
         return
     header = (
         "| run | events | events/s | rows/event | latency p50/p95/p99 ms "
@@ -128,6 +143,61 @@ def changes_cost(events: int, repeat: int, domains: list[str]) -> None:
                 f"| {domain} | {events:,} | {plain:,.0f} | {written:,.0f} | "
                 f"{best[True]['changes']['lines']:,} | "
                 f"{(plain - written) / plain * 100:+.1f}% |",
+                flush=True,
+            )
+
+
+CLIENTS = (1, 2, 4)
+
+
+def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
+    """``--clients 1, 2, 4`` per domain beside ``pgbench -N -c`` (same run)."""
+    print(
+        "| run | clients | events | events/s | row changes/s | vs 1 client |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
+    with ephemeral_server() as server:
+        for domain in domains:
+            one = 0.0
+            for clients in CLIENTS:
+                dsn = fresh_database(
+                    server, f"bench_c{clients}_{domain}", domain, "MEDIUM"
+                )
+                document = stream(
+                    dsn, "--domain", domain, "--interval", "0", "--jitter-ms", "0",
+                    "--batch-size", "50", "--max-events", str(events),
+                    "--clients", str(clients),
+                )  # fmt: skip
+                rate = float(document["events_per_s"])
+                committed = document["events"]["committed"]
+                rows = sum(sum(ops.values()) for ops in document["tables"].values())
+                one = one or rate
+                print(
+                    f"| oltpseed stream, {domain} | {clients} | {committed:,} | "
+                    f"{rate:,.0f} | {rate * rows / max(committed, 1):,.0f} | "
+                    f"{rate / one:.2f}x |",
+                    flush=True,
+                )
+        pgbench = str(find_bindir() / "pgbench")
+        fresh_database(server, "bench_pgbench", None)
+        target = server.dsn("bench_pgbench")
+        subprocess.run(
+            [pgbench, "-i", "-q", "-s", "4", "-d", target],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        one = 0.0
+        for clients in CLIENTS:
+            done = subprocess.run(
+                [pgbench, "-N", "-c", str(clients), "-j", str(clients),
+                 "-T", str(seconds), "-d", target],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            found = re.search(r"tps = ([\d.]+)", done.stdout)
+            tps = float(found.group(1)) if found else 0.0
+            one = one or tps
+            print(
+                f"| pgbench -N (3 row changes/tx), scale 4 | {clients} | - | "
+                f"{tps:,.0f} tx/s | {tps * 3:,.0f} | {tps / one:.2f}x |",
                 flush=True,
             )
 

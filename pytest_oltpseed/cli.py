@@ -34,11 +34,13 @@ from pytest_oltpseed import (
     db,
     events,
     logs,
+    merging,
     pausing,
     schema,
     seeding,
     templates,
     validators,
+    workers,
 )
 from pytest_oltpseed import (
     stream as streaming,
@@ -53,7 +55,7 @@ from pytest_oltpseed.errors import (
     ServerError,
     UsageError,
 )
-from pytest_oltpseed.ledger import check_outputs
+from pytest_oltpseed.ledger import check_outputs, write_report
 from pytest_oltpseed.server import EmbeddedServer
 
 app = typer.Typer(
@@ -80,6 +82,11 @@ templates_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(templates_app, name="templates")
+report_app = typer.Typer(
+    help="Stream reports and changes files of several runs (--shard) as one.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
 
 
 def _flag(*names: str, **kwargs: Any) -> Any:
@@ -607,6 +614,24 @@ def stream(
             "the report); the same seed repeats a run's choices.",
         ),
     ] = None,
+    clients: Annotated[
+        int | None,
+        typer.Option(
+            "--clients",
+            min=1,
+            help="Concurrent connections, each a worker process (default 1); "
+            "--rate and --max-events are the totals.",
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="i/K: this run is shard i of K independent streams into one "
+            "database (own random stream, run id names the shard); merge their "
+            "files with `oltpseed report merge`.",
+        ),
+    ] = None,
     dsn: DsnOption = None,
     force: ForceOption = False,
     dry_run: DryRunOption = False,
@@ -630,6 +655,8 @@ def stream(
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
+        clients=clients,
+        shard=streaming.parse_shard(shard) if shard is not None else None,
         every=events.parse_every(every) if every else None,
     )
     check_outputs(options.outputs())
@@ -639,7 +666,7 @@ def stream(
         return
     logs.setup(settings.logging, console=True)
     conninfo = db.resolve_conninfo(settings, _say)
-    streamer = streaming.Streamer(
+    streamer = workers.make_stream(
         lambda: db.connect(conninfo, settings),
         domains,
         mix,
@@ -705,12 +732,17 @@ def _print_stream_plan(
         f"at most {options.max_events} events" if options.max_events else "",
     ]
     out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
+    if options.clients > 1 or options.shard:
+        shard = (
+            f"shard {streaming.shard_label(options.shard)}, " if options.shard else ""
+        )
+        out.print(f"{shard}{options.clients} client(s), the pace and bounds shared")
     for name, number in options.every:
         out.print(f"also {name} once every {number} batches")
     out.print("nothing was written")
 
 
-def _print_stream_summary(streamer: streaming.Streamer) -> None:
+def _print_stream_summary(streamer: streaming.Streamer | workers.Pool) -> None:
     document = streamer.report()
     events = document["events"]
     table = Table(
@@ -738,6 +770,50 @@ def _print_stream_summary(streamer: streaming.Streamer) -> None:
         f"latency p50/p95/p99 {latency['p50']:.1f}/{latency['p95']:.1f}/"
         f"{latency['p99']:.1f} ms"
         + (f"; report: {streamer.options.report}" if streamer.options.report else "")
+    )
+
+
+@report_app.command("merge")
+def report_merge(
+    reports: Annotated[
+        list[Path], typer.Argument(help="Stream --report files (one per shard).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Write the merged report here.")
+    ],
+    changes: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--changes",
+            help="A shard's --changes file (repeat the option); merged in commit "
+            "order into --changes-output.",
+        ),
+    ] = None,
+    changes_output: Annotated[
+        Path | None,
+        typer.Option("--changes-output", help="Write the merged changes here."),
+    ] = None,
+) -> None:
+    """Merge the ledgers of several stream runs (``--shard i/K``) into one."""
+    if bool(changes) != (changes_output is not None):
+        raise UsageError("give --changes files and --changes-output together")
+    check_outputs({"-o": output, "--changes-output": changes_output})
+    parts = [merging.read_report(path) for path in reports]
+    extra: dict[str, Any] = {}
+    if changes and changes_output is not None:
+        lines = merging.merge_changes(changes, changes_output)
+        extra["changes"] = {"path": str(changes_output), "lines": lines}
+    document = merging.merge_reports(parts, streaming.new_run_id(), **extra)
+    write_report(output, document)
+    out.print(
+        f"merged {len(parts)} report(s): {document['events']['committed']:,} events, "
+        f"{len(document['runs'])} run(s) -> {output}"
+        + (
+            f"; {extra['changes']['lines']:,} changes -> {changes_output}"
+            if extra
+            else ""
+        ),
+        soft_wrap=True,
     )
 
 

@@ -63,6 +63,7 @@ TOML_KEYS: dict[str, tuple[str, str]] = {
     "STREAM_RECONNECT_MAX_SECONDS": ("stream", "reconnect_max_seconds"),
     "STREAM_RECONNECT_ATTEMPTS": ("stream", "reconnect_attempts"),
     "STREAM_PROGRESS_SECONDS": ("stream", "progress_seconds"),
+    "STREAM_CLIENTS": ("stream", "clients"),
     "STREAM_PAUSE_FILE": ("stream", "pause_file"),
     "STREAM_WEIGHTS": ("stream", "weights"),
     "SEED_SIZE": ("seed", "size"),
@@ -209,6 +210,7 @@ class StreamSettings:
     reconnect_max_seconds: float = 30.0
     reconnect_attempts: int = 6
     progress_seconds: float = 10.0
+    clients: int = 1  # concurrent connections, each its own process (workers.py)
     pause_file: Path | None = None  # besides the database's sentinel (pausing.py)
     weights: Mapping[str, int] = field(default_factory=dict)
     weights_source: str = ""
@@ -330,6 +332,7 @@ def _stream(src: Sources) -> StreamSettings:
             src.get("STREAM_RECONNECT_ATTEMPTS"), 6, minimum=1
         ),
         progress_seconds=_float(src.get("STREAM_PROGRESS_SECONDS"), 10.0),
+        clients=check_int(src.get("STREAM_CLIENTS"), 1, minimum=1),
         pause_file=Path(raw)
         if (raw := _str(src.get("STREAM_PAUSE_FILE"), ""))
         else None,

@@ -20,6 +20,7 @@ second signal aborts at once: the open batch is rolled back (exit 130).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -44,7 +45,7 @@ from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
-from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
+from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError, UsageError
 from pytest_oltpseed.events import (
     Event,
     Mix,
@@ -66,6 +67,13 @@ RETRY_BACKOFF_S = 0.02  # times the attempt, jittered, before a replay
 RESYNC_S = 60.0  # totals re-counted from the tables this often
 SETTLE_S = 30.0  # how long to wait for a COMMIT still "in progress" after a loss
 NAP_S = 0.05  # sleeps are cut in naps so a signal is noticed at once
+# Concurrent streams (--clients, --shard) update the same rows in batches, in
+# no common order: deadlocks. PostgreSQL finds one only after deadlock_timeout
+# (1 s, superuser-only to change), and every client waits meanwhile. A row
+# lock waited for longer than this instead fails the batch at once (55P03),
+# which is rolled back and replayed like a deadlock.
+CONCURRENT_LOCK_TIMEOUT_MS = 100
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class GaveUp(OltpseedError):
@@ -151,6 +159,13 @@ class StreamOptions:
     pool_seed: int = 0
     floor: datetime = DEFAULT_AS_OF
     every: tuple[tuple[str, int], ...] = ()  # (event, N): once every N batches
+    clients: int = 1  # concurrent worker processes (workers.py)
+    shard: tuple[int, int] | None = None  # (i, K): one of K independent streams
+
+    @property
+    def stamped(self) -> bool:
+        """Changes lines carry their commit time: the file will be merged."""
+        return self.clients > 1 or self.shard is not None
 
     @classmethod
     def from_settings(cls, stream: StreamSettings, **flags: Any) -> StreamOptions:
@@ -164,6 +179,7 @@ class StreamOptions:
             reconnect_max=stream.reconnect_max_seconds,
             reconnect_attempts=stream.reconnect_attempts,
             fail_fast=stream.fail_fast_on_critical,
+            clients=stream.clients,
         )
         given = {k: v for k, v in flags.items() if v is not None}
         return cls(**{**asdict(base), **given})
@@ -180,6 +196,7 @@ class StreamOptions:
         shown = asdict(self)
         for key in ("report", "changes", "pause_file", "pause_home", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
+        shown["shard"] = shard_label(self.shard) if self.shard else None
         return shown
 
 
@@ -211,6 +228,7 @@ class Streamer:
         options: StreamOptions,
         *,
         setup: Callable[[psycopg.Connection], Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
         """``setup`` runs once on the first connection (the CLI installs the
         schema there), inside the run, so its failure still gets a report.
@@ -228,7 +246,7 @@ class Streamer:
         self._batches_begun = 0
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
-        self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
+        self.ledger = Ledger(self.tables, run_id=run_id or new_run_id(options.shard))
         self.rng = random.Random(options.seed)
         self.conn: psycopg.Connection | None = None
         self.ctx: StreamContext | None = None
@@ -245,6 +263,7 @@ class Streamer:
         self._pause_paths: list[Path] = []
         self._own: Counter[str] = Counter()  # rows added by our commits, per table
         self._recount = _Recount(connect, self.tables)
+        self.labels: dict[str, Any] = {}  # added to the report (a client's number)
 
     def _schedule(self, now: float) -> Schedule:
         o = self.options
@@ -443,6 +462,18 @@ class Streamer:
         little and say True to replay the batch; False once retries ran out
         (the batch is counted lost and the stream goes on)."""
         reason = f"{first_line(exc)} ({exc.sqlstate})"
+        if exc.sqlstate == LOCK_NOT_AVAILABLE:  # waited as long as the lock lasts
+            self.ledger.retried += 1
+            if attempt == 1 or attempt % 50 == 0:
+                self.log.warning(
+                    "stream: a row lock held over %d ms (%s) - batch rolled back, "
+                    "replaying it (attempt %d; replays while the lock is held)",
+                    CONCURRENT_LOCK_TIMEOUT_MS,
+                    reason,
+                    attempt,
+                )
+            pause = RETRY_BACKOFF_S * min(attempt, 10) * (0.5 + self.rng.random())
+            return not self._sleep(pause)
         if attempt > RETRIES:
             self.ledger.lost_batches += 1
             self.ledger.lost_events += events
@@ -607,6 +638,7 @@ class Streamer:
         ]
         keys = None if ctx.keyed is None else changed_keys(ctx.ledger, ctx.keyed)
         settled = False
+        at = time.time_ns() if self.options.stamped else None  # orders clients' files
         try:
             conn.commit()
             committed = True
@@ -626,7 +658,7 @@ class Streamer:
         )
         if self.changes is not None and keys is not None:  # committed: write it
             self.changes.write_batch(
-                self.ledger.run_id, self._batch_number, short_xid(xid), keys
+                self.ledger.run_id, self._batch_number, short_xid(xid), keys, at
             )
         lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
         for lag in lags:
@@ -748,6 +780,9 @@ class Streamer:
         """The batch connection and an autocommit one for identifier reservations."""
         conn = self.connect()
         try:
+            if self.options.stamped:  # one of several concurrent streams
+                conn.execute(f"SET lock_timeout = {CONCURRENT_LOCK_TIMEOUT_MS}")
+                conn.commit()
             reserve = self.connect()
             reserve.autocommit = True
         except BaseException:
@@ -857,6 +892,11 @@ class Streamer:
                 "weights": {e.name: e.weight for e in self.mix.events},
                 "cdc_tagged": self.tagged,
                 **(
+                    {"shard": shard_label(self.options.shard)}
+                    if self.options.shard
+                    else {}
+                ),
+                **(
                     {
                         "changes": {
                             "path": str(self.changes.path),
@@ -866,6 +906,7 @@ class Streamer:
                     if self.changes is not None
                     else {}
                 ),
+                **self.labels,
             }
         )
 
@@ -880,12 +921,47 @@ class Streamer:
             )
 
 
+def new_run_id(shard: tuple[int, int] | None = None) -> str:
+    """A run id; a shard's says which shard it is (``3f9c2a1b-s1of4``), so
+    ``cdc verify`` on merged files attributes each transaction to its shard."""
+    base = uuid.uuid4().hex[: 8 if shard else 12]
+    return f"{base}-s{shard[0]}of{shard[1]}" if shard else base
+
+
+def shard_label(shard: tuple[int, int]) -> str:
+    return f"{shard[0]}/{shard[1]}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/K`` (0 <= i < K) -> (i, K); one line (exit 2) otherwise."""
+    head, _, tail = text.partition("/")
+    try:
+        index, count = int(head), int(tail)
+    except ValueError:
+        index, count = -1, 0
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(f"--shard {text!r}: expected i/K with 0 <= i < K, e.g. 0/4")
+    return index, count
+
+
+def stream_seed(seed: int, shard: tuple[int, int] | None, client: int) -> int:
+    """The random seed of one stream of a run: independent per shard and client
+    (a hash, not seed+i: neighbouring seeds of two runs must not overlap), and
+    ``seed`` itself for a plain run (a seed repeats a one-client run)."""
+    if shard is None and client == 0:
+        return seed
+    text = f"{seed}/{shard[0] if shard else 0}/{shard[1] if shard else 1}/{client}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest())
+
+
 def _retryable(exc: BaseException) -> bool:
     """SQLSTATE class 40 (deadlock, serialization failure): the server rolled
     the transaction back and it may simply be run again. psycopg makes these
     OperationalErrors, like a lost connection, so the class is read first."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, psycopg.Error) and sqlstate.startswith("40")
+    return isinstance(exc, psycopg.Error) and (
+        sqlstate.startswith("40") or sqlstate == LOCK_NOT_AVAILABLE
+    )
 
 
 class _PipelineTeardown(logging.Filter):

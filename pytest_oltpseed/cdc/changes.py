@@ -16,7 +16,9 @@ statements ran)::
 * ``table`` - the table's name, without schema;
 * ``op`` - ``insert``, ``update``, ``delete`` or ``truncate``;
 * ``key`` - primary-key column -> value; integers are JSON numbers, other
-  types PostgreSQL's text form (strings); ``{}`` for a truncate.
+  types PostgreSQL's text form (strings); ``{}`` for a truncate;
+* ``at`` - the wall-clock time (ns since the epoch) the batch's COMMIT was
+  sent; readers that do not need it ignore it.
 
 Only committed batches are written (a COMMIT settled after a lost connection
 included, a rolled-back or lost batch never), each flushed once committed, so
@@ -101,10 +103,17 @@ class ChangesWriter:
         batch: int,
         xid: int,
         changes: Iterable[tuple[str, str, Iterable[Mapping[str, Any]]]],
+        at: int | None = None,
     ) -> int:
         """Write one committed batch: (table, op, keys) groups in statement
-        order; flushed before returning. Returns the lines written."""
-        head = f'{{"run": {json.dumps(run)}, "batch": {batch}, "xid": {xid}, '
+        order; flushed before returning. Returns the lines written.
+
+        ``at`` (wall clock, ns, taken just before COMMIT) is written as the
+        line's ``at`` when given: it orders the batches of several clients'
+        files by commit (:func:`~pytest_oltpseed.merging.merge_changes`).
+        """
+        stamp = f', "at": {at}' if at is not None else ""
+        head = f'{{"run": {json.dumps(run)}, "batch": {batch}, "xid": {xid}{stamp}, '
         dumps = json.dumps
         out: list[str] = []
         for table, op, keys in changes:

@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,13 +90,29 @@ class Verdict:
 
 def batch_tag(message: Message, run_id: str) -> int | None:
     """The stream batch number a message marks, when it is this run's tag."""
+    tag = run_tag(message, {run_id})
+    return tag[1] if tag is not None else None
+
+
+def run_tag(message: Message, runs: Collection[str]) -> tuple[str, int] | None:
+    """(run, batch) a message marks, when it is the tag of one of ``runs``."""
     if message.prefix != TAG:
         return None
     try:
         content = json.loads(message.content)
     except ValueError:
         return None
-    return int(content["batch"]) if content.get("run") == run_id else None
+    run = content.get("run")
+    return (run, int(content["batch"])) if run in runs else None
+
+
+def runs_of(report: Mapping[str, Any]) -> dict[str, int]:
+    """Run id -> batches of a report: a merged report (``stream --clients``,
+    ``report merge``) lists its parts' runs in ``runs``, a plain one is one run."""
+    runs = report.get("runs")
+    if isinstance(runs, Mapping):
+        return {str(run): int(n) for run, n in runs.items()}
+    return {str(report["run_id"]): int(report.get("batches", 0))}
 
 
 def parse_report(
@@ -127,15 +143,14 @@ def reconcile(
 ) -> Verdict:
     """Set decoded transactions against a stream report (see the module doc)."""
     run_id, reported, batches = parse_report(report)
+    runs = runs_of(report)
     watched = set(tables) | {t for t, _ in reported}
     captured: Counter[tuple[str, str]] = Counter()
     extra: Counter[tuple[str, str]] = Counter()
-    seen: list[int] = []
+    seen: list[tuple[str, int]] = []
     others: list[int] = []
     for tx in transactions:
-        numbers = [
-            n for n in (batch_tag(m, run_id) for m in tx.messages) if n is not None
-        ]
+        numbers = [n for n in (run_tag(m, runs) for m in tx.messages) if n is not None]
         mine = [c for c in tx.changes if c.table in watched]
         if numbers:
             seen.extend(numbers)
@@ -157,8 +172,13 @@ def reconcile(
         ],
         batches_reported=batches,
         batches_captured=len(counts),
-        repeated=sorted(n for n, times in counts.items() if times > 1),
-        out_of_order=[b for a, b in itertools.pairwise(seen) if b <= a],
+        repeated=sorted(n for (_, n), times in counts.items() if times > 1),
+        out_of_order=[  # batches of one run (one connection) commit in order
+            b[1]
+            for run in runs
+            for a, b in itertools.pairwise(t for t in seen if t[0] == run)
+            if b[1] <= a[1]
+        ],
         other_transactions=others,
     )
 
@@ -202,15 +222,21 @@ def verify(
     """
     if report is None and changes is None:
         raise UsageError("nothing to verify against: give --report, --changes or both")
-    run_id = parse_report(report)[0] if report is not None else None
+    run_ids = set(runs_of(report)) if report is not None else None
     started = time.perf_counter()
     expected = list(read_changes(changes)) if changes is not None else None
-    if expected is not None and run_id is not None:
+    if expected is not None and run_ids is not None:
         runs = {line.run for line in expected}
-        if runs - {run_id}:
+        if runs - run_ids:
+            named = (
+                f"run {next(iter(run_ids))}: give the files of one run"
+                if len(run_ids) == 1
+                else f"runs {', '.join(sorted(run_ids))}: give the merged files "
+                "of one merged run"
+            )
             raise UsageError(
                 f"--changes {changes} holds run(s) {', '.join(sorted(runs))}, "
-                f"the report run {run_id}: give the files of one run"
+                f"the report {named}"
             )
     require_logical(conn)
     transactions = read(

@@ -1,0 +1,326 @@
+"""``stream --clients N`` and ``--shard i/K`` against a real server: the merged
+ledger equals the database's row-count changes and, key by key, what a logical
+slot over every table decoded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_oltpseed.config import load_settings
+from pytest_oltpseed.errors import ConfigError
+from pytest_oltpseed.merging import merge_changes, merge_reports
+from pytest_oltpseed.stream import StreamOptions, parse_shard, stream_seed
+from pytest_oltpseed.workers import client_options
+from tests.conftest import run_cli
+from tests.stream_helpers import (
+    assert_reconciled,
+    committed_in,
+    counts,
+    read_report,
+    seed,
+    start_stream,
+    stream_env,
+    wait_for,
+)
+
+
+def _verify(database: str, env: dict[str, str], report: Path, changes: Path) -> None:
+    verified = run_cli(
+        "cdc", "verify", "--dsn", database, "--report", str(report),
+        "--changes", str(changes), "--json", env=env,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["ok"]
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _kill_one_backend(dsn: str, application_name: str) -> bool:
+    """Terminate one client's batch connection, caught inside a transaction
+    (the reservation connections are autocommit: never in one for long)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid() "
+            "AND xact_start IS NOT NULL LIMIT 1",
+            (application_name,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_four_clients_with_a_killed_backend_match_database_and_slot(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    env = stream_env(cli_env)
+    assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
+    before = counts(database)
+    report, changes = tmp_path / "r.json", tmp_path / "c.jsonl"
+    proc = start_stream(
+        env, "--dsn", database, "--clients", "4", "--rate", "800",
+        "--max-events", "2400", "--batch-size", "25", "--progress", "0.3",
+        "--report", str(report), "--changes", str(changes),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 300, what="first commits")
+    name = env["PG_APPLICATION_NAME"]
+    wait_for(lambda: _kill_one_backend(database, name), what="a batch in flight")
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["exit"] == "completed" and document["clients"] == 4
+    assert document["reconnects"] >= 1
+    assert len(document["runs"]) == 4 and len(document["parts"]) == 4
+    assert document["events"]["committed"] + document["events"]["skipped"] == 2400
+    assert_reconciled(before, counts(database), document)
+    lines = _lines(changes)
+    assert (
+        len(lines)
+        == document["changes"]["lines"]
+        == sum(sum(ops.values()) for ops in document["tables"].values())
+    )
+    stamps = [int(str(line["at"])) for line in lines]
+    assert stamps == sorted(stamps)  # merged in commit order
+    _verify(database, env, report, changes)
+
+
+def test_sigterm_stops_every_client_with_a_complete_report(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    env = stream_env(cli_env)
+    before = counts(database)
+    report, changes = tmp_path / "r.json", tmp_path / "c.jsonl"
+    proc = start_stream(
+        env, "--dsn", database, "--clients", "4", "--rate", "400",
+        "--batch-size", "20", "--report", str(report), "--changes", str(changes),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 200, what="first commits")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    document = read_report(report)
+    assert document["exit"] == "stopped" and len(document["parts"]) == 4
+    assert {part["exit"] for part in document["parts"]} == {"stopped"}
+    assert_reconciled(before, counts(database), document)
+    assert len(_lines(changes)) == sum(
+        sum(ops.values()) for ops in document["tables"].values()
+    )
+    assert not list(tmp_path.glob(".oltpseed-clients-*"))  # parts cleaned up
+
+
+def test_a_killed_client_stops_the_run_with_exit_1(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    env = stream_env(cli_env)
+    report = tmp_path / "r.json"
+    proc = start_stream(
+        env, "--dsn", database, "--domain", "hospital", "--clients", "2",
+        "--rate", "300", "--batch-size", "10", "--report", str(report),
+    )  # fmt: skip
+    wait_for(lambda: committed_in(report) > 50, what="first commits")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    os.kill(int(children[0]), signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "was killed (SIGKILL)" in err and "Traceback" not in err
+    document = read_report(report)
+    assert document["exit"] == "client_killed"
+    assert "killed" in document["error"]
+    survivor = [p for p in document["parts"] if p["exit"] == "stopped"]
+    assert len(survivor) == 1 and survivor[0]["committed"] > 0
+
+
+def test_two_shards_at_once_never_collide_and_their_merge_verifies(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    env = stream_env(cli_env)
+    assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
+    before = counts(database)
+    procs = [start_stream(env, *_shard_args(database, tmp_path, i)) for i in (0, 1)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "UniqueViolation" not in err
+    parts = [read_report(tmp_path / f"r{i}.json") for i in range(2)]
+    assert [p["shard"] for p in parts] == ["0/2", "1/2"]
+    assert parts[0]["run_id"].endswith("-s0of2")
+    assert all(p["events"]["skipped"] == 0 for p in parts)
+    merged = run_cli(
+        "report", "merge", str(tmp_path / "r0.json"), str(tmp_path / "r1.json"),
+        "-o", str(tmp_path / "all.json"),
+        "--changes", str(tmp_path / "c0.jsonl"),
+        "--changes", str(tmp_path / "c1.jsonl"),
+        "--changes-output", str(tmp_path / "all.jsonl"), env=env,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    document = read_report(tmp_path / "all.json")
+    assert document["events"]["committed"] == 1600
+    assert_reconciled(before, counts(database), document)
+    _verify(database, env, tmp_path / "all.json", tmp_path / "all.jsonl")
+
+
+def _shard_args(database: str, tmp_path: Path, i: int) -> list[str]:
+    return [
+        "--dsn", database, "--shard", f"{i}/2", "--interval", "0",
+        "--max-events", "800", "--batch-size", "25", "--seed-random", "7",
+        "--report", str(tmp_path / f"r{i}.json"),
+        "--changes", str(tmp_path / f"c{i}.jsonl"),
+    ]  # fmt: skip
+
+
+def test_rate_and_budget_split_add_up_to_the_totals() -> None:
+    options = StreamOptions(rate=1000.0, max_events=1003, seed=5)
+    shares = [client_options(options, 4, k) for k in range(4)]
+    assert sum(s.max_events or 0 for s in shares) == 1003
+    assert sum(s.rate or 0 for s in shares) == pytest.approx(1000.0)
+    assert len({s.seed for s in shares}) == 4
+    assert stream_seed(5, None, 0) == 5  # a one-client run keeps its seed
+    assert stream_seed(5, (0, 2), 0) != stream_seed(5, (1, 2), 0)
+
+
+def test_merge_orders_batches_by_commit_time_and_sums_reports(tmp_path: Path) -> None:
+    def line(run: str, batch: int, at: int, key: int) -> str:
+        return json.dumps(
+            {"run": run, "batch": batch, "xid": batch, "at": at, "table": "t",
+             "op": "update", "key": {"id": key}}
+        )  # fmt: skip
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(line("a", 1, 10, 1) + "\n" + line("a", 1, 10, 2) + "\n"
+                 + line("a", 2, 30, 1) + "\n")  # fmt: skip
+    b.write_text(line("b", 1, 20, 1) + "\n")
+    out = tmp_path / "m.jsonl"
+    assert merge_changes([a, b], out) == 4
+    order = [(x["run"], x["batch"]) for x in _lines(out)]
+    assert order == [("a", 1), ("a", 1), ("b", 1), ("a", 2)]
+    part = {"run_id": "a", "batches": 2, "tables": {"t": {"insert": 1}},
+            "events": {"committed": 3, "skipped": 1}, "exit": "completed"}  # fmt: skip
+    other = {**part, "run_id": "b", "batches": 1, "exit": "stopped"}
+    merged = merge_reports([part, other], "m")
+    assert merged["runs"] == {"a": 2, "b": 1} and merged["batches"] == 3
+    assert merged["tables"]["t"]["insert"] == 2
+    assert merged["events"]["committed"] == 6 and merged["exit"] == "stopped"
+
+
+def test_bad_shard_is_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
+    with pytest.raises(Exception, match="expected i/K"):
+        parse_shard("2/2")
+    done = run_cli("stream", "--shard", "x", "--dry-run", env=cli_env)
+    assert done.returncode == 2
+    assert "--shard 'x'" in done.stderr and "Traceback" not in done.stderr
+
+
+def _connections(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_long_row_lock_is_waited_out_by_replays_not_a_lost_batch(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Concurrent streams fail a row-lock wait after a short lock_timeout (a
+    deadlock costs every client deadlock_timeout, 1 s) and replay the batch;
+    a lock held for long by someone else is waited out, nothing is lost."""
+    seed(database, domain="hospital")
+    env = stream_env(cli_env)
+    before = counts(database, "hospital")
+    report = tmp_path / "r.json"
+    others = ",".join(
+        f"{name}=0"
+        for name in ("novo_paciente", "consulta", "consulta_status", "exame",
+                     "exame_resultado", "internacao", "alta", "paciente_update",
+                     "consulta_delete", "exame_delete")
+    )  # fmt: skip
+    with psycopg.connect(database) as holder:
+        holder.execute("SELECT id FROM convenios FOR UPDATE")
+        proc = start_stream(
+            env, "--dsn", database, "--domain", "hospital", "--shard", "0/1",
+            "--weights", f"{others},convenio_update=1", "--interval", "0",
+            "--batch-size", "5", "--max-events", "20", "--progress", "0.2",
+            "--report", str(report),
+        )  # fmt: skip
+        name = env["PG_APPLICATION_NAME"]
+        wait_for(lambda: _connections(database, name) >= 2, what="the stream")
+        time.sleep(1.5)  # its batches meet the lock: time out, replay, again
+        assert proc.poll() is None  # still replaying while the lock is held
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["retried_batches"] >= 1, err
+    assert document["lost"] == {"batches": 0, "events": 0}
+    assert document["events"]["committed"] == 20
+    assert sum(ops["update"] for ops in document["tables"].values()) == 20
+    assert_reconciled(before, counts(database, "hospital"), document)
+    assert "row lock held over" in err
+
+
+def test_rate_split_over_four_clients_holds_the_total(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--clients", "4",
+        "--rate", "1000", "--duration", "6", "--batch-size", "25",
+        "--report", str(report), env=stream_env(cli_env),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = read_report(report)
+    assert {part["exit"] for part in document["parts"]} == {"completed"}
+    assert abs(document["events_per_s"] - 1000) / 1000 < 0.02, document["parts"]
+
+
+def test_dry_run_names_the_clients_and_shard(cli_env: dict[str, str]) -> None:
+    done = run_cli(
+        "stream", "--clients", "3", "--shard", "1/2", "--dry-run", env=cli_env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "shard 1/2, 3 client(s)" in done.stdout
+
+
+def test_clients_come_from_settings_toml_and_the_environment(tmp_path: Path) -> None:
+    directory = tmp_path / "config"
+    directory.mkdir()
+    (directory / ".env").write_text("")
+    (directory / "settings.toml").write_text("[stream]\nclients = 3\n")
+    assert load_settings(config_dir=directory, env={}).stream.clients == 3
+    env = {"STREAM_CLIENTS": "5"}
+    settings = load_settings(config_dir=directory, env=env)
+    assert settings.stream.clients == 5  # the environment beats the toml
+    options = StreamOptions.from_settings(settings.stream)
+    assert options.clients == 5
+    assert StreamOptions.from_settings(settings.stream, clients=2).clients == 2
+    with pytest.raises(ConfigError, match="STREAM_CLIENTS"):
+        load_settings(config_dir=directory, env={"STREAM_CLIENTS": "0"})
+
+
+def test_clients_that_cannot_start_still_leave_a_report(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    report = tmp_path / "r.json"
+    done = run_cli(
+        "stream", "--dsn", "postgresql://nobody@127.0.0.1:1/x", "--clients", "2",
+        "--max-events", "10", "--report", str(report), env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot connect" in done.stderr and "Traceback" not in done.stderr
+    document = read_report(report)
+    assert document["exit"] == "failed" and document["clients"] == 2
+    assert document["events"]["committed"] == 0
