@@ -14,6 +14,7 @@ A connection string is never shown with its password.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 import warnings
@@ -42,7 +43,8 @@ from pytest_oltpseed.profiles import (
     Profile,
     marker_profile,
 )
-from pytest_oltpseed.server import ServerInfo, ephemeral_server
+from pytest_oltpseed.server import ServerInfo, ephemeral_server, removed_on_sigterm
+from pytest_oltpseed.session_server import SharedServer
 
 if TYPE_CHECKING:  # the templates module (and the seeder) load on first use
     from pytest_oltpseed.templates import Template
@@ -135,6 +137,31 @@ def pytest_configure(config: pytest.Config) -> None:
         "`name` (SMALL, MEDIUM, LARGE, STRESS, CUSTOM)",
     )
     config.stash[_CHOICE] = _choice(config)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        shared = SharedServer.from_input(workerinput)
+        if shared is not None:
+            config.stash[_SHARED] = shared
+    elif config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(config), "oltpseed-xdist")
+
+
+class _XdistController:
+    """In the xdist controller: name the session's shared server directory for
+    every worker, and remove the server after the last worker is gone."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.shared = SharedServer.plan()
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(removed_on_sigterm(self.shared.remove))
+        config.add_cleanup(self.close)
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput.update(self.shared.to_input())
+
+    def close(self) -> None:
+        self.stack.close()
+        self.shared.remove()
 
 
 def pytest_collection_modifyitems(
@@ -179,6 +206,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 _CHOICE = pytest.StashKey[Choice]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
+_SHARED = pytest.StashKey[SharedServer]()
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +223,13 @@ def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
         pytest.fail(choice.error, pytrace=False)
     if choice.dsn:
         yield ServerInfo.external(choice.dsn)
+        return
+    shared = request.config.stash.get(_SHARED, None)
+    if shared is not None:  # an xdist worker: one server for the whole session
+        try:
+            yield shared.acquire()
+        except OltpseedError as exc:
+            pytest.fail(f"oltpseed: {exc}", pytrace=False)
         return
     try:
         with ephemeral_server() as info:
