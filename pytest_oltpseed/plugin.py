@@ -18,7 +18,7 @@ import contextlib
 import os
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,12 +49,20 @@ from pytest_oltpseed.session_server import SharedServer
 if TYPE_CHECKING:  # the templates module (and the seeder) load on first use
     from pytest_oltpseed.templates import Template
 
+DEFAULT_POOL_SIZE = 2  # bench/fixtures.py: more spares gave no faster tests
+
 OPTIONS = {
     "seed_profile": "volume profile: SMALL, MEDIUM (default), LARGE, STRESS, CUSTOM",
     "seed_domain": "hospital, retail or all (default)",
     "seed_random": "random seed of the seeded data (default 0)",
     "seed_dsn": "use this PostgreSQL server instead of starting one (also "
     "OLTPSEED_DSN); only databases named oltpseed_* are created and dropped there",
+    "seed_pool_size": "oltp_database clones kept ready per template by a "
+    f"background thread (default {DEFAULT_POOL_SIZE}; 0 clones in the test)",
+}
+FLAGS = {
+    "seed_keep_failed": "keep the oltp_database clone of a failing test and show "
+    "its DSN; the next session drops kept clones unless given this flag again",
 }
 ENV = {
     "seed_profile": "SEED_SIZE",
@@ -70,6 +78,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"--{name.replace('_', '-')}", dest=name, default=None, help=text
         )
         parser.addini(name, text)
+    for name, text in FLAGS.items():
+        group.addoption(
+            f"--{name.replace('_', '-')}", dest=name, action="store_true", help=text
+        )
+        parser.addini(name, text, type="bool", default=False)
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class Choice:
     domain: str
     seed: int
     dsn: str | None
+    pool_size: int = DEFAULT_POOL_SIZE
+    keep_failed: bool = False
     error: str | None = None  # a bad value from the environment, for fixtures
 
 
@@ -127,7 +142,23 @@ def _choice(config: pytest.Config) -> Choice:
     )
     seed = checked("seed_random", lambda v: check_int(v, 0, minimum=0), 0)
     dsn = checked("seed_dsn", lambda v: check_dsn(v) if v else None, None)
-    return Choice(profile, domain, seed, dsn, "; ".join(problems) or None)
+    pool_size = checked(
+        "seed_pool_size",
+        lambda v: check_int(v, DEFAULT_POOL_SIZE, minimum=0, maximum=64),
+        DEFAULT_POOL_SIZE,
+    )
+    keep_failed = bool(
+        config.getoption("seed_keep_failed") or config.getini("seed_keep_failed")
+    )
+    return Choice(
+        profile,
+        domain,
+        seed,
+        dsn,
+        pool_size,
+        keep_failed,
+        "; ".join(problems) or None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -207,6 +238,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 _CHOICE = pytest.StashKey[Choice]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
 _SHARED = pytest.StashKey[SharedServer]()
+_DATABASES = pytest.StashKey[list[OltpDatabase]]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 @pytest.fixture(scope="session")
@@ -227,12 +260,12 @@ def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
     shared = request.config.stash.get(_SHARED, None)
     if shared is not None:  # an xdist worker: one server for the whole session
         try:
-            yield shared.acquire()
+            yield shared.acquire(keep_kept=choice.keep_failed)
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
         return
     try:
-        with ephemeral_server() as info:
+        with ephemeral_server(keep_kept=choice.keep_failed) as info:
             yield info
     except OltpseedError as exc:
         pytest.fail(f"oltpseed: {exc}", pytrace=False)
@@ -242,16 +275,18 @@ class _Session:
     """Per-session state: the janitor, templates built, the oltp_conn databases."""
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
+        from pytest_oltpseed.pool import ClonePool
         from pytest_oltpseed.templates import Janitor
 
         self.choice = request.config.stash[_CHOICE]
-        server: ServerInfo = request.getfixturevalue("oltp_server")
-        self.janitor = Janitor(server.dsn)
+        self.server: ServerInfo = request.getfixturevalue("oltp_server")
+        self.janitor = Janitor(self.server.dsn)
+        self.pool = ClonePool(self.janitor, self.choice.pool_size)
         self.templates: dict[Any, Template] = {}
         self.working: dict[Any, tuple[str, IsolatedConnection]] = {}
         self.warned: set[str] = set()
         try:
-            self.janitor.sweep()
+            self.janitor.sweep(keep_kept=self.choice.keep_failed)
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
 
@@ -269,11 +304,24 @@ class _Session:
                 pytest.fail(f"oltpseed: {exc}", pytrace=False)
         return self.templates[key]
 
-    def clone(self, template: Template) -> str:
+    def clone(self, template: Template, *, pooled: bool = False) -> str:
         try:
+            if pooled:
+                return self.pool.take(template.name)
             return self.janitor.clone(template.name)
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
+
+    def release(self, name: str, failed_test: str | None) -> None:
+        """The test is done with clone ``name``: kept when it failed and
+        ``--seed-keep-failed`` asked for it, else handed back to be dropped."""
+        if failed_test and self.choice.keep_failed:
+            from pytest_oltpseed.server import mark_kept
+
+            self.janitor.keep(name, failed_test)
+            mark_kept(self.server)
+            return
+        self.pool.give_back(name)
 
     def warn(self, profile: Profile) -> None:
         """Show the profile's warnings (an ignored ``SEED_<TABLE>``) once each."""
@@ -288,6 +336,7 @@ class _Session:
         for name, conn in self.working.values():
             conn.close()
             self.janitor.drop(name)
+        self.pool.close()
 
 
 def _key(profile: Profile, domain: str, seed: int) -> tuple[Any, ...]:
@@ -350,18 +399,52 @@ def oltp_profile(_oltp_seeded: _Seeded) -> Profile:
 
 @pytest.fixture
 def oltp_database(
-    _oltp_session: _Session, _oltp_seeded: _Seeded
+    request: pytest.FixtureRequest, _oltp_session: _Session, _oltp_seeded: _Seeded
 ) -> Iterator[OltpDatabase]:
-    """A fresh clone of the seeded database: commit freely, open several connections."""
-    yield from _cloned(_oltp_session, _oltp_seeded.template)
+    """A fresh clone of the seeded database: commit freely, open several connections.
+
+    Taken from a pool of ready clones (``--seed-pool-size``); with
+    ``--seed-keep-failed`` a failing test's clone is kept and its DSN shown.
+    """
+    yield from _cloned(_oltp_session, _oltp_seeded.template, request.node)
 
 
-def _cloned(session: _Session, template: Template) -> Iterator[OltpDatabase]:
-    name = session.clone(template)
+def _cloned(
+    session: _Session, template: Template, node: pytest.Item | None = None
+) -> Iterator[OltpDatabase]:
+    name = session.clone(template, pooled=True)
+    database = OltpDatabase(session.janitor.dsn(name), name)
+    if node is not None:
+        node.stash.setdefault(_DATABASES, []).append(database)
+    failed = None
     try:
-        yield OltpDatabase(session.janitor.dsn(name), name)
+        yield database
+        report = node.stash.get(_CALL_REPORT, None) if node is not None else None
+        if report is not None and report.failed:
+            failed = report.nodeid
     finally:
-        session.janitor.drop(name)
+        session.release(name, failed)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember the test's outcome for ``oltp_database``'s teardown, and show
+    the DSN (password masked) of a failing test's kept clones."""
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+        choice = item.config.stash[_CHOICE]
+        if report.failed and choice.keep_failed:
+            for database in item.stash.get(_DATABASES, []):
+                report.sections.append(
+                    (
+                        "oltpseed: kept database",
+                        f"{database.dbname}: {redact(database.dsn)}",
+                    )
+                )
+    return report
 
 
 @pytest.fixture

@@ -506,13 +506,15 @@ def ensure_database(info: ServerInfo, dbname: str) -> None:
 
 @contextlib.contextmanager
 def ephemeral_server(
-    base: Path | None = None, options: str = ""
+    base: Path | None = None, options: str = "", *, keep_kept: bool = False
 ) -> Iterator[ServerInfo]:
-    """A throwaway cluster for a test session: started now, removed on exit.
+    """A throwaway cluster for a test session: started now, removed on exit,
+    unless :func:`mark_kept` was called (it then runs on until the next
+    session's sweep; ``keep_kept`` spares such servers of earlier sessions).
 
     ``options`` are more ``-c name=value`` server settings (they win over ours).
     """
-    sweep_ephemeral(base)
+    sweep_ephemeral(base, keep_kept=keep_kept)
     root = Path(tempfile.mkdtemp(prefix=EPHEMERAL_PREFIX, dir=base))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     executor = ClusterExecutor.for_layout(
@@ -520,6 +522,9 @@ def ephemeral_server(
     )
 
     def remove() -> None:
+        if (root / KEPT_FILE).exists():
+            executor._clear_process()  # runs on for inspection; swept later
+            return
         with contextlib.suppress(ExecutorError, subprocess.SubprocessError, OSError):
             executor.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -568,10 +573,23 @@ EPHEMERAL_PREFIX = "oltpseed-"
 OWNER_FILE = "owner.pid"
 
 
-def sweep_ephemeral(base: Path | None = None) -> list[Path]:
-    """Stop and remove ephemeral clusters whose owning process died (killed runs)."""
+KEPT_FILE = "kept"
+
+
+def mark_kept(info: ServerInfo) -> None:
+    """Leave this throwaway server running after its session: it holds a
+    database kept for inspection (``--seed-keep-failed``)."""
+    if info.datadir is not None:
+        (info.datadir.parent.parent / KEPT_FILE).touch()
+
+
+def sweep_ephemeral(base: Path | None = None, *, keep_kept: bool = False) -> list[Path]:
+    """Stop and remove ephemeral clusters whose owning process died (killed runs,
+    and servers left running with kept databases unless ``keep_kept``)."""
     removed = []
     for root in Path(base or tempfile.gettempdir()).glob(f"{EPHEMERAL_PREFIX}*"):
+        if keep_kept and (root / KEPT_FILE).exists():
+            continue
         try:
             owner = int((root / OWNER_FILE).read_text())
         except (OSError, ValueError):

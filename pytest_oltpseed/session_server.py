@@ -30,6 +30,7 @@ from pytest_oltpseed.errors import ServerError
 from pytest_oltpseed.server import (
     DATABASE,
     EPHEMERAL_PREFIX,
+    KEPT_FILE,
     OWNER_FILE,
     ClusterExecutor,
     Layout,
@@ -83,7 +84,7 @@ class SharedServer:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def acquire(self) -> ServerInfo:
+    def acquire(self, *, keep_kept: bool = False) -> ServerInfo:
         """The session's server: started now by the first caller, found by the rest."""
         if not process_alive(self.owner):
             raise ServerError("the pytest session that owns the shared server ended")
@@ -98,7 +99,7 @@ class SharedServer:
                     )
                 port = int(json.loads(state.read_text())["port"])
                 return ServerInfo(port=port, datadir=datadir)
-            sweep_ephemeral(self.root.parent)
+            sweep_ephemeral(self.root.parent, keep_kept=keep_kept)
             # persistent: the server outlives the worker that started it; the
             # controller stops it (remove) when the whole session ends.
             executor = ClusterExecutor.for_layout(
@@ -113,6 +114,8 @@ class SharedServer:
             return info
 
     def remove(self) -> None:
-        """Stop the server (if one was started) and delete its directory."""
-        if self.root.exists():
+        """Stop the server (if one was started) and delete its directory, unless
+        a worker kept a failed test's database on it (the next session's sweep
+        removes it then)."""
+        if self.root.exists() and not (self.root / KEPT_FILE).exists():
             remove_cluster(self.root)

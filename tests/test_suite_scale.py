@@ -8,6 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pytest_oltpseed.server import ServerInfo
+
 # A downstream conftest that counts, across every process of the session,
 # how many clusters start and how many templates are seeded (one line each).
 COUNTING_CONFTEST = """
@@ -82,3 +84,131 @@ def test_xdist_session_shares_one_server_and_each_template(
     (port,) = ports  # the controller stopped it after the last worker
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(f"host=127.0.0.1 port={port} user=postgres", connect_timeout=3)
+
+
+POOL_SUITE = """
+import pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_commits_in_a_clone_of_its_own(oltp_database, i):
+    with oltp_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM medicos").fetchone()[0] == 20
+        conn.execute("DELETE FROM exames")
+        conn.commit()
+    with open({names!r}, "a") as handle:
+        handle.write(oltp_database.dbname + "\\n")
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_pool_hands_out_fresh_clones_and_drops_them(
+    pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo, workers
+) -> None:
+    names = pytester.path / "names.log"
+    pytester.makepyfile(test_pool=POOL_SUITE.format(names=str(names)))
+    result = pytester.runpytest_subprocess(
+        *workers,
+        "--seed-profile=SMALL",
+        "--seed-domain=hospital",
+        "--seed-pool-size=3",
+        f"--seed-dsn={oltp_server.dsn('postgres')}",
+    )
+    result.assert_outcomes(passed=6)
+    used = names.read_text().split()
+    assert len(set(used)) == 6  # every test its own clone: none reused
+    with psycopg.connect(oltp_server.dsn("postgres")) as admin:
+        left = [
+            r[0]
+            for r in admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'oltpseed_db_%'"
+            )
+        ]
+    assert left == []  # the spares and the used clones are gone
+
+
+def test_pool_size_is_checked(pytester: pytest.Pytester, clean_env: None) -> None:
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = pytester.runpytest_subprocess("--seed-pool-size=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid --seed-pool-size='-1'*"])
+
+
+FAILING = """
+def test_fails(oltp_database):
+    with oltp_database.connect() as conn:
+        conn.execute("CREATE TABLE evidence (x int)")
+        conn.commit()
+    assert False, "look at the database"
+
+def test_passes(oltp_database):
+    pass
+"""
+
+
+def _clones(server: ServerInfo) -> dict[str, str]:
+    with psycopg.connect(server.dsn("postgres")) as admin:
+        return {
+            name: comment or ""
+            for name, comment in admin.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') "
+                "FROM pg_database WHERE datname LIKE 'oltpseed_db_%'"
+            )
+        }
+
+
+def test_keep_failed_keeps_the_clone_until_the_next_session(
+    pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo
+) -> None:
+    pytester.makepyfile(test_keep=FAILING)
+    common = [
+        "--seed-profile=SMALL",
+        "--seed-domain=hospital",
+        f"--seed-dsn={oltp_server.dsn('postgres')}",
+        "-p",
+        "no:randomly",
+    ]
+    result = pytester.runpytest_subprocess("--seed-keep-failed", *common)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*oltpseed: kept database*", "oltpseed_db_*: *"])
+    kept = _clones(oltp_server)
+    assert len(kept) == 1
+    (name,) = kept
+    assert "test_keep.py::test_fails" in kept[name]
+    assert name in result.stdout.str()
+    with psycopg.connect(oltp_server.dsn(name)) as conn:  # the state it failed in
+        assert conn.execute("SELECT count(*) FROM evidence").fetchone() == (0,)
+    # asked again: the earlier kept clone stays, and the new failure is kept too
+    result = pytester.runpytest_subprocess("--seed-keep-failed", *common)
+    result.assert_outcomes(passed=1, failed=1)
+    assert name in _clones(oltp_server)
+    assert len(_clones(oltp_server)) == 2
+    # not asked: the next session drops them, and keeps nothing of its own
+    result = pytester.runpytest_subprocess(*common)
+    result.assert_outcomes(passed=1, failed=1)
+    assert "kept database" not in result.stdout.str()
+    assert _clones(oltp_server) == {}
+
+
+def test_keep_failed_leaves_the_throwaway_server_until_the_next_session(
+    pytester: pytest.Pytester, clean_env: None
+) -> None:
+    dsn_file = pytester.path / "dsn.txt"
+    pytester.makepyfile(
+        test_keep=f"""
+def test_fails(oltp_database):
+    open({str(dsn_file)!r}, "w").write(oltp_database.dsn)
+    assert False
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--seed-keep-failed", "--seed-profile=SMALL", "--seed-domain=hospital"
+    )
+    result.assert_outcomes(failed=1)
+    dsn = dsn_file.read_text()
+    with psycopg.connect(dsn) as conn:  # still there after the session
+        assert conn.execute("SELECT count(*) FROM medicos").fetchone() == (20,)
+    pytester.makepyfile(test_keep="def test_plain(oltp_server):\n    pass\n")
+    result = pytester.runpytest_subprocess("--seed-profile=SMALL")
+    result.assert_outcomes(passed=1)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=3)
