@@ -12,6 +12,10 @@ whose own work takes ``--work-ms``.
 
     .venv/bin/python bench/fixtures.py [--profiles SMALL,MEDIUM] [--rounds 30]
         [--pool-sizes 0,1,2,4] [--work-ms 200]
+    .venv/bin/python bench/fixtures.py --batch 10000 [--batch-table consultas]
+
+``--batch N`` instead times ``create_batch(N)`` of one factory on a clone of
+the MEDIUM template (rows/s), against ``create()`` called for a tenth of N.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from psycopg import sql
 
 from pytest_oltpseed.databases import IsolatedConnection
 from pytest_oltpseed.domains import select
+from pytest_oltpseed.factory import bind, factory_for
 from pytest_oltpseed.pool import ClonePool
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.server import ephemeral_server
@@ -45,7 +50,12 @@ def main() -> None:
     parser.add_argument("--pool-sizes", default="0,1,2,4")
     parser.add_argument("--work-ms", type=float, default=200.0)
     parser.add_argument("--skip-strategies", action="store_true")
+    parser.add_argument("--batch", type=int, default=0)
+    parser.add_argument("--batch-table", default="consultas")
     args = parser.parse_args()
+    if args.batch:
+        _batch(args)
+        return
     with ephemeral_server() as server:
         janitor = Janitor(server.dsn)
         for name in args.profiles.split(","):
@@ -93,6 +103,33 @@ def main() -> None:
                             sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone))
                         )
                 print(f"  oltp_database clone, {strategy:<9}:      {_ms(samples)}")
+
+
+def _batch(args: argparse.Namespace) -> None:
+    """create_batch(N) against create() one by one, on a seeded MEDIUM clone."""
+    with ephemeral_server() as server:
+        janitor = Janitor(server.dsn)
+        template = janitor.template(Recipe(resolve("MEDIUM"), tuple(select("all")), 0))
+        with psycopg.connect(server.dsn(janitor.clone(template.name))) as conn:
+            with bind(conn, seed=0):
+                factory = factory_for(args.batch_table)
+                started = time.perf_counter()
+                rows = factory.create_batch(args.batch)
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{factory.__name__}.create_batch({args.batch}): {elapsed:.2f} s, "
+                    f"{len(rows) / elapsed:,.0f} rows/s"
+                )
+                n = max(1, args.batch // 10)
+                started = time.perf_counter()
+                for _ in range(n):
+                    factory.create()
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{factory.__name__}.create() x {n}: {elapsed:.2f} s, "
+                    f"{n / elapsed:,.0f} rows/s"
+                )
+            conn.rollback()
 
 
 def _pooled(

@@ -23,16 +23,16 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
+from pytest_oltpseed.chunks import copy_text
 from pytest_oltpseed.factory import (
     Context,
+    FieldError,
     Parent,
     Ref,
     Row,
     SQLFactory,
     factory_for,
-    ref_id,
 )
 
 EMPTY_PARENTS = 100  # rows made first in a parent table that has none
@@ -68,20 +68,16 @@ def create_batch(
     assert conn is not None
     overrides = factory.normalize(params)
     pickers = _pickers(factory, ctx, overrides, size)
-    saved = ctx.reserve_block
-    ctx.reserve_block = max(saved, size)  # one reservation per identifier
-    try:
-        rows = [
-            factory.make_row(ctx, pickers, create=True, overrides=overrides)
-            for _ in range(size)
-        ]
-    finally:
-        ctx.reserve_block = saved
     for value in overrides.values():  # an unsaved parent row given: saved once
         if isinstance(value, Ref) and value.table and "id" not in value.row:
             assert isinstance(value.row, Row)
             factory_for(value.table).write(ctx, value.row)
-    _land(conn, factory, rows)
+    saved = ctx.reserve_block
+    ctx.reserve_block = max(saved, size)  # one reservation per identifier
+    try:
+        rows = _generate_and_land(factory, ctx, size, pickers, overrides)
+    finally:
+        ctx.reserve_block = saved
     ctx.count(factory._table, "insert", size)
     ctx.forget_ids(factory._table)
     for name, items in factory._items():
@@ -124,39 +120,96 @@ def _pickers(
     return pickers
 
 
+def _generate_and_land(
+    factory: type[SQLFactory],
+    ctx: Context,
+    size: int,
+    pickers: dict[str, Any],
+    overrides: Mapping[str, Any],
+) -> list[Row]:
+    """Make every row, then land them with one COPY.
+
+    Making rows may use the connection (identifier reservations, a new parent
+    per row for ``paciente__nome=...``), so no COPY is open meanwhile; a
+    failure while making them writes nothing.
+    """
+    conn = ctx.conn
+    assert conn is not None
+    rows = [
+        factory.make_row(ctx, pickers, create=True, overrides=overrides)
+        for _ in range(size)
+    ]
+    _land(conn, factory, rows)
+    return rows
+
+
+def _ids(conn: psycopg.Connection, table: str, n: int) -> list[int]:
+    """``n`` new ids from ``table``'s sequence, in one statement."""
+    found = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (table, n),
+    ).fetchall()
+    return [int(r[0]) for r in found]
+
+
+def _render(rows: list[Row], columns: Sequence[str]) -> bytes:
+    """Rows as COPY text, as the seeder renders them."""
+    try:
+        lines = ["\t".join([copy_text(row[c]) for c in columns]) for row in rows]
+    except TypeError as exc:  # a caller's value COPY text does not know
+        raise FieldError(f"create_batch cannot write this value: {exc}") from None
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
 def _land(conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]) -> None:
     """Give ``rows`` ids from the table's sequence, then COPY them in."""
     if not rows:
         return
-    found = conn.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-        (factory._table, len(rows)),
-    ).fetchall()
-    for row, (new_id,) in zip(rows, found, strict=True):
-        row["id"] = int(new_id)
-    columns: Sequence[str] = ["id", *factory.column_names()]
+    for row, new_id in zip(rows, _ids(conn, factory._table, len(rows)), strict=True):
+        row["id"] = new_id
+    columns = ["id", *factory.column_names()]
+    data = _render(rows, columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(factory._table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([ref_id(row[c]) for c in columns])
+        copy.write(data)
 
 
 def _read_back(
     conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]
 ) -> list[Row]:
-    """The rows as the database holds them, in creation order, items attached."""
-    query = sql.SQL("SELECT * FROM {} WHERE id = ANY(%s) ORDER BY id").format(
-        sql.Identifier(factory._table)
-    )
-    with conn.cursor(row_factory=dict_row) as cur:
-        found = cur.execute(query, ([r["id"] for r in rows],))
-        stored = {r["id"]: Row(r) for r in found}
+    """The rows as ``create()`` returns them: every column, FKs as ids, and
+    what the database filled in (timestamps, other defaults) read back."""
+    written = ["id", *factory.column_names()]
+    filled = [
+        r[0]
+        for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (factory._table,),
+        )
+    ]
+    missing = [c for c in filled if c not in written]
+    stored: dict[int, tuple[Any, ...]] = {}
+    if missing:
+        query = sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, missing)),
+            sql.Identifier(factory._table),
+        )
+        ids = [row["id"] for row in rows]
+        stored = {r[0]: r[1:] for r in conn.execute(query, (ids,))}
+    items = [name for name, _ in factory._items()]
+    order = [*filled, *items]
     out = []
     for row in rows:
-        written = stored[row["id"]]
-        for name, _ in factory._items():
-            written[name] = row[name]
-        out.append(written)
+        values = {c: row[c] for c in written}
+        for c, v in values.items():
+            if type(v) is Ref:
+                values[c] = v.row["id"]
+        values.update(zip(missing, stored.get(row["id"], ()), strict=True))
+        for name in items:
+            values[name] = row[name]
+        out.append(Row({c: values[c] for c in order}))
     return out
