@@ -35,7 +35,7 @@ from pytest_oltpseed.config import (
     redact,
     seed_overrides,
 )
-from pytest_oltpseed.databases import IsolatedConnection, OltpDatabase
+from pytest_oltpseed.databases import Examples, IsolatedConnection, OltpDatabase
 from pytest_oltpseed.errors import ConfigError, OltpseedError, OltpseedWarning
 from pytest_oltpseed.profiles import (
     DEFAULT_PROFILE,
@@ -323,6 +323,16 @@ class _Session:
             return
         self.pool.give_back(name)
 
+    def working_connection(self, seeded: _Seeded) -> IsolatedConnection:
+        """The session's connection to its working clone of ``seeded``'s
+        template (what oltp_conn and oltp_examples roll back after each use)."""
+        entry = self.working.get(seeded.key)
+        if entry is None or entry[1].closed:
+            name = entry[0] if entry else self.clone(seeded.template)
+            connection = IsolatedConnection.connect(self.janitor.dsn(name))
+            entry = self.working[seeded.key] = (name, connection)
+        return entry[1]
+
     def warn(self, profile: Profile) -> None:
         """Show the profile's warnings (an ignored ``SEED_<TABLE>``) once each."""
         for text in profile.warnings:
@@ -508,12 +518,7 @@ def oltp_conn(
     ``commit()`` is refused; ``rollback()`` returns to the state at the test's
     start (see :class:`IsolatedConnection`).
     """
-    entry = _oltp_session.working.get(_oltp_seeded.key)
-    if entry is None or entry[1].closed:
-        name = entry[0] if entry else _oltp_session.clone(_oltp_seeded.template)
-        connection = IsolatedConnection.connect(_oltp_session.janitor.dsn(name))
-        entry = _oltp_session.working[_oltp_seeded.key] = (name, connection)
-    conn = entry[1]
+    conn = _oltp_session.working_connection(_oltp_seeded)
     conn.begin_test()
     try:
         yield conn
@@ -530,3 +535,15 @@ def oltp_factories(
 
     with bind(oltp_conn, seed=_oltp_session.choice.seed):
         yield types.SimpleNamespace(**all_factories())
+
+
+@pytest.fixture(scope="session")
+def oltp_examples(request: pytest.FixtureRequest, _oltp_session: _Session) -> Examples:
+    """For hypothesis ``@given`` tests: session-scoped, so the function-scoped
+    fixture health check stays on; ``with oltp_examples.connection() as conn:``
+    (or ``.factories()``) gives each example the pristine seeded state."""
+    profile = _requested_profile(request)
+    choice = _oltp_session.choice
+    template = _oltp_session.template(profile, choice.domain, choice.seed)
+    seeded = _Seeded(profile, template, _key(profile, choice.domain, choice.seed))
+    return Examples(lambda: _oltp_session.working_connection(seeded), choice.seed)

@@ -212,3 +212,36 @@ def test_fails(oltp_database):
     result.assert_outcomes(passed=1)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=3)
+
+
+HYPOTHESIS_SUITE = """
+from hypothesis import given, settings, strategies as st
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=1, max_value=5))
+def test_each_example_sees_the_seeded_state(oltp_examples, n):
+    with oltp_examples.factories() as f:
+        assert f.conn.execute("SELECT count(*) FROM medicos").fetchone()[0] == 20
+        f.Medico.create_batch(n)
+        assert f.conn.execute("SELECT count(*) FROM medicos").fetchone()[0] == 20 + n
+
+@settings(max_examples=5, deadline=None)
+@given(st.text(max_size=5))
+def test_plain_connection(oltp_examples, text):
+    with oltp_examples.connection() as conn:
+        conn.execute("DELETE FROM consultas")
+        assert conn.execute("SELECT %s::text", (text,)).fetchone() == (text,)
+    with oltp_examples.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM consultas").fetchone()[0] == 400
+"""
+
+
+def test_hypothesis_examples_with_the_health_check_on(
+    pytester: pytest.Pytester, clean_env: None
+) -> None:
+    pytester.makepyfile(test_given=HYPOTHESIS_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--seed-profile=SMALL", "--seed-domain=hospital", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=2)
+    assert "HealthCheck" not in result.stdout.str()
