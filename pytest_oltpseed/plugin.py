@@ -58,7 +58,8 @@ OPTIONS = {
     "seed_dsn": "use this PostgreSQL server instead of starting one (also "
     "OLTPSEED_DSN); only databases named oltpseed_* are created and dropped there",
     "seed_pool_size": "oltp_database clones kept ready per template by a "
-    f"background thread (default {DEFAULT_POOL_SIZE}; 0 clones in the test)",
+    f"background thread (default {DEFAULT_POOL_SIZE}, shared among xdist workers; "
+    "0 clones in the test)",
 }
 FLAGS = {
     "seed_keep_failed": "keep the oltp_database clone of a failing test and show "
@@ -142,10 +143,14 @@ def _choice(config: pytest.Config) -> Choice:
     )
     seed = checked("seed_random", lambda v: check_int(v, 0, minimum=0), 0)
     dsn = checked("seed_dsn", lambda v: check_dsn(v) if v else None, None)
+    # Unless given, xdist workers share the default: each worker's pool is
+    # filled by a thread competing with every worker's tests for the cores.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+    default_pool = max(1, DEFAULT_POOL_SIZE // workers)
     pool_size = checked(
         "seed_pool_size",
-        lambda v: check_int(v, DEFAULT_POOL_SIZE, minimum=0, maximum=64),
-        DEFAULT_POOL_SIZE,
+        lambda v: check_int(v, default_pool, minimum=0, maximum=64),
+        default_pool,
     )
     keep_failed = bool(
         config.getoption("seed_keep_failed") or config.getini("seed_keep_failed")
