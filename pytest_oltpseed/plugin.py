@@ -250,7 +250,8 @@ _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 @pytest.fixture(scope="session")
 def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
     """The session's PostgreSQL server: the ``--seed-dsn`` one when given, else
-    a throwaway cluster, root-safe, removed at the end (and on SIGTERM).
+    a throwaway cluster, root-safe, removed at the end (and on SIGTERM); under
+    xdist one cluster for the whole session, shared by every worker.
 
     The throwaway one listens on a free loopback port with ``wal_level=logical``;
     connect with ``oltp_server.dsn()`` (database ``oltpseed``) or
