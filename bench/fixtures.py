@@ -5,9 +5,17 @@ profile, then per "test" the work the fixtures do around it. Prints, per
 profile: the template's seeding time once, ``oltp_conn``'s per-test cost (open
 the transaction, roll it back), and an ``oltp_database`` clone + drop with
 both ``CREATE DATABASE`` strategies (WAL_LOG, PostgreSQL 15's default, and
-FILE_COPY, which the janitor uses).
+FILE_COPY, which the janitor uses). Then what ``oltp_database`` costs a test
+(taking the clone plus handing it back) through the clone pool, at each
+``--pool-sizes`` (0 is no pool: clone and drop inside the test), for tests
+whose own work takes ``--work-ms``.
 
     .venv/bin/python bench/fixtures.py [--profiles SMALL,MEDIUM] [--rounds 30]
+        [--pool-sizes 0,1,2,4] [--work-ms 200]
+    .venv/bin/python bench/fixtures.py --batch 10000 [--batch-table consultas]
+
+``--batch N`` instead times ``create_batch(N)`` of one factory on a clone of
+the MEDIUM template (rows/s), against ``create()`` called for a tenth of N.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from psycopg import sql
 
 from pytest_oltpseed.databases import IsolatedConnection
 from pytest_oltpseed.domains import select
+from pytest_oltpseed.factory import bind, factory_for
+from pytest_oltpseed.pool import ClonePool
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.server import ephemeral_server
 from pytest_oltpseed.templates import Janitor, Recipe
@@ -37,7 +47,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", default="SMALL,MEDIUM")
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--pool-sizes", default="0,1,2,4")
+    parser.add_argument("--work-ms", type=float, default=200.0)
+    parser.add_argument("--skip-strategies", action="store_true")
+    parser.add_argument("--batch", type=int, default=0)
+    parser.add_argument("--batch-table", default="consultas")
     args = parser.parse_args()
+    if args.batch:
+        _batch(args)
+        return
     with ephemeral_server() as server:
         janitor = Janitor(server.dsn)
         for name in args.profiles.split(","):
@@ -62,7 +80,10 @@ def main() -> None:
             conn.close()
             janitor.drop(work)
             print(f"  oltp_conn per test (incl. a DELETE):   {_ms(samples)}")
-            for strategy in ("WAL_LOG", "FILE_COPY"):
+            for size in (int(n) for n in args.pool_sizes.split(",")):
+                print(f"  oltp_database a test, pool size {size}:  ", end="")
+                print(_ms(_pooled(janitor, template, size, args)))
+            for strategy in ("WAL_LOG", "FILE_COPY") * (not args.skip_strategies):
                 samples = []
                 with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
                     for i in range(args.rounds):
@@ -82,6 +103,56 @@ def main() -> None:
                             sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone))
                         )
                 print(f"  oltp_database clone, {strategy:<9}:      {_ms(samples)}")
+
+
+def _batch(args: argparse.Namespace) -> None:
+    """create_batch(N) against create() one by one, on a seeded MEDIUM clone."""
+    with ephemeral_server() as server:
+        janitor = Janitor(server.dsn)
+        template = janitor.template(Recipe(resolve("MEDIUM"), tuple(select("all")), 0))
+        with psycopg.connect(server.dsn(janitor.clone(template.name))) as conn:
+            with bind(conn, seed=0):
+                factory = factory_for(args.batch_table)
+                started = time.perf_counter()
+                rows = factory.create_batch(args.batch)
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{factory.__name__}.create_batch({args.batch}): {elapsed:.2f} s, "
+                    f"{len(rows) / elapsed:,.0f} rows/s"
+                )
+                n = max(1, args.batch // 10)
+                started = time.perf_counter()
+                for _ in range(n):
+                    factory.create()
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{factory.__name__}.create() x {n}: {elapsed:.2f} s, "
+                    f"{n / elapsed:,.0f} rows/s"
+                )
+            conn.rollback()
+
+
+def _pooled(
+    janitor: Janitor, template: str, size: int, args: argparse.Namespace
+) -> list[float]:
+    """Per test: take a clone, connect and do the test's work (a count, then
+    sleep ``work_ms``), hand it back; only taking and handing back are timed."""
+    pool = ClonePool(janitor, size)
+    samples = []
+    try:
+        for _ in range(args.rounds):
+            t = time.perf_counter()
+            name = pool.take(template)
+            taken = time.perf_counter() - t
+            with psycopg.connect(janitor.dsn(name)) as conn:
+                conn.execute("SELECT count(*) FROM pacientes").fetchone()
+            time.sleep(args.work_ms / 1000)
+            t = time.perf_counter()
+            pool.give_back(name)
+            samples.append(taken + time.perf_counter() - t)
+    finally:
+        pool.close()
+    return samples
 
 
 if __name__ == "__main__":

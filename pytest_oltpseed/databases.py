@@ -6,6 +6,9 @@ loads with every pytest run, whether or not a test uses it.
 
 from __future__ import annotations
 
+import contextlib
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,3 +83,37 @@ class IsolatedConnection(psycopg.Connection):
         self._in_test = False
         if not self.closed:
             super().rollback()
+
+
+class Examples:
+    """The ``oltp_examples`` fixture: a seeded connection per hypothesis example.
+
+    ``@given`` tests may not use function-scoped fixtures (hypothesis' health
+    check: the fixture would be shared by every example, so one example's rows
+    would leak into the next). This fixture is session-scoped; each example
+    opens ``with oltp_examples.connection() as conn:`` and everything it does
+    is rolled back when the block ends.
+    """
+
+    def __init__(self, connect: Callable[[], IsolatedConnection], seed: int) -> None:
+        self._connect = connect
+        self.seed = seed
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[IsolatedConnection]:
+        """The seeded connection, in a transaction rolled back after the block."""
+        conn = self._connect()
+        conn.begin_test()
+        try:
+            yield conn
+        finally:
+            conn.end_test()
+
+    @contextlib.contextmanager
+    def factories(self) -> Iterator[types.SimpleNamespace]:
+        """As ``oltp_factories``, bound to a connection rolled back after the block
+        (the connection is ``.conn`` on what it yields)."""
+        from pytest_oltpseed.factory import all_factories, bind
+
+        with self.connection() as conn, bind(conn, seed=self.seed):
+            yield types.SimpleNamespace(conn=conn, **all_factories())

@@ -14,10 +14,11 @@ A connection string is never shown with its password.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +35,7 @@ from pytest_oltpseed.config import (
     redact,
     seed_overrides,
 )
-from pytest_oltpseed.databases import IsolatedConnection, OltpDatabase
+from pytest_oltpseed.databases import Examples, IsolatedConnection, OltpDatabase
 from pytest_oltpseed.errors import ConfigError, OltpseedError, OltpseedWarning
 from pytest_oltpseed.profiles import (
     DEFAULT_PROFILE,
@@ -42,10 +43,13 @@ from pytest_oltpseed.profiles import (
     Profile,
     marker_profile,
 )
-from pytest_oltpseed.server import ServerInfo, ephemeral_server
+from pytest_oltpseed.server import ServerInfo, ephemeral_server, removed_on_sigterm
+from pytest_oltpseed.session_server import SharedServer
 
 if TYPE_CHECKING:  # the templates module (and the seeder) load on first use
     from pytest_oltpseed.templates import Template
+
+DEFAULT_POOL_SIZE = 4  # bench/fixtures.py: 4 keeps even p90 low for 50 ms tests
 
 OPTIONS = {
     "seed_profile": "volume profile: SMALL, MEDIUM (default), LARGE, STRESS, CUSTOM",
@@ -53,6 +57,13 @@ OPTIONS = {
     "seed_random": "random seed of the seeded data (default 0)",
     "seed_dsn": "use this PostgreSQL server instead of starting one (also "
     "OLTPSEED_DSN); only databases named oltpseed_* are created and dropped there",
+    "seed_pool_size": "oltp_database clones kept ready per template by a "
+    f"background thread (default {DEFAULT_POOL_SIZE}, shared among xdist workers; "
+    "0 clones in the test)",
+}
+FLAGS = {
+    "seed_keep_failed": "keep the oltp_database clone of a failing test and show "
+    "its DSN; the next session drops kept clones unless given this flag again",
 }
 ENV = {
     "seed_profile": "SEED_SIZE",
@@ -68,6 +79,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"--{name.replace('_', '-')}", dest=name, default=None, help=text
         )
         parser.addini(name, text)
+    for name, text in FLAGS.items():
+        group.addoption(
+            f"--{name.replace('_', '-')}", dest=name, action="store_true", help=text
+        )
+        parser.addini(name, text, type="bool", default=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,8 @@ class Choice:
     domain: str
     seed: int
     dsn: str | None
+    pool_size: int = DEFAULT_POOL_SIZE
+    keep_failed: bool = False
     error: str | None = None  # a bad value from the environment, for fixtures
 
 
@@ -125,7 +143,27 @@ def _choice(config: pytest.Config) -> Choice:
     )
     seed = checked("seed_random", lambda v: check_int(v, 0, minimum=0), 0)
     dsn = checked("seed_dsn", lambda v: check_dsn(v) if v else None, None)
-    return Choice(profile, domain, seed, dsn, "; ".join(problems) or None)
+    # Unless given, xdist workers share the default: each worker's pool is
+    # filled by a thread competing with every worker's tests for the cores.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1) or 1)
+    default_pool = max(1, DEFAULT_POOL_SIZE // workers)
+    pool_size = checked(
+        "seed_pool_size",
+        lambda v: check_int(v, default_pool, minimum=0, maximum=64),
+        default_pool,
+    )
+    keep_failed = bool(
+        config.getoption("seed_keep_failed") or config.getini("seed_keep_failed")
+    )
+    return Choice(
+        profile,
+        domain,
+        seed,
+        dsn,
+        pool_size,
+        keep_failed,
+        "; ".join(problems) or None,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,6 +173,31 @@ def pytest_configure(config: pytest.Config) -> None:
         "`name` (SMALL, MEDIUM, LARGE, STRESS, CUSTOM)",
     )
     config.stash[_CHOICE] = _choice(config)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        shared = SharedServer.from_input(workerinput)
+        if shared is not None:
+            config.stash[_SHARED] = shared
+    elif config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(config), "oltpseed-xdist")
+
+
+class _XdistController:
+    """In the xdist controller: name the session's shared server directory for
+    every worker, and remove the server after the last worker is gone."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.shared = SharedServer.plan()
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(removed_on_sigterm(self.shared.remove))
+        config.add_cleanup(self.close)
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput.update(self.shared.to_input())
+
+    def close(self) -> None:
+        self.stack.close()
+        self.shared.remove()
 
 
 def pytest_collection_modifyitems(
@@ -179,12 +242,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 _CHOICE = pytest.StashKey[Choice]()
 _MARKER_PROBLEM = pytest.StashKey[str]()
+_SHARED = pytest.StashKey[SharedServer]()
+_DATABASES = pytest.StashKey[list[OltpDatabase]]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 @pytest.fixture(scope="session")
 def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
     """The session's PostgreSQL server: the ``--seed-dsn`` one when given, else
-    a throwaway cluster, root-safe, removed at the end (and on SIGTERM).
+    a throwaway cluster, root-safe, removed at the end (and on SIGTERM); under
+    xdist one cluster for the whole session, shared by every worker.
 
     The throwaway one listens on a free loopback port with ``wal_level=logical``;
     connect with ``oltp_server.dsn()`` (database ``oltpseed``) or
@@ -196,8 +263,15 @@ def oltp_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
     if choice.dsn:
         yield ServerInfo.external(choice.dsn)
         return
+    shared = request.config.stash.get(_SHARED, None)
+    if shared is not None:  # an xdist worker: one server for the whole session
+        try:
+            yield shared.acquire(keep_kept=choice.keep_failed)
+        except OltpseedError as exc:
+            pytest.fail(f"oltpseed: {exc}", pytrace=False)
+        return
     try:
-        with ephemeral_server() as info:
+        with ephemeral_server(keep_kept=choice.keep_failed) as info:
             yield info
     except OltpseedError as exc:
         pytest.fail(f"oltpseed: {exc}", pytrace=False)
@@ -207,16 +281,18 @@ class _Session:
     """Per-session state: the janitor, templates built, the oltp_conn databases."""
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
+        from pytest_oltpseed.pool import ClonePool
         from pytest_oltpseed.templates import Janitor
 
         self.choice = request.config.stash[_CHOICE]
-        server: ServerInfo = request.getfixturevalue("oltp_server")
-        self.janitor = Janitor(server.dsn)
+        self.server: ServerInfo = request.getfixturevalue("oltp_server")
+        self.janitor = Janitor(self.server.dsn)
+        self.pool = ClonePool(self.janitor, self.choice.pool_size)
         self.templates: dict[Any, Template] = {}
         self.working: dict[Any, tuple[str, IsolatedConnection]] = {}
         self.warned: set[str] = set()
         try:
-            self.janitor.sweep()
+            self.janitor.sweep(keep_kept=self.choice.keep_failed)
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
 
@@ -234,11 +310,34 @@ class _Session:
                 pytest.fail(f"oltpseed: {exc}", pytrace=False)
         return self.templates[key]
 
-    def clone(self, template: Template) -> str:
+    def clone(self, template: Template, *, pooled: bool = False) -> str:
         try:
+            if pooled:
+                return self.pool.take(template.name)
             return self.janitor.clone(template.name)
         except OltpseedError as exc:
             pytest.fail(f"oltpseed: {exc}", pytrace=False)
+
+    def release(self, name: str, failed_test: str | None) -> None:
+        """The test is done with clone ``name``: kept when it failed and
+        ``--seed-keep-failed`` asked for it, else handed back to be dropped."""
+        if failed_test and self.choice.keep_failed:
+            from pytest_oltpseed.server import mark_kept
+
+            self.janitor.keep(name, failed_test)
+            mark_kept(self.server)
+            return
+        self.pool.give_back(name)
+
+    def working_connection(self, seeded: _Seeded) -> IsolatedConnection:
+        """The session's connection to its working clone of ``seeded``'s
+        template (what oltp_conn and oltp_examples roll back after each use)."""
+        entry = self.working.get(seeded.key)
+        if entry is None or entry[1].closed:
+            name = entry[0] if entry else self.clone(seeded.template)
+            connection = IsolatedConnection.connect(self.janitor.dsn(name))
+            entry = self.working[seeded.key] = (name, connection)
+        return entry[1]
 
     def warn(self, profile: Profile) -> None:
         """Show the profile's warnings (an ignored ``SEED_<TABLE>``) once each."""
@@ -253,6 +352,7 @@ class _Session:
         for name, conn in self.working.values():
             conn.close()
             self.janitor.drop(name)
+        self.pool.close()
 
 
 def _key(profile: Profile, domain: str, seed: int) -> tuple[Any, ...]:
@@ -315,18 +415,52 @@ def oltp_profile(_oltp_seeded: _Seeded) -> Profile:
 
 @pytest.fixture
 def oltp_database(
-    _oltp_session: _Session, _oltp_seeded: _Seeded
+    request: pytest.FixtureRequest, _oltp_session: _Session, _oltp_seeded: _Seeded
 ) -> Iterator[OltpDatabase]:
-    """A fresh clone of the seeded database: commit freely, open several connections."""
-    yield from _cloned(_oltp_session, _oltp_seeded.template)
+    """A fresh clone of the seeded database: commit freely, open several connections.
+
+    Taken from a pool of ready clones (``--seed-pool-size``); with
+    ``--seed-keep-failed`` a failing test's clone is kept and its DSN shown.
+    """
+    yield from _cloned(_oltp_session, _oltp_seeded.template, request.node)
 
 
-def _cloned(session: _Session, template: Template) -> Iterator[OltpDatabase]:
-    name = session.clone(template)
+def _cloned(
+    session: _Session, template: Template, node: pytest.Item | None = None
+) -> Iterator[OltpDatabase]:
+    name = session.clone(template, pooled=True)
+    database = OltpDatabase(session.janitor.dsn(name), name)
+    if node is not None:
+        node.stash.setdefault(_DATABASES, []).append(database)
+    failed = None
     try:
-        yield OltpDatabase(session.janitor.dsn(name), name)
+        yield database
+        report = node.stash.get(_CALL_REPORT, None) if node is not None else None
+        if report is not None and report.failed:
+            failed = report.nodeid
     finally:
-        session.janitor.drop(name)
+        session.release(name, failed)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember the test's outcome for ``oltp_database``'s teardown, and show
+    the DSN (password masked) of a failing test's kept clones."""
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+        choice = item.config.stash[_CHOICE]
+        if report.failed and choice.keep_failed:
+            for database in item.stash.get(_DATABASES, []):
+                report.sections.append(
+                    (
+                        "oltpseed: kept database",
+                        f"{database.dbname}: {redact(database.dsn)}",
+                    )
+                )
+    return report
 
 
 @pytest.fixture
@@ -394,12 +528,7 @@ def oltp_conn(
     ``commit()`` is refused; ``rollback()`` returns to the state at the test's
     start (see :class:`IsolatedConnection`).
     """
-    entry = _oltp_session.working.get(_oltp_seeded.key)
-    if entry is None or entry[1].closed:
-        name = entry[0] if entry else _oltp_session.clone(_oltp_seeded.template)
-        connection = IsolatedConnection.connect(_oltp_session.janitor.dsn(name))
-        entry = _oltp_session.working[_oltp_seeded.key] = (name, connection)
-    conn = entry[1]
+    conn = _oltp_session.working_connection(_oltp_seeded)
     conn.begin_test()
     try:
         yield conn
@@ -416,3 +545,15 @@ def oltp_factories(
 
     with bind(oltp_conn, seed=_oltp_session.choice.seed):
         yield types.SimpleNamespace(**all_factories())
+
+
+@pytest.fixture(scope="session")
+def oltp_examples(request: pytest.FixtureRequest, _oltp_session: _Session) -> Examples:
+    """For hypothesis ``@given`` tests: session-scoped, so the function-scoped
+    fixture health check stays on; ``with oltp_examples.connection() as conn:``
+    (or ``.factories()``) gives each example the pristine seeded state."""
+    profile = _requested_profile(request)
+    choice = _oltp_session.choice
+    template = _oltp_session.template(profile, choice.domain, choice.seed)
+    seeded = _Seeded(profile, template, _key(profile, choice.domain, choice.seed))
+    return Examples(lambda: _oltp_session.working_connection(seeded), choice.seed)

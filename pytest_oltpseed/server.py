@@ -446,7 +446,7 @@ class EmbeddedServer:
             if running is not None:
                 return running, False
             saved = self._saved_port()
-            port = saved if saved and _port_free(saved) else _free_port()
+            port = saved if saved and _port_free(saved) else free_port()
             executor = self._executor(port)
             executor.start_cluster()
             tmp = self.state_file.with_suffix(".tmp")
@@ -472,7 +472,7 @@ class EmbeddedServer:
             return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     return int(port_for.select_random())
 
 
@@ -506,26 +506,31 @@ def ensure_database(info: ServerInfo, dbname: str) -> None:
 
 @contextlib.contextmanager
 def ephemeral_server(
-    base: Path | None = None, options: str = ""
+    base: Path | None = None, options: str = "", *, keep_kept: bool = False
 ) -> Iterator[ServerInfo]:
-    """A throwaway cluster for a test session: started now, removed on exit.
+    """A throwaway cluster for a test session: started now, removed on exit,
+    unless :func:`mark_kept` was called (it then runs on until the next
+    session's sweep; ``keep_kept`` spares such servers of earlier sessions).
 
     ``options`` are more ``-c name=value`` server settings (they win over ours).
     """
-    sweep_ephemeral(base)
+    sweep_ephemeral(base, keep_kept=keep_kept)
     root = Path(tempfile.mkdtemp(prefix=EPHEMERAL_PREFIX, dir=base))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     executor = ClusterExecutor.for_layout(
-        Layout(root, run_as_account()), _free_port(), persistent=False, options=options
+        Layout(root, run_as_account()), free_port(), persistent=False, options=options
     )
 
     def remove() -> None:
+        if (root / KEPT_FILE).exists():
+            executor._clear_process()  # runs on for inspection; swept later
+            return
         with contextlib.suppress(ExecutorError, subprocess.SubprocessError, OSError):
             executor.stop()
         shutil.rmtree(root, ignore_errors=True)
 
     try:
-        with _removed_on_sigterm(remove):
+        with removed_on_sigterm(remove):
             executor.start_cluster()
             info = ServerInfo(port=executor.port, datadir=Path(executor.datadir))
             ensure_database(info, DATABASE)
@@ -535,7 +540,7 @@ def ephemeral_server(
 
 
 @contextlib.contextmanager
-def _removed_on_sigterm(remove: Callable[[], None]) -> Iterator[None]:
+def removed_on_sigterm(remove: Callable[[], None]) -> Iterator[None]:
     """While the block runs, SIGTERM (what CI timeouts send) first runs
     ``remove``, then does what it did before (by default, ends the process).
 
@@ -568,28 +573,51 @@ EPHEMERAL_PREFIX = "oltpseed-"
 OWNER_FILE = "owner.pid"
 
 
-def sweep_ephemeral(base: Path | None = None) -> list[Path]:
-    """Stop and remove ephemeral clusters whose owning process died (killed runs)."""
+KEPT_FILE = "kept"
+
+
+def mark_kept(info: ServerInfo) -> None:
+    """Leave this throwaway server running after its session: it holds a
+    database kept for inspection (``--seed-keep-failed``)."""
+    if info.datadir is not None:
+        (info.datadir.parent.parent / KEPT_FILE).touch()
+
+
+def sweep_ephemeral(base: Path | None = None, *, keep_kept: bool = False) -> list[Path]:
+    """Stop and remove ephemeral clusters whose owning process died (killed runs,
+    and servers left running with kept databases unless ``keep_kept``)."""
     removed = []
     for root in Path(base or tempfile.gettempdir()).glob(f"{EPHEMERAL_PREFIX}*"):
+        if keep_kept and (root / KEPT_FILE).exists():
+            continue
         try:
             owner = int((root / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
         if process_alive(owner):
             continue
-        pg_ctl = root / "bin" / "pg_ctl"
-        command = str(pg_ctl) if pg_ctl.exists() else str(find_bindir() / "pg_ctl")
-        if (root / "pg" / "data" / "postmaster.pid").exists():
+        remove_cluster(root, mode="immediate")
+        removed.append(root)
+    return removed
+
+
+def remove_cluster(root: Path, mode: str = "fast") -> None:
+    """Stop the cluster laid out under ``root`` (if it runs) and delete ``root``.
+
+    Goes through pg_ctl (the root-safe wrapper when there is one), so any
+    process may stop a cluster another process of the session started.
+    """
+    pg_ctl = root / "bin" / "pg_ctl"
+    if (root / "pg" / "data" / "postmaster.pid").exists():
+        with contextlib.suppress(OSError, subprocess.SubprocessError, ServerError):
+            command = str(pg_ctl) if pg_ctl.exists() else str(find_bindir() / "pg_ctl")
             subprocess.run(
-                [command, "stop", "-D", str(root / "pg" / "data"), "-m", "immediate"],
+                [command, "stop", "-D", str(root / "pg" / "data"), "-m", mode],
                 capture_output=True,
                 check=False,
                 timeout=60,
             )
-        shutil.rmtree(root, ignore_errors=True)
-        removed.append(root)
-    return removed
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def process_alive(pid: int) -> bool:

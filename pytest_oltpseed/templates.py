@@ -39,6 +39,7 @@ from pytest_oltpseed.server import process_alive
 TEMPLATE_PREFIX = "oltpseed_tpl_"
 CLONE_PREFIX = "oltpseed_db_"
 READY = "oltpseed template: ready"
+KEPT = "oltpseed clone: kept for"
 FORMAT = 2  # bumped when what a template records changes (2: row counts)
 
 
@@ -221,22 +222,33 @@ class Janitor:
             )
         )
 
-    def sweep(self) -> list[str]:
+    def keep(self, name: str, note: str) -> None:
+        """Mark clone ``name`` as kept for inspection (``--seed-keep-failed``):
+        the next sweep drops it only when not asked to keep kept clones."""
+        with self._admin() as admin:
+            admin.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(f"{KEPT} {note}")
+                )
+            )
+
+    def sweep(self, *, keep_kept: bool = False) -> list[str]:
         """Drop this role's clones left on this host by processes that no longer
-        run (another role's are not ours to drop)."""
+        run (another role's are not ours to drop); with ``keep_kept``, spare the
+        clones an earlier session kept for inspection."""
         host = socket.gethostname()[:20]
         dropped = []
         with self._admin() as admin:
-            names = [
-                r[0]
-                for r in admin.execute(
-                    "SELECT datname FROM pg_database WHERE datname LIKE %s "
-                    "AND datdba = (SELECT oid FROM pg_roles "
-                    "WHERE rolname = current_user)",
-                    (f"{CLONE_PREFIX}{host}_%",),
-                )
-            ]
-            for name in names:
+            rows = admin.execute(
+                "SELECT datname, shobj_description(oid, 'pg_database') "
+                "FROM pg_database WHERE datname LIKE %s "
+                "AND datdba = (SELECT oid FROM pg_roles "
+                "WHERE rolname = current_user)",
+                (f"{CLONE_PREFIX}{host}_%",),
+            ).fetchall()
+            for name, comment in rows:
+                if keep_kept and (comment or "").startswith(KEPT):
+                    continue
                 pid = name[len(CLONE_PREFIX) + len(host) + 1 :].split("_", 1)[0]
                 if pid.isdigit() and not process_alive(int(pid)):
                     self._drop(admin, name)

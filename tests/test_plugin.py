@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server import ServerInfo, process_alive
 from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.slow
@@ -141,19 +141,25 @@ def test_seed_dsn_touches_only_its_databases(
         with psycopg.connect(oltp_server.dsn("postgres"), autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(stale)))
         pytester.makepyfile(test_suite=SUITE)
+        seen = []
         for _ in range(2):  # the second run reuses the first run's templates
             result = pytester.runpytest_subprocess(
                 "--seed-profile=SMALL", f"--seed-dsn={oltp_server.dsn('postgres')}"
             )
             result.assert_outcomes(passed=7)
             result.stdout.fnmatch_lines(["oltpseed: *server=--seed-dsn*"])
-        with psycopg.connect(oltp_server.dsn("postgres")) as admin:
-            names = {r[0] for r in admin.execute("SELECT datname FROM pg_database")}
+            with psycopg.connect(oltp_server.dsn("postgres")) as admin:
+                names = {r[0] for r in admin.execute("SELECT datname FROM pg_database")}
+            seen.append({n for n in names if n.startswith("oltpseed_tpl_")})
         assert user_dsn.rsplit("=", 1)[-1] in names
         assert stale not in names
-        assert not [n for n in names if n.startswith("oltpseed_db_")]
-        templates = [n for n in names if n.startswith("oltpseed_tpl_")]
-        assert len(templates) == 2  # SMALL and MEDIUM, kept for the next run
+        # this server is the session's, shared with the other xdist worker:
+        # only clones of processes that still run (this session's) may remain
+        assert not [
+            n for n in names if n.startswith("oltpseed_db_") and not _running(n)
+        ]
+        assert seen[0] == seen[1]  # SMALL and MEDIUM, kept for the next run
+        assert {n.split("_")[2] for n in seen[1]} >= {"small", "medium"}
         with psycopg.connect(user_dsn) as conn:
             assert conn.execute("SELECT count(*) FROM precious").fetchone() == (0,)
 
@@ -187,3 +193,11 @@ def test_errors_are_one_clear_line(
     text = "\n".join(result.outlines + result.errlines)
     assert "Traceback" not in text
     assert expected.strip("*") in text
+
+
+def _running(clone: str) -> bool:
+    """Whether the process that made ``clone`` (``oltpseed_db_<host>_<pid>_...``)
+    still runs."""
+    host = socket.gethostname()[:20]
+    pid = clone.removeprefix(f"oltpseed_db_{host}_").split("_", 1)[0]
+    return pid.isdigit() and process_alive(int(pid))

@@ -1,0 +1,76 @@
+"""``create_batch``: COPY-speed rows that keep every rule of ``create()``."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pytest_oltpseed import validators
+from pytest_oltpseed.bulk import has_rules
+from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed.factory import factory_for
+
+ALL_TABLES = tables_of(registry().values())
+pytestmark = pytest.mark.seed_profile("SMALL")
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+def test_every_factory_batches_rows_that_pass_check(
+    oltp_conn: psycopg.Connection, oltp_factories: object, table: str
+) -> None:
+    rows = factory_for(table).create_batch(40)
+    assert len(rows) == 40
+    assert all(row["created_at"] is not None for row in rows)  # read back
+    stored = oltp_conn.execute(
+        f"SELECT count(*) FROM {table} WHERE id = ANY(%s)", ([r["id"] for r in rows],)
+    ).fetchone()
+    assert stored == (40,)
+    failures = [
+        f for f in validators.check_database(oltp_conn, select("all")) if not f.ok
+    ]
+    assert failures == []
+
+
+def test_consulta_batch_is_bulk_and_valid(
+    oltp_conn: psycopg.Connection, oltp_factories: object
+) -> None:
+    consulta = factory_for("consultas")
+    assert not has_rules(consulta)  # the COPY path, not create() n times
+    rows = consulta.create_batch(3000)
+    pacientes = {row["paciente_id"] for row in rows}
+    assert len(pacientes) > 50  # parents picked among the seeded ones
+    failures = [
+        f for f in validators.check_database(oltp_conn, select("hospital")) if not f.ok
+    ]
+    assert failures == []
+
+
+def test_batch_honours_keywords_and_parent_fields(
+    oltp_conn: psycopg.Connection, oltp_factories: object
+) -> None:
+    factories = oltp_factories
+    ana = factories.Paciente.create(nome="Ana Souza")  # type: ignore[attr-defined]
+    rows = factories.Consulta.create_batch(  # type: ignore[attr-defined]
+        5, paciente=ana, status="cancelada"
+    )
+    assert {(r.paciente_id, r.status) for r in rows} == {(ana.id, "cancelada")}
+    rows = factories.Exame.create_batch(3, paciente__nome="Bia")  # type: ignore[attr-defined]
+    names = oltp_conn.execute(
+        "SELECT DISTINCT p.nome FROM exames e JOIN pacientes p ON p.id = e.paciente_id "
+        "WHERE e.id = ANY(%s)",
+        ([r.id for r in rows],),
+    ).fetchall()
+    assert names == [("Bia",)]
+
+
+def test_batch_with_items_attaches_them(
+    oltp_conn: psycopg.Connection, oltp_factories: object
+) -> None:
+    entries = oltp_factories.ProductEntry.create_batch(20)  # type: ignore[attr-defined]
+    for entry in entries:
+        stored = oltp_conn.execute(
+            "SELECT count(*), sum(quantity * unit_cost) FROM product_entry_items "
+            "WHERE entry_id = %s",
+            (entry.id,),
+        ).fetchone()
+        assert stored == (len(entry["items"]), entry.total_cost)
