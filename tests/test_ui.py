@@ -105,9 +105,14 @@ def serve(dsn: str, env: dict[str, str], cwd: Path, *args: str) -> Iterator[Ui]:
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
     """Poll until ``condition()`` is truthy; its value."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:  # the page re-renders a table on every live update
+            value = condition()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.1)
@@ -232,7 +237,17 @@ def test_seed_small_from_the_page_shows_counts_and_check(
             ),
             what="the check",
         )
-        violated = by_id(browser, "check-table").find_elements("css selector", "tr.bad")
+        [violated] = wait_for(  # a list, read whole between two re-renders
+            lambda: [
+                [
+                    row.text
+                    for row in by_id(browser, "check-table").find_elements(
+                        "css selector", "tr.bad"
+                    )
+                ]
+            ],
+            what="the check rows",
+        )
         shot(browser, "ui-seed.png")
     with psycopg.connect(database) as conn:
         row = conn.execute("SELECT count(*) FROM pacientes").fetchone()
@@ -319,6 +334,7 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
             )
             shot(browser, "ui-verdict.png")
             code, report = ui.get("api/report")
+            changes_code, changes = ui.get("api/changes")
         with psycopg.connect(dsn) as conn:
             slots = conn.execute(
                 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
@@ -327,6 +343,12 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
     assert "every committed change captured once" in caption
     assert summary.startswith("stream stopped:")
     assert code == 200 and json.loads(report)["exit"] == "stopped"
+    # the changes file: one line per committed row change, as many as reported
+    document = json.loads(report)
+    lines = [json.loads(line) for line in changes.splitlines()]
+    assert changes_code == 200 and lines
+    assert {line["run"] for line in lines} == {document["run_id"]}
+    assert len(lines) == sum(sum(ops.values()) for ops in document["tables"].values())
     assert slots == (0,)  # verify released the slot
 
 
@@ -403,15 +425,19 @@ def test_forms_map_onto_the_cli_options_and_custom_counts(
     assert plan["pacientes"] == 7 and plan["medicos"] == 200  # MEDIUM's otherwise
     assert "s3cret" not in json.dumps(hub.snapshot())
     stream = StreamForm.parse(
-        {"interval": "0.5", "batch_size": "10", "rate": "", "weights": "sale=0"}
-    )
+        {"interval": "0.5", "batch_size": "10", "rate": "", "weights": "sale=0",
+         "clients": "2"}
+    )  # fmt: skip
     assert stream.args(tmp_path / "r.json") == [
         "--domain", "all", "--interval", "0.5", "--jitter-ms", "400",
-        "--batch-size", "10", "--weights", "sale=0",
-        "--report", str(tmp_path / "r.json"), "--progress", "1",
+        "--batch-size", "10", "--weights", "sale=0", "--clients", "2",
+        "--report", str(tmp_path / "r.json"),
+        "--changes", str(tmp_path / "r.changes.jsonl"), "--progress", "1",
     ]  # fmt: skip
     with pytest.raises(UsageError, match="batch size"):
         StreamForm.parse({"batch_size": "0"})
+    with pytest.raises(UsageError, match="clients"):
+        StreamForm.parse({"clients": "0"})
     with pytest.raises(UsageError):
         SeedForm.parse({"seed_random": "-1"})
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")

@@ -116,6 +116,14 @@ def create_app(hub: Hub, token: str) -> Starlette:
             path, media_type="application/json", filename="stream-report.json"
         )
 
+    async def changes(request: Request) -> Response:
+        path = hub.report_file(changes=True)
+        if path is None:
+            return PlainTextResponse("no changes file yet", 404)
+        return FileResponse(
+            path, media_type="application/x-ndjson", filename="stream-changes.jsonl"
+        )
+
     def domain(data: dict[str, Any]) -> str:
         return str(data.get("domain") or "all")
 
@@ -126,6 +134,7 @@ def create_app(hub: Hub, token: str) -> Starlette:
         Route("/{token}/api/state", guarded(state)),
         Route("/{token}/api/events", guarded(events)),
         Route("/{token}/api/report", guarded(report)),
+        Route("/{token}/api/changes", guarded(changes)),
         Route(
             "/{token}/api/plan",
             guarded(action(lambda d: hub.plan(SeedForm.parse(d)))),

@@ -155,6 +155,7 @@ class StreamForm:
     rate: float | None = None
     duration: float | None = None
     weights: str = ""
+    clients: int = 1
     cdc: bool = True
 
     @classmethod
@@ -177,12 +178,15 @@ class StreamForm:
                 rate=number("rate", float, None) or None,
                 duration=number("duration", float, None) or None,
                 weights=str(data.get("weights") or "").strip(),
+                clients=number("clients", int, 1),
                 cdc=bool(data.get("cdc", True)),
             )
         except (TypeError, ValueError) as exc:
             raise UsageError(f"bad stream form: {exc}") from None
         if form.batch_size < 1:
             raise UsageError("batch size must be 1 or more")
+        if form.clients < 1:
+            raise UsageError("clients must be 1 or more")
         return form
 
     def args(self, report: Path) -> list[str]:
@@ -195,7 +199,15 @@ class StreamForm:
             args += ["--duration", f"{self.duration:g}"]
         if self.weights:
             args += ["--weights", self.weights]
-        return [*args, "--report", str(report), "--progress", f"{SAMPLE_S:g}"]
+        if self.clients > 1:
+            args += ["--clients", str(self.clients)]
+        args += ["--report", str(report), "--changes", str(changes_of(report))]
+        return [*args, "--progress", f"{SAMPLE_S:g}"]
+
+
+def changes_of(report: Path) -> Path:
+    """The changes file (``stream --changes``) written beside a run's report."""
+    return report.with_suffix(".changes.jsonl")
 
 
 class Hub:
@@ -516,6 +528,8 @@ class Hub:
     ) -> None:
         """``oltpseed cdc verify --json``; it drops the UI's slot after."""
         args = ["cdc", "verify", "--report", str(report), "--domain", form.domain]
+        if changes_of(report).exists():  # key by key as well as per table
+            args += ["--changes", str(changes_of(report))]
         args += ["--slot", SLOT, "--publication", SLOT, "--json"]
         if ledger is None:  # nothing to reconcile: just release the WAL
             args = ["cdc", "stop", "--slot", SLOT, "--publication", SLOT]
@@ -622,10 +636,14 @@ class Hub:
         child.interrupt()
         return True
 
-    def report_file(self) -> Path | None:
+    def report_file(self, changes: bool = False) -> Path | None:
+        """The last run's report (or, with ``changes``, its changes file)."""
         with self.lock:
             path = self.stream.get("report")
-        return Path(path) if path and Path(path).exists() else None
+        if not path:
+            return None
+        found = changes_of(Path(path)) if changes else Path(path)
+        return found if found.exists() else None
 
     def shutdown(self, say: Callable[[str], None], timeout: float = 30.0) -> None:
         """Ctrl-C on ``oltpseed ui``: stop a running stream like SIGINT, wait

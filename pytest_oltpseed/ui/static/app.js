@@ -148,6 +148,7 @@ function renderStream(s) {
     $("ledger-line").textContent = "";
   }
   $("report-link").hidden = !ledger;
+  $("changes-link").hidden = !ledger;
   $("stream-summary").textContent = s.summary || "";
   $("stream-summary").hidden = !s.summary;
   const v = s.verdict;
