@@ -43,7 +43,14 @@ from pytest_oltpseed import (
 )
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
-from pytest_oltpseed.domains import ALL, Domain, select, tables_of
+from pytest_oltpseed.domains import (
+    ALL,
+    Domain,
+    registry,
+    select,
+    tables_of,
+    use_paths,
+)
 from pytest_oltpseed.errors import (
     Interrupted,
     OltpseedError,
@@ -85,7 +92,14 @@ DsnOption = Annotated[
     str | None,
     typer.Option("--dsn", help="PostgreSQL URL or conninfo; beats DATABASE_URL/PG_*."),
 ]
-DomainOption = Annotated[str, typer.Option("--domain", help="hospital, retail or all.")]
+DomainOption = Annotated[
+    str,
+    typer.Option(
+        "--domain",
+        help="A registered domain (oltpseed domains), a comma-separated list, or "
+        "all (every domain that is not opt-in).",
+    ),
+]
 ForceOption = Annotated[
     bool,
     _flag("--force", help="Write even when APP_ENV is production-like."),
@@ -116,8 +130,34 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
+    domain_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--domain-path",
+            metavar="DIR",
+            help="Also load domains from DIR (repeatable; after "
+            "OLTPSEED_DOMAIN_PATH). Give it before the command.",
+        ),
+    ] = None,
 ) -> None:
     """Seed PostgreSQL with realistic, FK-consistent OLTP data and stream changes."""
+    use_paths(domain_path or ())
+
+
+@app.command("domains")
+def domains_command() -> None:
+    """List the registered domains: name, tables, opt-in, where each came from."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("domain", "tables", "in all", "source"):
+        table.add_column(column)
+    for domain in registry().values():
+        table.add_row(
+            domain.name,
+            str(len(domain.tables)),
+            "no (opt-in)" if domain.opt_in else "yes",
+            domain.source,
+        )
+    out.print(table)
 
 
 def _writing_settings(
