@@ -434,6 +434,71 @@ def _print_seed_results(
     )
 
 
+@app.command("introspect")
+def introspect_command(
+    name: Annotated[
+        str, typer.Option("--name", help="The domain's name (lower-case, digits, _).")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", metavar="DIR", help="Write the package to DIR/NAME (a "
+            "--domain-path directory)."
+        ),
+    ],
+    dsn: DsnOption = None,
+    schema: Annotated[
+        str, typer.Option("--schema", help="The schema to read.")
+    ] = "public",
+    table_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table-filter",
+            metavar="PATTERN",
+            help="Seed only tables matching PATTERN (shell style, repeatable).",
+        ),
+    ] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            metavar="PATTERN=GENERATOR",
+            help="A generator for columns whose table.column matches PATTERN, "
+            "before the built-in name table (repeatable; docs/domains.md).",
+        ),
+    ] = None,
+    base_rows: Annotated[
+        int, typer.Option("--base-rows", help="MEDIUM rows of the largest table.")
+    ] = 2000,
+) -> None:
+    """Write a domain package (SQL, factories, events, checks) from a live schema."""
+    from pytest_oltpseed.introspect import introspect
+
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        written = introspect(
+            conn,
+            name=name,
+            out=out_dir,
+            schema=schema,
+            table_filter=table_filter or (),
+            rules=rule or (),
+            base=base_rows,
+            command="oltpseed " + " ".join(sys.argv[1:]),
+        )
+    for note in written.notes:
+        _say(f"note: {note}")
+    out.print(
+        f"wrote {written.package}: {len(written.tables)} tables "
+        f"({', '.join(written.tables)}); MEDIUM {sum(written.volumes.values()):,} rows"
+    )
+    out.print(
+        f"use it with: oltpseed --domain-path {written.package.parent} "
+        f"init-db --domain {name}",
+        soft_wrap=True,
+    )
+
+
 @app.command()
 def counts(
     domain: DomainOption = "all",

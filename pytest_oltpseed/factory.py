@@ -317,8 +317,15 @@ class Context:
         return self._rows[key]
 
     def remember(self, table: str, row: Mapping[str, Any]) -> None:
-        """Keep ``row`` for lookups by id (least recently used rows go first)."""
-        self._rows[(table, int(row["id"]))] = row
+        """Keep ``row`` for lookups by id (least recently used rows go first).
+
+        Rows of tables keyed otherwise (a generated domain's ``film_id``,
+        composite keys) are not kept: nothing looks them up by id.
+        """
+        key = row.get("id")
+        if not isinstance(key, int):
+            return
+        self._rows[(table, key)] = row
         if len(self._rows) > ROW_CACHE:
             self._rows.popitem(last=False)
 
