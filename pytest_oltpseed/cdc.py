@@ -74,7 +74,11 @@ def create(
     made_publication = False
     if plugin == "pgoutput" and not _publication_exists(conn, publication):
         conn.execute(
-            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+            # A partitioned table's changes under its own name, not a partition's
+            sql.SQL(
+                "CREATE PUBLICATION {} FOR TABLE {} "
+                "WITH (publish_via_partition_root = true)"
+            ).format(
                 sql.Identifier(publication),
                 sql.SQL(", ").join(map(sql.Identifier, tables)),
             )

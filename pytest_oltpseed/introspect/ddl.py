@@ -155,35 +155,60 @@ END $oltpseed$;
 
 
 def drop_sql(domain: str, objects: list[Owned]) -> str:
-    """Drop the objects that exist and bear the mark: one DROP per kind, in
-    dependency order (a single DROP of several tables needs no CASCADE for
-    the FKs between them; anything else depending on them stops it)."""
+    """Drop the objects that exist and bear the mark, never with CASCADE.
+
+    Dependencies among our own objects run both ways (a function returning
+    a table's row type, a trigger calling a function), so drops are tried in
+    rounds, each in its own subtransaction, until all are gone; when a round
+    drops nothing, what is left is held by an object that is not ours, and
+    the reset fails whole with PostgreSQL's message naming it.
+    """
     mark = _literal(MARK.format(domain=domain))
-    blocks = []
-    for kind in _ORDER:
-        mine = [o for o in objects if o.kind == kind]
-        if not mine:
-            continue
-        rows = ",\n    ".join(
-            f"('{_literal(o.name)}', {o.check}::oid, '{o.catalog}')" for o in mine
-        )
-        blocks.append(
-            f"""  SELECT string_agg(v.name, ', ') INTO names FROM (VALUES
-    {rows}
-  ) AS v(name, oid, catalog)
-  WHERE v.oid IS NOT NULL AND obj_description(v.oid, v.catalog) = '{mark}';
-  IF names IS NOT NULL THEN
-    EXECUTE 'DROP {kind} ' || names;
-  END IF;"""
-        )
-    body = "\n".join(blocks)
-    return f"""-- Drops the {domain} domain's objects, and only those: each one only if it
--- exists and bears the domain's mark (its COMMENT), without CASCADE, so a
--- user's object of the same name, or one depending on ours, survives.
+    rows = ",\n    ".join(
+        f"('{o.kind}', '{_literal(o.name)}', '{o.check.split('(')[0]}', "
+        f"'{o.catalog}')"
+        for o in objects
+    )
+    return f"""-- Drops the {domain} domain's objects, and only those: each one only if
+-- it exists and bears the domain's mark (its COMMENT), never with CASCADE,
+-- so a user's object of the same name, or one depending on ours, survives.
 DO $oltpseed$
 DECLARE
-  names text;
+  item record;
+  found oid;
+  left_over int;
+  dropped bool;
+  problem text;
 BEGIN
-{body}
+  CREATE TEMP TABLE oltpseed_drop (kind text, name text, fn text, catalog text)
+    ON COMMIT DROP;
+  INSERT INTO oltpseed_drop VALUES
+    {rows};
+  LOOP
+    dropped := false;
+    left_over := 0;
+    FOR item IN SELECT * FROM oltpseed_drop LOOP
+      EXECUTE format('SELECT %s(%L)::oid', item.fn, item.name) INTO found;
+      IF found IS NULL OR obj_description(found, item.catalog)
+          IS DISTINCT FROM '{mark}' THEN
+        DELETE FROM oltpseed_drop WHERE name = item.name AND kind = item.kind;
+        CONTINUE;
+      END IF;
+      BEGIN
+        EXECUTE format('DROP %s %s', item.kind, item.name);
+        DELETE FROM oltpseed_drop WHERE name = item.name AND kind = item.kind;
+        dropped := true;
+      EXCEPTION WHEN dependent_objects_still_exist THEN
+        problem := SQLERRM;
+        left_over := left_over + 1;
+      END;
+    END LOOP;
+    EXIT WHEN left_over = 0;
+    IF NOT dropped THEN
+      RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+        MESSAGE = problem;
+    END IF;
+  END LOOP;
+  DROP TABLE oltpseed_drop;
 END $oltpseed$;
 """
