@@ -442,8 +442,9 @@ def introspect_command(
     out_dir: Annotated[
         Path,
         typer.Option(
-            "--out", metavar="DIR", help="Write the package to DIR/NAME (a "
-            "--domain-path directory)."
+            "--out",
+            metavar="DIR",
+            help="Write the package to DIR/NAME (a --domain-path directory).",
         ),
     ],
     dsn: DsnOption = None,

@@ -156,8 +156,10 @@ def test_generated_domain_never_touches_a_users_table(
         assert done.returncode == 1
         assert "only into an empty target" in done.stderr
         assert done.stderr.count("\n") == 1
-        reset = run_cli("--domain-path", str(pagila_domain), "reset", "--domain",
-                        "pagila", "--profile", "SMALL", "--dsn", dsn, env=cli_env)  # fmt: skip
+        reset = run_cli(
+            "--domain-path", str(pagila_domain), "reset", "--domain", "pagila",
+            "--profile", "SMALL", "--dsn", dsn, env=cli_env,
+        )  # fmt: skip
         assert reset.returncode == 1  # the install refuses: nothing was dropped
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT mine FROM actor").fetchall() == [("keep me",)]

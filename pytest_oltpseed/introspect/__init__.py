@@ -60,7 +60,7 @@ def introspect(
     objects = ddl.owned_objects(conn, schema)
     # Only the basic keywords: pg_dump's libpq may be older than psycopg's and
     # reject options it does not know (sslcertmode).
-    params = {
+    params: dict[str, str | int | None] = {
         "host": conn.info.host,
         "port": conn.info.port,
         "user": conn.info.user,

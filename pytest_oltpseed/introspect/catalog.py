@@ -128,8 +128,8 @@ def read(
     for oid, name, relkind, _ in found:
         if table_filter and not any(fnmatch.fnmatch(name, p) for p in table_filter):
             continue
-        table = Table(name, schema, [_column(conn, row) for row in
-                                     conn.execute(_COLUMNS, (oid,)).fetchall()])  # fmt: skip
+        rows = conn.execute(_COLUMNS, (oid,)).fetchall()
+        table = Table(name, schema, [_column(conn, row) for row in rows])
         _constraints(conn, oid, table)
         if relkind == "p":
             _partitions(conn, oid, table)
@@ -180,7 +180,8 @@ def _column(conn: psycopg.Connection, row: tuple) -> Column:
         labels = tuple(
             r[0]
             for r in conn.execute(
-                "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s ORDER BY enumsortorder",
+                "SELECT enumlabel FROM pg_enum WHERE enumtypid = %s "
+                "ORDER BY enumsortorder",
                 (enum_oid,),
             )
         )
@@ -194,9 +195,10 @@ def _column(conn: psycopg.Connection, row: tuple) -> Column:
                 (typid,),
             )
         )
-        typmod = conn.execute(
+        found = conn.execute(
             "SELECT typtypmod FROM pg_type WHERE oid = %s", (typid,)
-        ).fetchone()[0]
+        ).fetchone()
+        typmod = found[0] if found else -1
     length, scale = _modifiers(base, int(typmod))
     return Column(
         name, type_, kind, base, bool(not_null), default, bool(identity),
@@ -258,7 +260,8 @@ def _constraints(conn: psycopg.Connection, oid: int, table: Table) -> None:
     for (numbers,) in conn.execute(
         "SELECT indkey::int2[] FROM pg_index i WHERE indrelid = %s AND indisunique "
         "AND NOT indisprimary AND indpred IS NULL AND 0 <> ALL (indkey::int2[]) "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+        "WHERE c.conindid = i.indexrelid)",
         (oid,),
     ).fetchall():
         table.uniques.append(_names(conn, oid, list(numbers)))

@@ -165,8 +165,7 @@ def drop_sql(domain: str, objects: list[Owned]) -> str:
     """
     mark = _literal(MARK.format(domain=domain))
     rows = ",\n    ".join(
-        f"('{o.kind}', '{_literal(o.name)}', '{o.check.split('(')[0]}', "
-        f"'{o.catalog}')"
+        f"('{o.kind}', '{_literal(o.name)}', '{o.check.split('(')[0]}', '{o.catalog}')"
         for o in objects
     )
     return f"""-- Drops the {domain} domain's objects, and only those: each one only if

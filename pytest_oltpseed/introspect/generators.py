@@ -178,9 +178,7 @@ def _scalar(
         where = f"{table}.{column.name}"
         if re.search(pattern, where, re.IGNORECASE) and fam in ("any", kind):
             low, high = _bounds(column, kind, bounds, DEFAULT_BOUNDS.get(generator))
-            scale = column.scale if column.scale is not None else 2
-            if column.base.startswith(("real", "double")):
-                scale = None  # type: ignore[assignment]
+            scale = _scale(column)
             text = GENERATORS[generator].format(
                 length=length, low=low, high=high, scale=scale,
                 ranges=f", {ranges}" if ranges else "",
@@ -191,10 +189,7 @@ def _scalar(
         return Choice(f"R.integer(g, {low}, {high})", kind)
     if kind == DECIMAL:
         low, high = _bounds(column, kind, bounds, (0, 1000))
-        scale = None if column.base.startswith(("real", "double")) else column.scale
-        if column.base.startswith("numeric") and column.scale is None:
-            scale = 2
-        return Choice(f"R.number(g, {low}, {high}, {scale})", kind)
+        return Choice(f"R.number(g, {low}, {high}, {_scale(column)})", kind)
     if kind == TEXT:
         if length is not None and length <= 3:
             return Choice(f"R.code(g, {length})", kind)
@@ -208,6 +203,14 @@ def _scalar(
              "inet": "R.inet(g)", "bytes": "R.bytes_(g)",
              "interval": "R.interval(g)", "clock": "R.clock(g)"}  # fmt: skip
     return Choice(calls[kind], kind)
+
+
+def _scale(column: Column) -> int | None:
+    """Digits after the point: the numeric's scale (2 when unconstrained);
+    ``None`` for floating point."""
+    if column.base.startswith(("real", "double")):
+        return None
+    return 2 if column.scale is None else column.scale
 
 
 def _bounds(
@@ -237,7 +240,7 @@ def _bounds(
     return low, high
 
 
-# -- CHECK constraints ------------------------------------------------------------------
+# -- CHECK constraints ---------------------------------------------------------
 _IN_LIST = re.compile(
     r"^\(*\(?(?P<col>\"?[A-Za-z_][\w$]*\"?|VALUE)\)?(?:::[\w\s]+)?\s*=\s*ANY\s*\(+"
     r"\s*ARRAY\[(?P<items>.*)\](?:::[\w\s\[\]]+)?\)+$",

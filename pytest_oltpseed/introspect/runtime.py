@@ -44,6 +44,8 @@ WORDS = (
     "sierra", "summit", "tundra", "velvet", "willow", "zephyr",
 )  # fmt: skip
 TLDS = ("com", "com.br", "net", "org", "io")
+COUNTRIES = ("Brasil", "Portugal", "Argentina", "Chile", "Uruguai", "Paraguai",
+             "Peru", "Colômbia", "México")  # fmt: skip
 
 
 def _keys(table: str, columns: Sequence[str], rows: Any) -> list[Key]:
@@ -187,8 +189,7 @@ def state(g: Context, length: int | None = None) -> str:
 
 
 def country(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(("Brasil", "Portugal", "Argentina", "Chile", "Uruguai",
-                         "Paraguai", "Peru", "Colômbia", "México")), length)  # fmt: skip
+    return fit(g.choice(COUNTRIES), length)
 
 
 def street(g: Context, length: int | None = None) -> str:

@@ -21,6 +21,9 @@ from pytest_oltpseed.introspect.ddl import Owned, drop_sql, install_sql
 
 PROFILES = {"SMALL": 0.1, "MEDIUM": 1, "LARGE": 10, "STRESS": 100}
 NULL_SHARE = 0.1  # nullable columns (and FKs) left NULL this often
+UNIQUABLE = (generators.TEXT, generators.INTEGER, generators.DECIMAL,
+             generators.MOMENT, "uuid")  # fmt: skip
+"""Families a generator can make unique by construction (an index in it)."""
 
 
 @dataclass
@@ -69,7 +72,7 @@ def order(catalog: Catalog) -> tuple[list[str], set[str], list[str]]:
             if fk.name in broken:
                 continue
             if state.get(parent) == 1:  # a cycle: break it at a nullable FK
-                cycle = path[path.index(parent) :] + [name]
+                cycle = [*path[path.index(parent) :], name]
                 candidates = [
                     f
                     for a, b in zip(cycle, cycle[1:] + cycle[:1], strict=True)
@@ -213,14 +216,7 @@ def plan_table(
                 for c in columns
                 if c.name not in fk_of
                 and c.kind != "array"
-                and generators.family(c)
-                in (
-                    generators.TEXT,
-                    generators.INTEGER,
-                    generators.DECIMAL,
-                    generators.MOMENT,
-                    "uuid",
-                )  # fmt: skip
+                and generators.family(c) in UNIQUABLE
                 and not c.labels
                 and c.name not in labels
                 and _written(table, c.name)
@@ -260,15 +256,15 @@ def plan_table(
             f"{table.name + '.' + combo!r}, ({parents},)))"
         )
     for fk in table.foreign_keys:
-        helper = helper_of.get(fk.name)
-        if helper is None or helper.startswith("oltpseed_combo_"):
+        fk_helper = helper_of.get(fk.name)
+        if fk_helper is None or fk_helper.startswith("oltpseed_combo_"):
             continue
         self_or_cycle = fk.parent == table.name or fk.name in broken
         share = NULL_SHARE if _nullable(table, fk) else 0.0
         call = "R.optional_parent" if self_or_cycle else "R.parent"
-        plan.helpers.append(helper)
+        plan.helpers.append(fk_helper)
         plan.lines.append(
-            f"{helper} = Col(lambda g, r: {call}(g, {fk.parent!r}, "
+            f"{fk_helper} = Col(lambda g, r: {call}(g, {fk.parent!r}, "
             f"{fk.parent_columns!r}, {share}))"
         )
     for column in table.columns:
@@ -385,8 +381,10 @@ def volumes(
             medium[name] = max(5, base * (depth[name] + 1) // deepest)
     for name in ordered:  # pairs tables (film_actor): no more than the pairs
         combos = [p for p, _ in plans[name].parents]
-        if plans[name].natural_key and len(combos) > 1 and all(
-            c in medium for c in combos
+        if (
+            plans[name].natural_key
+            and len(combos) > 1
+            and all(c in medium for c in combos)
         ):
             pairs = 1
             for parent in set(combos):
@@ -478,9 +476,10 @@ def _init(
              f"    name={name!r},",
              f"    tables={tuple(ordered)!r},  # parents before children",
              "    volumes={",
-             "        profile: {t: max(1, round(n * factor)) for t, n in MEDIUM.items()}",
-             "        for profile, factor in (",
-             '            ("SMALL", 0.1), ("MEDIUM", 1), ("LARGE", 10), ("STRESS", 100)',
+             "        profile: {t: max(1, round(n * f)) for t, n in MEDIUM.items()}",
+             "        for profile, f in (",
+             '            ("SMALL", 0.1), ("MEDIUM", 1), ("LARGE", 10),',
+             '            ("STRESS", 100),',
              "        )",
              "    },",
              ")\n"]  # fmt: skip
@@ -492,7 +491,7 @@ def _factories(
     plans: dict[str, Plan],
 ) -> str:  # fmt: skip
     out = [
-        f'"""Factories of the {name} domain: one per table, one Col per written column.\n',
+        f'"""Factories of the {name} domain: a factory a table, a Col a column.\n',
         f"{header}\n",
         "Serial/identity columns are left to the server and generated columns are",
         "never written. FK columns read their parent's key from an excluded",
