@@ -188,6 +188,11 @@ def plan_table(
                 f"{table.name} references {fk.parent}, which --table-filter leaves "
                 f"out ({fk.name}, NOT NULL): include {fk.parent}"
             )
+        if fk.parent == table.name and not _nullable(table, fk):
+            raise UsageError(
+                f"{table.name}.{fk.name} references its own table with NOT NULL "
+                "columns: the first row can have no parent"
+            )
         if any(c in fk_of for c in fk.columns):
             plan.notes.append(
                 f"{table.name}.{fk.name}: shares columns with another FK; the first "
