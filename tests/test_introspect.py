@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,9 @@ from pytest_oltpseed.introspect import generators
 from pytest_oltpseed.server import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
-PAGILA = Path(__file__).parent / "data" / "pagila" / "pagila-schema.sql"
+DATA = Path(__file__).parent / "data"
+PAGILA = DATA / "pagila" / "pagila-schema.sql"
+CHINOOK = DATA / "chinook" / "Chinook_PostgreSql_AutoIncrementPKs.sql"
 TABLES = {"actor", "address", "category", "city", "country", "customer", "film",
           "film_actor", "film_category", "inventory", "language", "payment",
           "rental", "staff", "store"}  # fmt: skip
@@ -53,23 +54,47 @@ def orphans(dsn: str) -> dict[str, int]:
     return found
 
 
+def introspected(
+    server: ServerInfo, out: Path, name: str, source_sql: str
+) -> tuple[Path, str]:
+    """``source_sql`` loaded into a scratch database, introspected as ``name``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "OLTP"))}
+    with scratch_database(server, f"{name}_src") as source:
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute(source_sql)
+        done = run_cli(
+            "introspect", "--dsn", source, "--name", name, "--out", str(out),
+            env=env,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
 @pytest.fixture(scope="module")
 def pagila_domain(
     oltp_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
+) -> Path:
     """Pagila loaded from its schema file, introspected into a domain package."""
-    out = tmp_path_factory.mktemp("domains")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "OLTP"))}
-    with scratch_database(oltp_server, "pagila_src") as source:
-        with psycopg.connect(source, autocommit=True) as conn:
-            conn.execute(PAGILA.read_text(encoding="utf-8"))
-        done = run_cli(
-            "introspect", "--dsn", source, "--name", "pagila", "--out", str(out),
-            env=env,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-    assert f"wrote {out / 'pagila'}: 15 tables" in done.stdout
-    yield out
+    out, said = introspected(
+        oltp_server, tmp_path_factory.mktemp("domains"), "pagila",
+        PAGILA.read_text(encoding="utf-8"),
+    )  # fmt: skip
+    assert f"wrote {out / 'pagila'}: 15 tables" in said
+    return out
+
+
+@pytest.fixture(scope="module")
+def chinook_domain(
+    oltp_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Chinook with its data (the file's own CREATE DATABASE/\\c lines left out)."""
+    text = CHINOOK.read_text(encoding="utf-8")
+    body = text[text.index("\n", text.index("\n\\c ") + 1) :]
+    out, said = introspected(
+        oltp_server, tmp_path_factory.mktemp("domains"), "chinook", body
+    )
+    assert f"wrote {out / 'chinook'}: 11 tables" in said
+    return out
 
 
 def cli(domain_dir: Path, cli_env: dict[str, str], *args: str, dsn: str) -> str:
@@ -260,3 +285,59 @@ def test_checks_understood(
 )
 def test_checks_not_understood_are_reported(expression: str) -> None:
     assert generators.understand(expression) is None
+
+
+def test_chinook_identity_self_reference_and_pairs(
+    chinook_domain: Path, cli_env: dict[str, str], oltp_server: ServerInfo
+) -> None:
+    """Identity columns left to the server, employee.reports_to (a nullable
+    self-reference), playlist_track (a key of two FKs); volumes follow the
+    source's row counts."""
+    factories = (chinook_domain / "chinook" / "factories.py").read_text()
+    assert "# left to the server: employee_id" in factories
+    assert "R.optional_parent(g, 'employee', ('employee_id',), 0.1)" in factories
+    volumes = (chinook_domain / "chinook" / "__init__.py").read_text()
+    assert "'playlist_track': 2000," in volumes  # the largest source table
+    with scratch_database(oltp_server) as dsn:
+        cli(chinook_domain, cli_env, "init-db", "--domain", "chinook", dsn=dsn)
+        for profile in ("SMALL", "MEDIUM"):
+            cli(chinook_domain, cli_env, "seed", "--domain", "chinook",
+                "--profile", profile, dsn=dsn)  # fmt: skip
+            assert "all 52 checked rules hold" in cli(
+                chinook_domain, cli_env, "check", "--domain", "chinook", dsn=dsn
+            )
+            found = orphans(dsn)
+            assert len(found) == 11 and not any(found.values()), found
+        text = cli(chinook_domain, cli_env, "stream", "--domain", "chinook",
+                   "--max-events", "300", "--interval", "0", "--verify-cdc",
+                   dsn=dsn)  # fmt: skip
+        assert "every committed change captured" in text
+        assert not any(orphans(dsn).values())
+        with psycopg.connect(dsn) as conn:
+            pairs, distinct = conn.execute(
+                "SELECT count(*), count(DISTINCT (playlist_id, track_id)) "
+                "FROM playlist_track"
+            ).fetchone()
+        assert pairs == distinct > 0
+
+
+CHINOOK_SUITE = """
+def test_invoice_line(oltp_conn, oltp_factories):
+    line = oltp_factories.InvoiceLine.create()
+    assert oltp_conn.execute(
+        "SELECT count(*) FROM invoice_line l JOIN invoice i USING (invoice_id) "
+        "JOIN track t USING (track_id) WHERE l.invoice_line_id = %s",
+        (line.invoice_line_id,),
+    ).fetchone()[0] == 1
+"""
+
+
+def test_pytester_suite_on_chinook(
+    chinook_domain: Path, pytester: pytest.Pytester, clean_env: None
+) -> None:
+    pytester.makeini(f"[pytest]\nseed_domain_path = {chinook_domain}\n")
+    pytester.makepyfile(test_suite=CHINOOK_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--seed-domain=chinook", "--seed-profile=SMALL", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)

@@ -37,6 +37,8 @@ class Plan:
     parents: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     updatable: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    combinations: list[tuple[str, ...]] = field(default_factory=list)
+    """Parent tables of each key made only of FKs (its rows: distinct tuples)."""
 
 
 @dataclass
@@ -240,6 +242,7 @@ def plan_table(
         if involved and {c for fk in involved for c in fk.columns} == set(key):
             combo = f"oltpseed_combo_{len(combos) + 1}"
             combos[combo] = involved
+            plan.combinations.append(tuple(fk.parent for fk in involved))
             for fk in involved:
                 helper_of[fk.name] = combo
             for position, fk in enumerate(involved):
@@ -384,18 +387,26 @@ def volumes(
             medium[name] = max(5, -(-biggest // FANOUT))
         else:
             medium[name] = max(5, base * (depth[name] + 1) // deepest)
-    for name in ordered:  # pairs tables (film_actor): no more than the pairs
-        combos = [p for p, _ in plans[name].parents]
-        if (
-            plans[name].natural_key
-            and len(combos) > 1
-            and all(c in medium for c in combos)
-        ):
-            pairs = 1
-            for parent in set(combos):
-                pairs *= medium[parent]
-            medium[name] = min(medium[name], pairs)
     return {t: medium[t] for t in ordered}
+
+
+def profiles(
+    ordered: list[str], medium: dict[str, int], plans: dict[str, Plan]
+) -> dict[str, dict[str, int]]:
+    """Rows per table at each profile: MEDIUM scaled, and a table whose key is
+    made only of FKs capped at the distinct combinations its parents offer
+    at that profile (scaling is linear, combinations are not)."""
+    result = {}
+    for profile, factor in PROFILES.items():
+        counts = {t: max(1, round(medium[t] * factor)) for t in ordered}
+        for t in ordered:
+            for parents in plans[t].combinations:
+                pairs = 1
+                for parent in parents:
+                    pairs *= counts.get(parent, 1)
+                counts[t] = min(counts[t], pairs)
+        result[profile] = counts
+    return result
 
 
 def render(
@@ -421,7 +432,7 @@ def render(
     medium = volumes(catalog, ordered, base, plans)
     header = _header(catalog, source, command)
     files = {
-        "__init__.py": _init(name, header, ordered, medium, plans),
+        "__init__.py": _init(name, header, ordered, profiles(ordered, medium, plans)),
         "factories.py": _factories(name, header, catalog, ordered, plans),
         "seeding.py": _seeding(header, ordered, plans),
         "events.py": _events(name, header, catalog, ordered, plans, medium),
@@ -465,30 +476,31 @@ def _sql_header(header: str) -> str:
 
 
 def _init(
-    name: str, header: str, ordered: list[str], medium: dict[str, int],
-    plans: dict[str, Plan],
-) -> str:  # fmt: skip
-    def scaled(factor: float) -> dict[str, int]:
-        counts = {t: max(1, round(medium[t] * factor)) for t in ordered}
-        return counts
-
-    lines = [f'"""The {name} domain.\n\n{header}\n"""\n',
-             "from pytest_oltpseed.domains import Domain\n",
-             "# MEDIUM rows per table; SMALL is a tenth, LARGE ten times, STRESS a",
-             "# hundred times.",
-             f"MEDIUM = {medium!r}\n",
-             "DOMAIN = Domain(",
-             f"    name={name!r},",
-             f"    tables={tuple(ordered)!r},  # parents before children",
-             "    volumes={",
-             "        profile: {t: max(1, round(n * f)) for t, n in MEDIUM.items()}",
-             "        for profile, f in (",
-             '            ("SMALL", 0.1), ("MEDIUM", 1), ("LARGE", 10),',
-             '            ("STRESS", 100),',
-             "        )",
-             "    },",
-             ")\n"]  # fmt: skip
-    return "\n".join(lines)
+    name: str, header: str, ordered: list[str], volumes: dict[str, dict[str, int]]
+) -> str:
+    lines = [
+        f'"""The {name} domain.\n\n{header}\n"""\n',
+        "from pytest_oltpseed.domains import Domain\n",
+        "# Rows per table and profile: SMALL is a tenth of MEDIUM, LARGE ten times,",
+        "# STRESS a hundred times (a table keyed by its parents' keys is capped at",
+        "# the combinations they offer).",
+        "VOLUMES = {",
+    ]
+    for profile, counts in volumes.items():
+        lines.append(f"    {profile!r}: {{")
+        lines.extend(f"        {t!r}: {n}," for t, n in counts.items())
+        lines.append("    },")
+    lines += [
+        "}\n",
+        "DOMAIN = Domain(",
+        f"    name={name!r},",
+        "    tables=(  # parents before children",
+        *(f"        {t!r}," for t in ordered),
+        "    ),",
+        "    volumes=VOLUMES,",
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _factories(
