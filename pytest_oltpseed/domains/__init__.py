@@ -111,6 +111,7 @@ def sql_root() -> Path:
 
 
 _paths: tuple[Path, ...] = ()
+_active: frozenset[str] = frozenset()
 _cache: dict[tuple[Path, ...], dict[str, Domain]] = {}
 
 
@@ -153,7 +154,6 @@ def registry() -> dict[str, Domain]:
 
 def _discover(paths: Sequence[Path]) -> dict[str, Domain]:
     found: dict[str, Domain] = {}
-    owners: dict[str, str] = {}
     candidates = [*_from_entry_points(), *_from_paths(paths)]
     for domain in candidates:
         if not _NAME.match(domain.name) or domain.name == ALL:
@@ -167,13 +167,6 @@ def _discover(paths: Sequence[Path]) -> dict[str, Domain]:
                 f"{found[domain.name].source} and {domain.source}"
             )
         _check_volumes(domain)
-        for table in domain.tables:
-            if table in owners:
-                raise UsageError(
-                    f"table {table!r} belongs to two domains: {owners[table]} and "
-                    f"{domain.name} (table names are unique across domains)"
-                )
-            owners[table] = domain.name
         found[domain.name] = domain
     return found
 
@@ -281,6 +274,7 @@ def select(name: str) -> list[Domain]:
     One line and exit 2 for an unknown name. ``all`` leaves opt-in domains
     out, so adding one changes no default run.
     """
+    global _active
     keys = [key.strip().lower() for key in name.split(",") if key.strip()]
     if not keys:
         raise UsageError(f"--domain needs a name: one of {', '.join(names())}")
@@ -295,7 +289,24 @@ def select(name: str) -> list[Domain]:
                 f"unknown --domain {key!r}: expected one of {', '.join(names())}"
                 " (or a comma-separated list)"
             )
+    owners: dict[str, str] = {}
+    for domain in chosen.values():
+        for table in domain.tables:
+            if table in owners:
+                raise UsageError(
+                    f"domains {owners[table]} and {domain.name} both have a table "
+                    f"{table!r}: they live in different databases, select one "
+                    "at a time"
+                )
+            owners[table] = domain.name
+    _active = frozenset(chosen)
     return list(chosen.values())
+
+
+def active() -> frozenset[str]:
+    """The domains of the latest selection: which factory a table name means
+    when two registered domains use it (each lives in its own database)."""
+    return _active
 
 
 def normalized(name: str) -> str:

@@ -498,6 +498,7 @@ def _init(
         *(f"        {t!r}," for t in ordered),
         "    ),",
         "    volumes=VOLUMES,",
+        "    opt_in=True,  # only when named: --domain all means the built-in ones",
         ")",
     ]
     return "\n".join(lines) + "\n"
