@@ -341,3 +341,39 @@ def test_pytester_suite_on_chinook(
         "--seed-domain=chinook", "--seed-profile=SMALL", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_round_trip_of_the_built_in_domains(
+    tmp_path: Path, cli_env: dict[str, str], oltp_server: ServerInfo
+) -> None:
+    """hospital and retail, seeded, read back as one generated domain: it
+    installs into an empty database, seeds (sale_items' CHECK subtotal =
+    quantity * unit_price computed, not violated) and checks clean; running
+    introspect again regenerates it, and a directory it did not write is
+    refused."""
+    out = tmp_path / "domains"
+    with scratch_database(oltp_server) as source:
+        for args in (("init-db",), ("seed", "--profile", "SMALL")):
+            done = run_cli(*args, "--dsn", source, env=cli_env)
+            assert done.returncode == 0, done.stderr
+        for _ in range(2):  # the second run replaces what the first wrote
+            done = run_cli("introspect", "--dsn", source, "--name", "oltp_rt",
+                           "--out", str(out), env=cli_env)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        (tmp_path / "mine" / "oltp_rt").mkdir(parents=True)
+        refused = run_cli("introspect", "--dsn", source, "--name", "oltp_rt",
+                          "--out", str(tmp_path / "mine"), env=cli_env)  # fmt: skip
+        assert refused.returncode == 2
+        assert "was not written by oltpseed introspect" in refused.stderr
+    factories = (out / "oltp_rt" / "factories.py").read_text()
+    assert "oltpseed_hospital_sequences" not in factories  # bookkeeping left out
+    assert "subtotal = Col(lambda g, r: None if r.quantity is None" in factories
+    with scratch_database(oltp_server) as dsn:
+        cli(out, cli_env, "init-db", "--domain", "oltp_rt", dsn=dsn)
+        cli(out, cli_env, "seed", "--domain", "oltp_rt", "--profile", "SMALL",
+            dsn=dsn)  # fmt: skip
+        assert "all 177 checked rules hold" in cli(
+            out, cli_env, "check", "--domain", "oltp_rt", dsn=dsn
+        )
+        found = orphans(dsn)
+        assert len(found) >= 14 and not any(found.values()), found

@@ -128,6 +128,8 @@ def read(
     for oid, name, relkind, _ in found:
         if table_filter and not any(fnmatch.fnmatch(name, p) for p in table_filter):
             continue
+        if name.startswith("oltpseed_"):
+            continue  # oltpseed's own bookkeeping (a seeded source), not business data
         rows = conn.execute(_COLUMNS, (oid,)).fetchall()
         table = Table(name, schema, [_column(conn, row) for row in rows])
         _constraints(conn, oid, table)

@@ -336,3 +336,25 @@ def referenced(expression: str, columns: Sequence[str]) -> list[str]:
     names = set(re.findall(r'"((?:[^"]|"")+)"|\b([A-Za-z_]\w*)\b', code))
     flat = {a or b for a, b in names}
     return [c for c in columns if c in flat]
+
+
+_EQUALITY = re.compile(
+    r"^\(*\s*\"?(?P<col>[A-Za-z_]\w*)\"?\s*=\s*(?P<expr>.+)$", re.DOTALL
+)
+_CAST = re.compile(r"::[a-z ]+(\(\d+(,\s*\d+)?\))?")
+
+
+def derived(expression: str, columns: Sequence[str]) -> tuple[str, str] | None:
+    """``col = <arithmetic of other columns>`` as (col, Python expression over
+    ``r``), e.g. ``subtotal = quantity * unit_price``; else ``None``."""
+    found = _EQUALITY.match(_strip(expression))
+    if found is None or found.group("col") not in columns:
+        return None
+    code = _CAST.sub("", _strip(found.group("expr")))
+    if not re.fullmatch(r"[\w\s().+*/-]+", code):
+        return None
+    names = set(re.findall(r"[A-Za-z_]\w*", code))
+    if not names or not names <= set(columns) - {found.group("col")}:
+        return None
+    python = re.sub(r"[A-Za-z_]\w*", lambda m: f"r.{m.group(0)}", code)
+    return found.group("col"), python
