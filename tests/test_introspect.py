@@ -416,3 +416,43 @@ def test_stream_survives_a_killed_backend_then_verifies(
             pagila_domain, cli_env, "check", "--domain", "pagila", dsn=dsn
         )
         assert not any(orphans(dsn).values())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--schema", "nope"], "schema 'nope' has no tables to introspect"),
+        (["--rule", "bad"], "--rule 'bad': expected PATTERN=GENERATOR"),
+        (["--name", "Bad"], "--name 'Bad': lower-case letters, digits and _"),
+        (["--table-filter", "zzz*"], "--table-filter zzz* matches no table"),
+        (["--base-rows", "3"], "--base-rows 3: at least 10"),
+    ],
+)
+def test_introspect_errors_are_one_line_and_write_nothing(
+    database: str, cli_env: dict[str, str], tmp_path: Path, args: list[str],
+    expected: str,
+) -> None:  # fmt: skip
+    with psycopg.connect(database) as conn:
+        conn.execute("CREATE TABLE t (id serial PRIMARY KEY, note text)")
+    base = ["introspect", "--dsn", database, "--out", str(tmp_path / "out")]
+    if "--name" not in args:
+        base += ["--name", "t1"]
+    done = run_cli(*base, *args, env=cli_env)
+    assert done.returncode == 2
+    assert expected in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_rule_overrides_the_name_table(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    with psycopg.connect(database) as conn:
+        conn.execute("CREATE TABLE item (id serial PRIMARY KEY, sku text, email text)")
+    done = run_cli(
+        "introspect", "--dsn", database, "--name", "shop", "--out", str(tmp_path),
+        "--rule", r"item\.sku$=code", env=cli_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    factories = (tmp_path / "shop" / "factories.py").read_text()
+    assert "sku = Col(lambda g, r: R.maybe(g, 0.1, R.code(g, None)))" in factories
+    assert "email = Col(lambda g, r: R.maybe(g, 0.1, R.email(g, None)))" in factories
