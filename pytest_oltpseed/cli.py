@@ -473,7 +473,7 @@ def introspect_command(
     ] = 2000,
 ) -> None:
     """Write a domain package (SQL, factories, events, checks) from a live schema."""
-    from pytest_oltpseed.introspect import introspect
+    from pytest_oltpseed.introspect import introspect, redacted_command
 
     settings = load_settings(dsn=dsn)
     with db.session(settings, _say, autocommit=True) as conn:
@@ -485,7 +485,7 @@ def introspect_command(
             table_filter=table_filter or (),
             rules=rule or (),
             base=base_rows,
-            command="oltpseed " + " ".join(sys.argv[1:]),
+            command=redacted_command(sys.argv[1:]),
         )
     for note in written.notes:
         _say(f"note: {note}")

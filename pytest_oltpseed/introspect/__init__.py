@@ -8,6 +8,7 @@ calls :mod:`.runtime`. The package is written whole or not at all.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from pytest_oltpseed.config import describe
 from pytest_oltpseed.errors import UsageError
 from pytest_oltpseed.introspect import catalog as catalog_reader
 from pytest_oltpseed.introspect import ddl, generators, writer
@@ -92,9 +94,28 @@ def introspect(
     return written
 
 
+def redacted_command(argv: Sequence[str]) -> str:
+    """The command line for the generated header, with ``--dsn`` reduced to
+    ``host:port/dbname``: a password must never land in the written files."""
+    words = ["oltpseed"]
+    hide = False
+    for word in argv:
+        if hide:
+            words.append(shlex.quote(describe(word)))
+            hide = False
+        elif word == "--dsn":
+            words.append(word)
+            hide = True
+        elif word.startswith("--dsn="):
+            words.append("--dsn=" + shlex.quote(describe(word[len("--dsn=") :])))
+        else:
+            words.append(shlex.quote(word))
+    return " ".join(words)
+
+
 def _generated(path: Path) -> bool:
     init = path / "__init__.py"
     return init.is_file() and GENERATED in init.read_text(encoding="utf-8")
 
 
-__all__ = ["Written", "introspect"]
+__all__ = ["Written", "introspect", "redacted_command"]
