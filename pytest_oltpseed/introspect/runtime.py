@@ -374,19 +374,30 @@ def _where(key: Sequence[str]) -> sql.Composable:
     )
 
 
-def insert(ctx: Any, factory: Any) -> None:
+def _returning(key: Sequence[str]) -> sql.Composable:
+    """``RETURNING`` the row's key (all of it when composite; every column when
+    the table has none), which names the changed rows in ``--changes``."""
+    if not key:
+        return sql.SQL(" RETURNING *")
+    return sql.SQL(" RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, key)))
+
+
+def insert(ctx: Any, factory: Any, key: Sequence[str] = ()) -> None:
     """A new row of ``factory``'s table, parents picked among existing ones."""
     row = factory.make_row(ctx, create=True)
     values = factory.columns(row)
     table = sql.Identifier(factory._table)
     if values:
-        query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
             table,
             sql.SQL(", ").join(map(sql.Identifier, values)),
             sql.SQL(", ").join(sql.Placeholder() * len(values)),
+            _returning(key),
         )
     else:
-        query = sql.SQL("INSERT INTO {} DEFAULT VALUES").format(table)
+        query = sql.SQL("INSERT INTO {} DEFAULT VALUES{}").format(
+            table, _returning(key)
+        )
     ctx.execute(
         factory._table, "insert", query.as_string(ctx.conn), list(values.values())
     )
@@ -405,8 +416,11 @@ def update(
     column = columns[int(ctx.rng.random() * len(columns))]
     declaration = dict(factory._declarations())[column]
     value = declaration.fn(ctx, _Nothing())
-    query = sql.SQL("UPDATE {} SET {} = %s WHERE {}").format(
-        sql.Identifier(factory._table), sql.Identifier(column), _where(key)
+    query = sql.SQL("UPDATE {} SET {} = %s WHERE {}{}").format(
+        sql.Identifier(factory._table),
+        sql.Identifier(column),
+        _where(key),
+        _returning(key),
     )
     ctx.execute(factory._table, "update", query.as_string(ctx.conn), [value, *chosen])
 
@@ -419,8 +433,8 @@ def delete(ctx: Any, table: str, key: tuple[str, ...]) -> None:
     if not keys:
         raise NotApplicable
     chosen = keys.pop(int(ctx.rng.random() * len(keys)))
-    query = sql.SQL("DELETE FROM {} WHERE {}").format(
-        sql.Identifier(table), _where(key)
+    query = sql.SQL("DELETE FROM {} WHERE {}{}").format(
+        sql.Identifier(table), _where(key), _returning(key)
     )
     ctx.execute(table, "delete", query.as_string(ctx.conn), list(chosen))
 

@@ -594,7 +594,8 @@ def _events(
         cls = class_name(t)
         weight = max(1, round(60 * medium[t] / total))
         events.append(
-            f"    Event('{t}_insert', {weight}, lambda c: R.insert(c, {cls}), "
+            f"    Event('{t}_insert', {weight}, "
+            f"lambda c: R.insert(c, {cls}, {table.primary_key!r}), "
             f"({t!r},), 'new {t} row'),"
         )
         key = table.primary_key
