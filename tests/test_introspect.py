@@ -466,3 +466,42 @@ def test_no_password_reaches_the_generated_files() -> None:
     )  # fmt: skip
     assert "s3cret" not in text and "bob" not in text
     assert "--dsn db.example:6543/app" in text and "'my dir'" in text
+
+
+CYCLE = """
+CREATE TABLE dept (id serial PRIMARY KEY, name text NOT NULL, head_id int);
+CREATE TABLE emp (id serial PRIMARY KEY, name text NOT NULL,
+                  dept_id int NOT NULL REFERENCES dept);
+ALTER TABLE dept ADD FOREIGN KEY (head_id) REFERENCES emp;
+"""
+
+
+def test_fk_cycle_null_then_update(
+    database: str, cli_env: dict[str, str], tmp_path: Path, oltp_server: ServerInfo
+) -> None:
+    """dept.head_id -> emp -> dept: the nullable edge is written NULL, then
+    filled in emp's stage once employees exist; a cycle NOT NULL on every
+    edge is refused."""
+    with psycopg.connect(database) as conn:
+        conn.execute(CYCLE)
+    done = run_cli("introspect", "--dsn", database, "--name", "org", "--out",
+                   str(tmp_path), env=cli_env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "FK cycle" in done.stderr and "dept_head_id_fkey" in done.stderr
+    with scratch_database(oltp_server) as dsn:
+        cli(tmp_path, cli_env, "init-db", "--domain", "org", dsn=dsn)
+        cli(tmp_path, cli_env, "seed", "--domain", "org", "--profile", "SMALL",
+            dsn=dsn)  # fmt: skip
+        assert not any(orphans(dsn).values())
+        with psycopg.connect(dsn) as conn:
+            empty = conn.execute(
+                "SELECT count(*) FROM dept WHERE head_id IS NULL"
+            ).fetchone()[0]
+        assert empty == 0
+    with psycopg.connect(database) as conn:
+        conn.execute("UPDATE dept SET head_id = NULL")
+        conn.execute("ALTER TABLE dept ALTER head_id SET NOT NULL")
+    refused = run_cli("introspect", "--dsn", database, "--name", "org2", "--out",
+                      str(tmp_path), env=cli_env)  # fmt: skip
+    assert refused.returncode == 2
+    assert "has NOT NULL on every edge" in refused.stderr

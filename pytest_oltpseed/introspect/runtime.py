@@ -64,12 +64,54 @@ def load_keys(conn: Any, table: str, columns: Sequence[str]) -> list[Key]:
     return _keys(table, columns, conn.execute(query).fetchall())
 
 
+Fixup = tuple[str, tuple[str, ...], tuple[str, ...]]
+"""(child table, its FK columns, this table's key columns): an FK that closes
+a cycle, written NULL by the child's stage, filled once this table has rows."""
+
+
 class LoadParents:
     """Stage hook of every generated table: load its parents' keys, then let
-    the seeder generate rows in chunks (in workers for large stages)."""
+    the seeder generate rows in chunks (in workers for large stages); after
+    the rows, fill the FKs of earlier tables that point here (a cycle)."""
 
-    def __init__(self, parents: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(
+        self,
+        parents: Sequence[tuple[str, tuple[str, ...]]],
+        fixups: Sequence[Fixup] = (),
+    ) -> None:
         self.parents = tuple(parents)
+        self.fixups = tuple(fixups)
+
+    def finish(self, seeder: Any, stage: Any) -> None:
+        """``UPDATE`` the NULL FKs that close a cycle, deterministically: the
+        child rows in key order take this table's keys in a fixed stride."""
+        for child, columns, key in self.fixups:
+            keys = load_keys(seeder.conn, stage.table, key)
+            if not keys:
+                continue
+            rows = seeder.conn.execute(
+                sql.SQL("SELECT ctid::text FROM {} WHERE {} ORDER BY ctid").format(
+                    sql.Identifier(child),
+                    sql.SQL(" AND ").join(
+                        sql.SQL("{} IS NULL").format(sql.Identifier(c)) for c in columns
+                    ),
+                )
+            ).fetchall()
+            update = sql.SQL(
+                "UPDATE {} SET ({}) = ROW({}) WHERE ctid = %s::tid"
+            ).format(
+                sql.Identifier(child),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            )
+            with seeder.conn.cursor() as cur:
+                cur.executemany(
+                    update,
+                    [
+                        (*keys[(n * 7919) % len(keys)], ctid)
+                        for n, (ctid,) in enumerate(rows)
+                    ],
+                )
 
     def plan(self, seeder: Any, stage: Any) -> tuple[dict[str, Any], int]:
         _STAGE_KEYS.clear()

@@ -66,43 +66,54 @@ def order(catalog: Catalog) -> tuple[list[str], set[str], list[str]]:
         }
         for name, t in tables.items()
     }
-    done: list[str] = []
-    state: dict[str, int] = {}
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for parent, fk in sorted(edges[name].items()):
-            if fk.name in broken:
-                continue
-            if state.get(parent) == 1:  # a cycle: break it at a nullable FK
-                cycle = [*path[path.index(parent) :], name]
-                candidates = [
-                    f
-                    for a, b in zip(cycle, cycle[1:] + cycle[:1], strict=True)
-                    for f in [edges[b].get(a)]
-                    if f is not None and _nullable(tables[b], f)
-                ]
-                if not candidates and not _nullable(tables[name], fk):
-                    raise UsageError(
-                        f"FK cycle {' -> '.join([*cycle, cycle[0]])} has NOT NULL "
-                        "on every edge: it cannot be seeded row by row"
+    class _Cycle(Exception):
+        pass
+
+    def attempt() -> list[str]:
+        done: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            state[name] = 1
+            for parent, fk in sorted(edges[name].items()):
+                if fk.name in broken:
+                    continue
+                if state.get(parent) == 1:  # a cycle: break it at a nullable FK
+                    cycle = [*path[path.index(parent) :], name]
+                    shown = " -> ".join([*cycle, cycle[0]])
+                    candidates = [
+                        f
+                        for a, b in zip(cycle, cycle[1:] + cycle[:1], strict=True)
+                        for f in [edges[a].get(b)]
+                        if f is not None and _nullable(tables[a], f)
+                    ]
+                    if not candidates:
+                        raise UsageError(
+                            f"FK cycle {shown} has NOT NULL on every edge: it "
+                            "cannot be seeded row by row"
+                        )
+                    broken.add(candidates[0].name)
+                    notes.append(
+                        f"FK cycle {shown}: {candidates[0].name} is written NULL, "
+                        "then filled once its parent table is seeded"
                     )
-                cut = fk if _nullable(tables[name], fk) else candidates[0]
-                broken.add(cut.name)
-                notes.append(
-                    f"FK cycle {' -> '.join([*cycle, cycle[0]])}: {cut.name} is "
-                    "written NULL when its parent is not seeded yet"
-                )
-                continue
-            if state.get(parent) is None:
-                visit(parent, [*path, parent])
-        state[name] = 2
-        done.append(name)
+                    raise _Cycle
+                if state.get(parent) is None:
+                    visit(parent, [*path, parent])
+            state[name] = 2
+            done.append(name)
 
-    for name in sorted(tables):
-        if state.get(name) is None:
-            visit(name, [name])
-    return done, broken, notes
+        for name in sorted(tables):
+            if state.get(name) is None:
+                visit(name, [name])
+        return done
+
+    while True:  # each cycle found breaks one more edge, then order again
+        try:
+            return attempt(), broken, notes
+        except _Cycle:
+            continue
 
 
 def _nullable(table: Table, fk: ForeignKey) -> bool:
@@ -452,7 +463,7 @@ def render(
     files = {
         "__init__.py": _init(name, header, ordered, profiles(ordered, medium, plans)),
         "factories.py": _factories(name, header, catalog, ordered, plans),
-        "seeding.py": _seeding(header, ordered, plans),
+        "seeding.py": _seeding(header, catalog, ordered, plans, broken),
         "events.py": _events(name, header, catalog, ordered, plans, medium),
         "checks.py": _checks(header, catalog, ordered),
         "sql/01_schema.sql": _sql_header(header)
@@ -569,11 +580,22 @@ def _factories(
     return "\n".join(out) + "\n"
 
 
-def _seeding(header: str, ordered: list[str], plans: dict[str, Plan]) -> str:
+def _seeding(
+    header: str, catalog: Catalog, ordered: list[str], plans: dict[str, Plan],
+    broken: set[str],
+) -> str:  # fmt: skip
+    fixups: dict[str, list[tuple[str, tuple[str, ...], tuple[str, ...]]]] = {}
+    for t in ordered:
+        for fk in catalog.tables[t].foreign_keys:
+            if fk.name in broken and fk.parent != t:
+                fixups.setdefault(fk.parent, []).append(
+                    (t, fk.columns, fk.parent_columns)
+                )
     hooks = []
     for t in ordered:
         parents = tuple(dict.fromkeys(plans[t].parents))
-        hooks.append(f"    {t!r}: lambda: R.LoadParents({parents!r}),")
+        extra = f", fixups={tuple(fixups[t])!r}" if t in fixups else ""
+        hooks.append(f"    {t!r}: lambda: R.LoadParents({parents!r}{extra}),")
     return "\n".join([
         '"""Stage hooks: each stage loads its parents\' keys before generating rows.',
         "", header, '"""\n',
