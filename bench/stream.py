@@ -5,18 +5,25 @@ server, seeded at MEDIUM in-process first. Two measurements:
 
 * maximum events/s: ``--interval 0 --jitter-ms 0 --batch-size 50`` for
   ``--max-events`` events, per domain and for both (best of ``--repeat``);
-* rate accuracy: ``--rate 1000 --duration 20`` (target: within 2%).
+* rate accuracy: ``--rate 1000 --duration 20`` (target: within 2%);
+* the cost of ``--changes`` (one JSON line per committed row change): the
+  same maximum-rate run without and with it, alternated on fresh databases,
+  best of ``--repeat`` each (target: under 10% of throughput).
 
 Figures come from the ``--report`` each run writes (events/s over the time
 spent streaming, latency = COMMIT acknowledged - event due, lag = event
 started - event due).
 
     .venv/bin/python bench/stream.py [--events 30000] [--repeat 2] [--seconds 20]
+    .venv/bin/python bench/stream.py --only changes [--events 20000] [--repeat 3]
+        [--domain all]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from runs import fresh_database, stream
@@ -42,7 +49,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument(
+        "--only", choices=("changes",), help="Run only the --changes comparison."
+    )
+    parser.add_argument(
+        "--domain",
+        action="append",
+        help="With --only changes: the domain(s) to run (default: each and all).",
+    )
     args = parser.parse_args()
+    if args.only == "changes":
+        changes_cost(args.events, args.repeat, args.domain or DOMAINS)
+        return
     header = (
         "| run | events | events/s | rows/event | latency p50/p95/p99 ms "
         "| lag p50/p99 ms |\n|---|---:|---:|---:|---:|---:|"
@@ -74,6 +92,42 @@ def main() -> None:
             print(
                 _row(f"--rate {args.rate} for {args.seconds}s, {domain}", document)
                 + f" achieved {achieved:,.1f}/s ({error:+.2f}%)",
+                flush=True,
+            )
+
+
+DOMAINS = ["hospital", "retail", "all"]
+
+
+def changes_cost(events: int, repeat: int, domains: list[str]) -> None:
+    """Max-rate runs without and with ``--changes``, alternated, best of each."""
+    print(
+        "| domain | events | events/s without | events/s with --changes "
+        "| changes lines | cost |\n|---|---:|---:|---:|---:|---:|"
+    )
+    with ephemeral_server() as server, tempfile.TemporaryDirectory() as work:
+        for domain in domains:
+            best: dict[bool, dict[str, Any]] = {}
+            for attempt in range(repeat):
+                for with_changes in (False, True):
+                    name = f"bench_changes_{domain}_{attempt}_{int(with_changes)}"
+                    dsn = fresh_database(server, name, domain, "MEDIUM")
+                    extra = []
+                    if with_changes:
+                        extra = ["--changes", str(Path(work) / f"{name}.jsonl")]
+                    document = stream(
+                        dsn, "--domain", domain, "--interval", "0",
+                        "--jitter-ms", "0", "--batch-size", "50",
+                        "--max-events", str(events), *extra,
+                    )  # fmt: skip
+                    kept = best.get(with_changes)
+                    if kept is None or document["events_per_s"] > kept["events_per_s"]:
+                        best[with_changes] = document
+            plain, written = best[False]["events_per_s"], best[True]["events_per_s"]
+            print(
+                f"| {domain} | {events:,} | {plain:,.0f} | {written:,.0f} | "
+                f"{best[True]['changes']['lines']:,} | "
+                f"{(plain - written) / plain * 100:+.1f}% |",
                 flush=True,
             )
 

@@ -41,6 +41,7 @@ from pytest_oltpseed import (
 from pytest_oltpseed import (
     stream as streaming,
 )
+from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
 from pytest_oltpseed.domains import (
@@ -97,7 +98,7 @@ DomainOption = Annotated[
     typer.Option(
         "--domain",
         help="A registered domain (oltpseed domains), a comma-separated list, or "
-        "all (every domain that is not opt-in).",
+        "all (every domain that is not opt-in, such as cdclab).",
     ),
 ]
 ForceOption = Annotated[
@@ -641,9 +642,26 @@ def stream(
         Path | None,
         typer.Option("--report", help="Write the JSON ledger here on every exit path."),
     ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="Write one JSON line per committed row change here (run, batch, "
+            "xid, table, op, key), for `oltpseed cdc verify --changes`.",
+        ),
+    ] = None,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="Event weights, e.g. consulta=30,sale=0."),
+    ] = None,
+    every: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--every",
+            metavar="EVENT:N",
+            help="Also run EVENT once every N batches, weight 0 or not "
+            "(e.g. bulk_load:20 for a 100k-row transaction); repeatable.",
+        ),
     ] = None,
     progress: Annotated[
         float | None,
@@ -656,7 +674,7 @@ def stream(
         _flag(
             "--verify-cdc",
             help="Capture the run through a logical slot, then reconcile it with "
-            "the report (exit 1 on a difference).",
+            "the report, and key by key with --changes (exit 1 on a difference).",
         ),
     ] = False,
     seed_random: Annotated[
@@ -685,11 +703,14 @@ def stream(
         duration=duration,
         max_events=max_events,
         report=report,
+        changes=changes,
         progress_s=progress,
         seed=seed_random if seed_random is not None else secrets.randbelow(2**31),
         pool_seed=settings.seed_random,
         floor=settings.seed_as_of,
+        every=events.parse_every(every) if every else None,
     )
+    events.resolve_every(domains, options.every)  # unknown names: exit 2 now
     if settings.dry_run:
         _print_stream_plan(settings, domains, mix, options)
         return
@@ -719,9 +740,12 @@ def stream(
                 streamer.run()
             finally:
                 _print_stream_summary(streamer)
-            _verify(
-                conn, streamer.report(), domains, captured.slot, captured.publication
-            )
+            ok = _verify(
+                conn, streamer.report(), domains, captured.slot,
+                captured.publication, changes=changes,
+            )  # fmt: skip
+        if not ok:
+            raise typer.Exit(1)
 
 
 def _print_stream_plan(
@@ -758,6 +782,8 @@ def _print_stream_plan(
         f"at most {options.max_events} events" if options.max_events else "",
     ]
     out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
+    for name, number in options.every:
+        out.print(f"also {name} once every {number} batches")
     out.print("nothing was written")
 
 
@@ -822,9 +848,11 @@ def cdc_preflight(
         str,
         typer.Option(
             "--publication",
-            help="The publication your connector uses (Debezium's default name).",
+            help="The publication your connector uses (default: the one "
+            "`oltpseed cdc start` creates; Debezium's own default is "
+            "dbz_publication).",
         ),
-    ] = "dbz_publication",
+    ] = cdc.PUBLICATION,
     as_json: Annotated[bool, _flag("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
@@ -888,8 +916,22 @@ def cdc_start(
 @cdc_app.command("verify")
 def cdc_verify(
     report: Annotated[
-        Path, typer.Option("--report", help="The JSON report of oltpseed stream.")
-    ],
+        Path | None,
+        typer.Option("--report", help="The JSON report of oltpseed stream."),
+    ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(
+            "--changes",
+            help="The changes file of oltpseed stream --changes: verify key by key.",
+        ),
+    ] = None,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show", min=0, help="List the first N differences of each kind."
+        ),
+    ] = 10,
     domain: DomainOption = "all",
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
@@ -897,49 +939,147 @@ def cdc_verify(
     keep: Annotated[
         bool, _flag("--keep", help="Keep the slot and publication after.")
     ] = False,
+    consume: Annotated[
+        bool,
+        typer.Option(
+            "--consume",
+            help="Advance the slot past what was read (default: peek, the slot "
+            "keeps its changes).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, _flag("--json", help="Print the verdict as JSON.")
     ] = False,
+    force: ForceOption = False,
 ) -> None:
-    """Reconcile what the slot captured with a stream report; exit 1 on a difference."""
+    """Reconcile what the slot captured with a stream's report (per table and
+    operation) and/or its changes file (key by key); exit 1 on a difference.
+
+    Only oltpseed's own slot and publication are consumed or dropped (exit 3
+    otherwise); nothing is dropped when the verification could not run.
+    """
     domains = select(domain)
-    try:
-        document = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read --report {report}: {exc}") from None
-    settings = load_settings(dsn=dsn)
-    with db.session(settings, _say, autocommit=True) as conn:
+    if report is None and changes is None:
+        raise UsageError("nothing to verify against: give --report, --changes or both")
+    document: dict[str, Any] | None = None
+    if report is not None:
         try:
-            _verify(conn, document, domains, slot, publication, as_json=as_json)
-        finally:
-            if not keep:
-                cdc.drop(conn, slot=slot, publication=publication)
+            document = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --report {report}: {exc}") from None
+        cdc.parse_report(document or {})  # exit 2 before touching the slot
+    writes = consume or not keep
+    if writes:
+        what = "consume" if consume else "drop"
+        settings = _writing_settings(
+            f"{what} replication slot {slot} (--keep without --consume only reads)",
+            dsn,
+            force,
+            False,
+        )
+    else:
+        settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        if writes:  # refuse someone else's slot before reading anything
+            cdc.claim(conn, slot, publication, "consume" if consume else "drop")
+        ok = _verify(
+            conn, document, domains, slot, publication, as_json=as_json,
+            consume=consume, changes=changes, show=show,
+        )  # fmt: skip
+        if not keep:  # the verification ran: its capture has served
+            cdc.drop(conn, slot=slot, publication=publication)
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _verify(
     conn: psycopg.Connection,
-    document: dict[str, Any],
+    document: dict[str, Any] | None,
     domains: list[Domain],
     slot: str,
     publication: str,
     *,
     as_json: bool = False,
-) -> None:
+    consume: bool = False,
+    changes: Path | None = None,
+    show: int = 10,
+) -> bool:
+    """Verify and print the verdict; whether it passed."""
     done = cdc.verify(
-        conn, document, tables_of(domains), slot=slot, publication=publication
+        conn,
+        document,
+        tables_of(domains),
+        slot=slot,
+        publication=publication,
+        consume=consume,
+        changes=changes,
+        show=show,
     )
     if as_json:
-        out.print_json(json.dumps(done.verdict.as_dict()))
+        shown: dict[str, Any] = done.verdict.as_dict() if done.verdict else {}
+        if done.keys is not None:
+            shown["keys"] = done.keys.as_dict()
+        shown["ok"] = done.ok
+        out.print_json(json.dumps(shown))
     else:
-        _print_verdict(done.verdict)
+        if done.verdict is not None:
+            _print_verdict(done.verdict)
+        if done.keys is not None:
+            _print_keys(done.keys, show)
         out.print(
             f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
             f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
         )
-    if document.get("cdc_tagged") is False:
+    if document is not None and document.get("cdc_tagged") is False:
         _say("warning: the stream did not tag its batches (wal_level was not logical)")
-    if not done.verdict.ok:
-        raise typer.Exit(1)
+    return done.ok
+
+
+def _print_keys(keys: cdc.KeyVerdict, show: int) -> None:
+    table = Table(
+        title="cdc verify, key by key: "
+        + (
+            f"all {keys.expected:,} expected changes seen once, in order"
+            if keys.ok
+            else "DIFFERENCES"
+        ),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "seen", "missing", "duplicated", "extra",
+               "reordered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for line in keys.lines:
+        table.add_row(
+            line.table,
+            line.op,
+            *(
+                f"{n:,}"
+                for n in (
+                    line.expected,
+                    line.seen,
+                    line.missing,
+                    line.duplicate,
+                    line.extra,
+                    line.reordered,
+                )
+            ),
+            style=None if line.ok else "bold red",
+        )
+    out.print(table)
+    for kind, found in keys.issues.items():
+        total = keys.totals[kind]
+        out.print(f"{kind}: {total:,}" + (f" (first {len(found)})" if show else ""))
+        for issue in found:
+            times = f" x{issue.times}" if issue.times > 1 else ""
+            batch = f"batch {issue.batch}" if issue.batch is not None else "untagged"
+            out.print(
+                f"  {issue.table} {issue.op} {json.dumps(issue.key, default=str)} "
+                f"{batch} xid {issue.xid}{times}",
+                soft_wrap=True,
+            )
 
 
 def _print_verdict(verdict: cdc.Verdict) -> None:
@@ -948,7 +1088,7 @@ def _print_verdict(verdict: cdc.Verdict) -> None:
         + ("every committed change captured once" if verdict.ok else "DIFFERENCES"),
         title_justify="left",
     )
-    for column in ("table", "op", "report", "captured", "out of band", ""):
+    for column in ("table", "op", "report", "captured", "out of band", "note"):
         table.add_column(
             column, justify="left" if column in ("table", "op") else "right"
         )
@@ -995,12 +1135,101 @@ def cdc_stop(
     dsn: DsnOption = None,
     slot: SlotOption = cdc.SLOT,
     publication: PublicationOption = cdc.PUBLICATION,
+    force: ForceOption = False,
 ) -> None:
-    """Drop the slot and the publication (a forgotten slot keeps WAL forever)."""
-    settings = load_settings(dsn=dsn)
+    """Drop oltpseed's slot and publication (a forgotten slot keeps WAL forever);
+    someone else's are refused (exit 3)."""
+    settings = _writing_settings(f"drop replication slot {slot}", dsn, force, False)
     with db.session(settings, _say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
     out.print("dropped " + ", ".join(dropped) if dropped else "nothing to drop")
+
+
+@cdc_app.command("diff")
+def cdc_diff(
+    expected: Annotated[
+        Path,
+        typer.Option(
+            "--expected", help="The changes file the stream wrote (--changes)."
+        ),
+    ],
+    actual: Annotated[
+        Path,
+        typer.Option(
+            "--actual",
+            help="The pipeline's Debezium JSON events, one message value a line.",
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Examples listed per kind.")
+    ] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the differences as JSON.")
+    ] = False,
+) -> None:
+    """Set what a pipeline delivered against what the stream committed, key by
+    key (exit 1 on a missing, duplicated, unexpected or reordered change)."""
+    found = sink_diff.diff(expected, actual, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(found.as_dict()))
+    else:
+        _print_diff(found)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+def _print_diff(found: sink_diff.Diff) -> None:
+    totals = found.totals()
+    table = Table(
+        title="cdc diff: "
+        + ("every committed change delivered once" if found.ok else "DIFFERENCES"),
+        title_justify="left",
+    )
+    columns = ("table", "op", "expected", "delivered", "missing", "duplicated",
+               "unexpected", "reordered", "redelivered")  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "op") else "right"
+        )
+    for tally in sorted(
+        found.tallies.values(), key=lambda t: (t.table, cdc.OPS.index(t.op))
+    ):
+        table.add_row(
+            tally.table,
+            tally.op,
+            *(f"{getattr(tally, c):,}" for c in columns[2:]),
+            style=None if tally.ok else "bold red",
+        )
+    out.print(table)
+    for kind, examples in found.examples.items():
+        if not examples:
+            continue
+        out.print(f"{kind} ({totals[kind]:,}), first {len(examples)}:")
+        for example in examples:
+            where = ", ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("batch", example.batch),
+                    ("xid", example.xid),
+                    ("sink line", example.line),
+                )
+                if value is not None
+            )
+            key = json.dumps(example.key, ensure_ascii=False)
+            out.print(f"  {example.table} {example.op} {key} ({where})")
+    extras = [
+        f"{found.key_changes:,} key change(s) delivered as delete + create"
+        if found.key_changes
+        else "",
+        f"{found.snapshot:,} snapshot read(s) not compared" if found.snapshot else "",
+        f"{found.skipped:,} tombstone/metadata line(s) skipped"
+        if found.skipped
+        else "",
+    ]
+    out.print(
+        f"{found.expected_lines:,} expected changes, {found.actual_lines:,} sink lines"
+        + "".join(f"; {e}" for e in extras if e)
+    )
 
 
 @server_app.command("start")

@@ -129,6 +129,41 @@ def configured_mix(
     return resolve_mix(domains, *layers)
 
 
+def parse_every(values: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """``--every EVENT:N`` values -> ((event, N), ...); a usage error otherwise."""
+    parsed = []
+    for value in values:
+        name, _, number = value.partition(":")
+        try:
+            every = int(number)
+        except ValueError:
+            every = 0
+        if not name.strip() or every < 1:
+            raise UsageError(
+                f"bad --every {value!r}: expected EVENT:N with N >= 1 "
+                "(e.g. bulk_load:20)"
+            )
+        parsed.append((name.strip(), every))
+    return tuple(parsed)
+
+
+def resolve_every(
+    domains: Sequence[Domain], every: Sequence[tuple[str, int]]
+) -> tuple[tuple[Event, int], ...]:
+    """The events ``--every`` names, weightless ones included (``bulk_load``):
+    each runs once every N batches on top of the mix."""
+    known = {e.name: e for d in domains for e in domain_events(d)}
+    found = []
+    for name, number in every:
+        if name not in known:
+            raise UsageError(
+                f"unknown event {name!r} in --every: expected one of "
+                + ", ".join(sorted(known))
+            )
+        found.append((known[name], number))
+    return tuple(found)
+
+
 class RowCache:
     """A random sample of a table's rows, for FK picks without a query each.
 
@@ -360,6 +395,8 @@ class StreamContext(Context):
         """Forget an event rolled back to its savepoint; keep the batch's others."""
         assert self.ledger is not None
         del self.ledger[mark[0] :]
+        if self.keyed is not None:
+            del self.keyed[mark[0] :]
         del self._on_commit[mark[1] :]
         self.forget()
 
@@ -369,12 +406,16 @@ class StreamContext(Context):
         self._on_commit.clear()
         assert self.ledger is not None
         self.ledger.clear()
+        if self.keyed is not None:
+            self.keyed.clear()
 
     def rolled_back(self) -> None:
         """Forget what the rolled-back work taught us; keep allocated ids (unused)."""
         self._on_commit.clear()
         assert self.ledger is not None
         self.ledger.clear()
+        if self.keyed is not None:
+            self.keyed.clear()
         self.forget()
 
     def forget(self) -> None:

@@ -43,6 +43,7 @@ from faker import Faker
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from pytest_oltpseed import indices
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
@@ -112,12 +113,26 @@ class Statement:
 
     ``counts`` are the (table, operation) pairs it changes; ``rows`` is its
     row count when known in advance (an insert), else the cursor's says it.
+    ``keys`` are the ids it inserts, when known in advance; otherwise the
+    statement's ``RETURNING`` gives, per pair of ``counts``, one id column.
     """
 
     query: str
     params: Any
     counts: tuple[tuple[str, str], ...]
     rows: int | None = None
+    keys: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Returning:
+    """The keys a write changed, from its ``RETURNING`` rows: column ``column``
+    as the ``id``, or (``column`` None: a statement counted once) every
+    returned column, so a composite key (or a table's chosen key columns
+    when it has no primary key) is returned whole."""
+
+    cursor: Any
+    column: int | None
 
 
 class Pools:
@@ -189,8 +204,9 @@ def _ascii(text: str) -> str:
 class Context:
     """What a generation run shares: connection, seed, "now", index sequences.
 
-    ``sequences="reserve"`` takes identifier indices from the domain's
-    ``oltpseed_<domain>_sequences`` table, so factories, the stream and a
+    ``sequences="reserve"`` takes identifier indices from the key's
+    PostgreSQL sequence (``oltpseed_<domain>_idx_<key>``, see
+    :mod:`pytest_oltpseed.indices`), so factories, the stream and a
     previous seeding never hand out the same CPF twice; ``"local"`` counts
     from ``index_base`` in memory (the seeder, whose reruns must repeat their
     identifiers to stay idempotent, and generation without a database).
@@ -199,7 +215,10 @@ class Context:
     and inserts without ``RETURNING``, so a writer in pipeline mode never
     waits for a round trip per row (the stream). When ``ledger`` is a list,
     every write appends ``(table, op, rows)`` to it, ``rows`` being a count
-    or the cursor whose ``rowcount`` says it once the results are in.
+    or the cursor whose ``rowcount`` says it once the results are in. When
+    ``keyed`` is a list too (``stream --changes``), it gets, entry for entry,
+    the ids of the rows each write changed: a tuple, or a :class:`Returning`
+    whose rows hold them (see :func:`changed_keys`).
     """
 
     def __init__(
@@ -229,12 +248,13 @@ class Context:
         self.index_base = index_base
         self.reserve_block = 1
         self._local: dict[tuple[str, str], int] = {}
-        self._blocks: dict[tuple[str, str], tuple[int, int]] = {}
+        self._blocks: dict[tuple[str, str], list[int]] = {}
         self._id_range: dict[str, tuple[int, int]] = {}
         self._rows: OrderedDict[tuple[str, int], Mapping[str, Any]] = OrderedDict()
         self.allocate_ids = allocate_ids
         self._ids: dict[str, list[int]] = {}
         self.ledger = ledger
+        self.keyed: list[Any] | None = None
         self.reserve_conn: psycopg.Connection | None = None
         # The writes of the current stream event, to replay them exactly.
         self.journal: list[Statement] | None = None
@@ -255,33 +275,21 @@ class Context:
             self._local[(domain, key)] = index + 1
             return index
         block = self._blocks.get((domain, key))
-        if block is None or block[0] >= block[1]:
-            block = self._reserve(domain, key)
-        self._blocks[(domain, key)] = (block[0] + 1, block[1])
-        return block[0]
+        if not block:
+            block = self._blocks[(domain, key)] = self._reserve(domain, key)
+        return block.pop()
 
-    def _reserve(self, domain: str, key: str) -> tuple[int, int]:
-        """Take ``reserve_block`` indices at once from the domain's sequence table.
+    def _reserve(self, domain: str, key: str) -> list[int]:
+        """Take ``reserve_block`` indices at once from the key's sequence
+        (:mod:`pytest_oltpseed.indices`), in the order to hand them out.
 
-        With a ``reserve_conn`` (autocommit) the reservation survives a rollback
-        of the work that used it, as ``nextval`` does: an index that collided
-        is never handed out again.
+        ``nextval`` survives a rollback of the work that used it: an index
+        that collided is never handed out again. A ``reserve_conn``
+        (autocommit) keeps even a sequence's creation out of that work.
         """
         conn = self.reserve_conn or self.conn
         assert conn is not None
-        from pytest_oltpseed.domains import registry
-
-        table = sql.Identifier(registry()[domain].sequences_table)
-        row = conn.execute(
-            sql.SQL(
-                "INSERT INTO {t} AS s (key, next_index) VALUES (%(k)s, %(n)s) "
-                "ON CONFLICT (key) DO UPDATE SET next_index = s.next_index + %(n)s "
-                "RETURNING next_index - %(n)s"
-            ).format(t=table),
-            {"k": key, "n": self.reserve_block},
-        ).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[0]) + self.reserve_block
+        return indices.reserve(conn, domain, key, self.reserve_block)[::-1]
 
     def note_index(self, key: tuple[str, str], next_index: int) -> None:
         """Record that indices below ``next_index`` of ``key`` were used elsewhere."""
@@ -337,12 +345,20 @@ class Context:
         written: Mapping[str, Any]
         if not self.allocate_ids:
             written = insert(self.conn, table, values)
-            self.count(table, "insert", 1)
+            # a generated domain's table may be keyed otherwise (film_id, ...)
+            key = (written["id"],) if "id" in written else tuple(written.values())
+            self.count(table, "insert", 1, key)
         else:
             written = {"id": self._next_id(table), **values}
             query = _insert_query(table, tuple(written))
             self.apply(
-                Statement(query, list(written.values()), ((table, "insert"),), 1)
+                Statement(
+                    query,
+                    list(written.values()),
+                    ((table, "insert"),),
+                    1,
+                    (written["id"],),
+                )
             )
         self.remember(table, written)
         return written
@@ -365,7 +381,8 @@ class Context:
         ]
         query = _insert_query(table, ("id", *names), len(written))
         values = [v for row in written for v in row.values()]
-        self.apply(Statement(query, values, ((table, "insert"),), len(written)))
+        ids = tuple(row["id"] for row in written)
+        self.apply(Statement(query, values, ((table, "insert"),), len(written), ids))
         for row in written:
             self.remember(table, row)
         return written
@@ -382,10 +399,13 @@ class Context:
             free = self._ids[table] = [int(r[0]) for r in reversed(rows)]
         return free.pop()
 
-    def count(self, table: str, op: str, rows: Any) -> None:
-        """Record a write for the ledger: a row count, or the cursor that knows it."""
+    def count(self, table: str, op: str, rows: Any, keys: Any = None) -> None:
+        """Record a write for the ledger: a row count, or the cursor that knows
+        it; and, when ``keyed``, which rows (see the class doc)."""
         if self.ledger is not None:
             self.ledger.append((table, op, rows))
+            if self.keyed is not None:
+                self.keyed.append(keys)
 
     def execute(
         self,
@@ -398,7 +418,14 @@ class Context:
     ) -> psycopg.Cursor[Any]:
         """Run an UPDATE/DELETE of ``table`` and record its row count (and, for
         ``also``'s (table, op) pairs, the same count: a CTE deleting one item
-        per header it updates)."""
+        per header it updates).
+
+        When the changed keys are kept (``keyed``), a statement without
+        ``RETURNING`` gets ``RETURNING id``; one with ``also`` must return,
+        itself, one id column per (table, op) pair, in order.
+        """
+        if self.keyed is not None and not also and "returning" not in query.lower():
+            query = f"{query.rstrip()} RETURNING id"
         return self.apply(Statement(query, params, ((table, op), *also)))
 
     def apply(self, statement: Statement) -> psycopg.Cursor[Any]:
@@ -406,8 +433,12 @@ class Context:
         assert self.conn is not None
         cursor = self.conn.execute(statement.query, statement.params)  # type: ignore[arg-type]
         rows = cursor if statement.rows is None else statement.rows
-        for table, op in statement.counts:
-            self.count(table, op, rows)
+        whole = len(statement.counts) == 1
+        for column, (table, op) in enumerate(statement.counts):
+            keys: tuple[Any, ...] | Returning | None = statement.keys
+            if keys is None:
+                keys = Returning(cursor, None if whole else column)
+            self.count(table, op, rows, keys)
         if self.journal is not None:
             self.journal.append(statement)
         return cursor
@@ -871,3 +902,34 @@ def insert(conn: psycopg.Connection, table: str, values: Mapping[str, Any]) -> R
         found = cur.execute(query, [values[n] for n in names]).fetchone()
     assert found is not None
     return Row(found)
+
+
+def changed_keys(
+    ledger: Sequence[tuple[str, str, Any]], keyed: Sequence[Any]
+) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(table, op, [key, ...]) per write of a batch, in statement order, from a
+    context's ``ledger`` and ``keyed`` once the results are in. A key is
+    ``{"id": ...}``, the returned key columns (a composite key), or a mapping
+    given as is (``{}`` for a TRUNCATE)."""
+    fetched: dict[int, list[Any]] = {}
+    found = []
+    for (table, op, _rows), keys in zip(ledger, keyed, strict=True):
+        if isinstance(keys, Returning):
+            cursor = keys.cursor
+            if id(cursor) not in fetched:  # one cursor can serve several pairs
+                fetched[id(cursor)] = cursor.fetchall() if cursor.description else []
+            rows = fetched[id(cursor)]
+            if keys.column is not None:
+                values: list[Any] = [row[keys.column] for row in rows]
+            else:
+                names = [c.name for c in cursor.description or ()]
+                if names == ["id"]:
+                    values = [row[0] for row in rows]
+                else:
+                    values = [dict(zip(names, row, strict=True)) for row in rows]
+        else:
+            values = list(keys or ())
+        found.append(
+            (table, op, [v if isinstance(v, dict) else {"id": v} for v in values])
+        )
+    return found

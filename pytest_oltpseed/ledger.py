@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 OPS = ("insert", "update", "delete")
+TRUNCATE = "truncate"  # reported only for tables that were truncated
 _GROWTH = math.log(1.01)  # bucket width: 1% relative precision
 
 
@@ -107,6 +108,12 @@ class Ledger:
             self.latency.add(value)
         self.batches += 1
 
+    def _table_ops(self, table: str) -> dict[str, int]:
+        ops = {op: self.changes[(table, op)] for op in OPS}
+        if self.changes[(table, TRUNCATE)]:
+            ops[TRUNCATE] = self.changes[(table, TRUNCATE)]
+        return ops
+
     def skip(self, name: str) -> None:
         self.skipped += 1
         self.skipped_by_type[name] += 1
@@ -125,9 +132,7 @@ class Ledger:
         duration = self.duration()
         active = max(duration - self.setup_s - self.paused_s, 1e-9)
         return {
-            "tables": {
-                t: {op: self.changes[(t, op)] for op in OPS} for t in self.tables
-            },
+            "tables": {t: self._table_ops(t) for t in self.tables},
             "events": {
                 "committed": self.committed,
                 "skipped": self.skipped,

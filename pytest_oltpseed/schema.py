@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 
+from pytest_oltpseed import indices
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError
 
@@ -29,8 +30,17 @@ def reset_plan(domains: Sequence[Domain]) -> list[Path]:
 
 
 def install(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
-    """Create tables, triggers, indexes and lookups; harmless when already there."""
-    return _apply(conn, install_plan(domains))
+    """Create tables, triggers, indexes and lookups; harmless when already there.
+
+    A database an earlier version installed keeps its identifier indices: they
+    move from its bookkeeping table into sequences (see ``indices``).
+    """
+
+    def migrate(conn: psycopg.Connection) -> None:
+        for domain in domains:
+            indices.migrate_legacy(conn, domain.name)
+
+    return _apply(conn, install_plan(domains), migrate)
 
 
 def missing(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[str]:
@@ -118,8 +128,14 @@ _TRIGGER = re.compile(
 
 
 def reset(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[Path]:
-    """Drop the domains' own objects and install them again, in one transaction."""
-    return _apply(conn, reset_plan(domains))
+    """Drop the domains' own objects (their marked index sequences included)
+    and install them again, in one transaction."""
+
+    def drop_indices(conn: psycopg.Connection) -> None:
+        for domain in domains:
+            indices.drop_all(conn, domain.name)
+
+    return _apply(conn, reset_plan(domains), drop_indices)
 
 
 @dataclass(frozen=True)
@@ -137,13 +153,21 @@ OPERATIONS = {
 }
 
 
-def _apply(conn: psycopg.Connection, files: list[Path]) -> list[Path]:
+def _apply(
+    conn: psycopg.Connection,
+    files: list[Path],
+    then: Callable[[psycopg.Connection], None] | None = None,
+) -> list[Path]:
+    """Run ``files``, then ``then``, in one transaction under the lock."""
     current: Path | None = None
     try:
         with conn.transaction():
             conn.execute(_LOCK)
             for current in files:
                 conn.execute(current.read_text(encoding="utf-8"))
+            current = None
+            if then is not None:
+                then(conn)
     except psycopg.errors.DependentObjectsStillExist as exc:
         detail = exc.diag.message_detail or exc.diag.message_primary or str(exc)
         raise OltpseedError(

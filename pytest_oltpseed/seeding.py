@@ -33,7 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import chunks, logs
+from pytest_oltpseed import chunks, indices, logs
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.factory import (
@@ -387,20 +387,11 @@ class Seeder:
         return pickers
 
     def _bump_sequences(self, domain: Domain) -> None:
-        """Leave the identifier sequences past what this run used (for factories)."""
-        used = [
-            (key, n) for (d, key), n in self.ctx.local_indices() if d == domain.name
-        ]
-        if not used:
-            return
-        self.conn.cursor().executemany(
-            sql.SQL(
-                "INSERT INTO {t} AS s (key, next_index) VALUES (%s, %s) "
-                "ON CONFLICT (key) DO UPDATE "
-                "SET next_index = greatest(s.next_index, excluded.next_index)"
-            ).format(t=sql.Identifier(domain.sequences_table)),
-            used,
-        )
+        """Leave the identifier sequences past what this run numbered itself,
+        so factories and streams never hand out a seeded identifier again."""
+        for (name, key), next_index in self.ctx.local_indices():
+            if name == domain.name:
+                indices.bump(self.conn, name, key, next_index)
 
 
 DEFER_AT = 20_000

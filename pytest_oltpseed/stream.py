@@ -35,12 +35,19 @@ from psycopg import errors as pg_errors
 
 from pytest_oltpseed import logs
 from pytest_oltpseed.cdc import TAG
+from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
-from pytest_oltpseed.events import Event, Mix, NotApplicable, StreamContext
-from pytest_oltpseed.factory import Statement
+from pytest_oltpseed.events import (
+    Event,
+    Mix,
+    NotApplicable,
+    StreamContext,
+    resolve_every,
+)
+from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.ledger import Ledger, write_report
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.progress import Progress
@@ -83,6 +90,7 @@ class StreamOptions:
     duration: float | None = None
     max_events: int | None = None
     report: Path | None = None
+    changes: Path | None = None
     progress_s: float = 10.0
     pause_file: Path = Path(".paused")
     reconnect_base: float = 1.0
@@ -92,6 +100,7 @@ class StreamOptions:
     seed: int = 0
     pool_seed: int = 0
     floor: datetime = DEFAULT_AS_OF
+    every: tuple[tuple[str, int], ...] = ()  # (event, N): once every N batches
 
     @classmethod
     def from_settings(cls, stream: StreamSettings, **flags: Any) -> StreamOptions:
@@ -111,7 +120,7 @@ class StreamOptions:
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
-        for key in ("report", "pause_file", "floor"):
+        for key in ("report", "changes", "pause_file", "floor"):
             shown[key] = str(shown[key]) if shown[key] is not None else None
         return shown
 
@@ -146,12 +155,19 @@ class Streamer:
         setup: Callable[[psycopg.Connection], Any] | None = None,
     ) -> None:
         """``setup`` runs once on the first connection (the CLI installs the
-        schema there), inside the run, so its failure still gets a report."""
+        schema there), inside the run, so its failure still gets a report.
+
+        ``options.changes`` is opened here, before anything is written: an
+        unwritable path is one line and exit 2. The run closes it.
+        """
         self.connect = connect
+        self.changes = ChangesWriter.open(options.changes) if options.changes else None
         self.setup = setup
         self.domains = list(domains)
         self.mix = mix
         self.options = options
+        self.every = resolve_every(self.domains, options.every)
+        self._batches_begun = 0
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
         self.ledger = Ledger(self.tables, run_id=uuid.uuid4().hex[:12])
@@ -193,6 +209,8 @@ class Streamer:
                     pool_seed=self.options.pool_seed,
                     floor=self.options.floor,
                 )
+                if self.changes is not None:
+                    self.ctx.keyed = []  # the changed rows' ids, per write
                 self._resync()
                 level = self.conn.execute("SHOW wal_level").fetchone()
                 self.conn.rollback()
@@ -240,6 +258,8 @@ class Streamer:
             self.output.lines(self.totals, force=True)
             self._write_report()
             self._drop_connection()
+            if self.changes is not None:
+                self.changes.close()
 
     def _pace(self) -> str:
         o = self.options
@@ -305,6 +325,13 @@ class Streamer:
         """Run events until the batch is over (full, idle, stopped or bounded)."""
         limit = self.options.max_events
         room = None if limit is None else limit - self.ledger.attempted
+        self._batches_begun += 1
+        for event, every in self.every:
+            if self._batches_begun % every == 0 and (room is None or room > 0):
+                started = time.monotonic()
+                planned = _Planned(started, started)
+                plan.append(planned)
+                self._run_event(planned, event)
         while room is None or len(plan) < room:
             now = time.monotonic()
             due = self.schedule.peek(now)
@@ -359,6 +386,7 @@ class Streamer:
         conn, ctx = self.conn, self.ctx
         assert conn is not None and ctx is not None
         by_name = {e.name: e for e in self.mix.events}
+        by_name.update((e.name, e) for e, _ in self.every)
         kept: list[_Planned] = []
         for planned in plan:
             exact = planned.complete
@@ -409,10 +437,10 @@ class Streamer:
         COMMIT; with wal_level=logical the batch is also tagged in the WAL with
         the run id and its number, so ``oltpseed cdc verify`` can trace it."""
         assert self.conn is not None
+        self._batch_number += 1
         if not self.tagged:
             row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
         else:
-            self._batch_number += 1
             tag = json.dumps({"run": self.ledger.run_id, "batch": self._batch_number})
             row = self.conn.execute(
                 "SELECT pg_current_xact_id()::text, "
@@ -430,6 +458,7 @@ class Streamer:
             (t, op, n if isinstance(n, int) else max(n.rowcount, 0))
             for t, op, n in ctx.ledger
         ]
+        keys = None if ctx.keyed is None else changed_keys(ctx.ledger, ctx.keyed)
         settled = False
         try:
             conn.commit()
@@ -446,12 +475,18 @@ class Streamer:
         self.ledger.record_batch(
             changes, (p.name for p in plan), ((acked - p.due) * 1000 for p in plan)
         )
+        if self.changes is not None and keys is not None:  # committed: write it
+            self.changes.write_batch(
+                self.ledger.run_id, self._batch_number, short_xid(xid), keys
+            )
         lags = [max(0.0, p.started - p.due) * 1000 for p in plan]
         for lag in lags:
             self.ledger.lag.add(lag)
         self.output.committed(changes, ((acked - p.due) * 1000 for p in plan), lags)
         for table, op, rows in changes:
-            if op != "update" and not settled:  # a settled batch is in the resync
+            if op == "truncate":
+                self.totals[table] = 0
+            elif op != "update" and not settled:  # a settled batch: in the resync
                 self.totals[table] = self.totals.get(table, 0) + (
                     rows if op == "insert" else -rows
                 )
@@ -665,6 +700,16 @@ class Streamer:
                 "options": self.options.describe(),
                 "weights": {e.name: e.weight for e in self.mix.events},
                 "cdc_tagged": self.tagged,
+                **(
+                    {
+                        "changes": {
+                            "path": str(self.changes.path),
+                            "lines": self.changes.lines,
+                        }
+                    }
+                    if self.changes is not None
+                    else {}
+                ),
             }
         )
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import cdc
-from pytest_oltpseed.pgoutput import Message
+from pytest_oltpseed.cdc.pgoutput import Message
 from pytest_oltpseed.server import ServerInfo, ephemeral_server
 from pytest_oltpseed.templates import Janitor
 from tests.conftest import run_cli
@@ -55,14 +55,15 @@ def test_decoding_every_kind_of_change(database: str, plugin: str) -> None:
     first = found[0]
     assert first.xid == int(row[0])
     assert [(c.table, c.op, c.key) for c in first.changes] == [
-        ("t_cdc", "insert", ("1",)),
-        ("t_cdc", "insert", ("2",)),
-        ("t_cdc", "update", ("1",)),
-        ("t_cdc", "delete", ("2",)),
+        ("t_cdc", "insert", (1,)),
+        ("t_cdc", "insert", (2,)),
+        ("t_cdc", "update", (1,)),
+        ("t_cdc", "delete", (2,)),
     ]
+    assert first.changes[0].key_map == {"id": 1}  # typed, like the changes file
     assert all(c.xid == first.xid and c.lsn == first.lsn for c in first.changes)
     assert first.messages == [Message("tag", b"hello", True)]
-    assert [(c.op, c.key) for c in found[1].changes] == [("insert", ("3",))]
+    assert [(c.op, c.key) for c in found[1].changes] == [("insert", (3,))]
     assert [(c.table, c.op) for c in found[2].changes] == [("t_cdc", "truncate")]
 
 
@@ -155,10 +156,11 @@ def test_stream_verify_cdc_in_one_command(
     done = run_cli(
         "stream", "--dsn", database, "--domain", "retail", "--interval", "0",
         "--max-events", "400", "--verify-cdc", "--report", str(tmp_path / "r.json"),
-        env=cli_env,
+        "--changes", str(tmp_path / "c.jsonl"), env=cli_env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "every committed change captured once" in done.stdout
+    assert "cdc verify, key by key: all " in done.stdout
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (
             0,
@@ -178,10 +180,10 @@ def test_preflight_passes_with_a_publication(
     seed(database, domain="hospital")
     code, checks = _preflight(database, cli_env)
     assert code == 1
-    publication = checks["publication dbz_publication covers the tables"]
+    publication = checks["publication oltpseed_cdc covers the tables"]
     assert publication["ok"] is False
     assert publication["fix"].startswith(
-        "CREATE PUBLICATION dbz_publication FOR TABLE medicos, convenios"
+        "CREATE PUBLICATION oltpseed_cdc FOR TABLE medicos, convenios"
     )
     assert checks["REPLICA IDENTITY of consultas"]["detail"] == (
         "DEFAULT: update/delete events carry the primary key of the old row"
@@ -231,7 +233,7 @@ def test_one_insert_and_one_update(oltp_cdc, oltp_database):
     assert oltp_cdc.counts() == {
         ("consultas", "insert"): 1, ("internacoes", "update"): 1}
     [change] = oltp_cdc.changes("internacoes")
-    assert change.key == ("1",)
+    assert change.key == (1,) and change.key_map == {"id": 1}
 
 
 def test_nothing_changed(oltp_cdc):

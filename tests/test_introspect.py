@@ -365,7 +365,9 @@ def test_round_trip_of_the_built_in_domains(
         assert refused.returncode == 2
         assert "was not written by oltpseed introspect" in refused.stderr
     factories = (out / "oltp_rt" / "factories.py").read_text()
-    assert "oltpseed_hospital_sequences" not in factories  # bookkeeping left out
+    assert "oltpseed_hospital" not in factories  # bookkeeping left out
+    schema_sql = (out / "oltp_rt" / "sql" / "01_schema.sql").read_text()
+    assert "oltpseed_hospital_idx" not in schema_sql
     assert "subtotal = Col(lambda g, r: None if r.quantity is None" in factories
     with scratch_database(oltp_server) as dsn:
         cli(out, cli_env, "init-db", "--domain", "oltp_rt", dsn=dsn)

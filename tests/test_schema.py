@@ -6,16 +6,17 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import schema
-from pytest_oltpseed.domains import registry, select
+from pytest_oltpseed.domains import default_domains, registry, select
 from pytest_oltpseed.errors import OltpseedError
 from tests.conftest import run_cli, tables_in
 
-ALL_TABLES = {t for d in registry().values() for t in d.tables}
-OWN_TABLES = ALL_TABLES | {d.sequences_table for d in registry().values()}
+ALL_TABLES = {t for d in default_domains() for t in d.tables}
+OWN_TABLES = ALL_TABLES  # no bookkeeping table: indices live in sequences
 
 
-def test_seventeen_tables_in_two_domains() -> None:
-    assert set(registry()) == {"hospital", "retail"}
+def test_seventeen_tables_in_two_default_domains() -> None:
+    assert {d.name for d in default_domains()} == {"hospital", "retail"}
+    assert {d.name for d in select("all")} == {"hospital", "retail"}
     assert len(ALL_TABLES) == 17
 
 
@@ -33,7 +34,7 @@ def test_one_domain_only(database: str, cli_env: dict[str, str]) -> None:
     result = run_cli("init-db", "--domain", "retail", "--dsn", database, env=cli_env)
     assert result.returncode == 0, result.stderr
     retail = registry()["retail"]
-    assert tables_in(database) == {*retail.tables, retail.sequences_table}
+    assert tables_in(database) == set(retail.tables)
 
 
 def test_cdc_rules_on_every_table(database: str) -> None:

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_oltpseed import brazil, schema, strategies, validators
-from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed.domains import default_domains, select, tables_of
 from pytest_oltpseed.factory import Context, Row, factory_for
 from pytest_oltpseed.server import ServerInfo
 from tests.conftest import scratch_database
 
-ALL_TABLES = tables_of(registry().values())
+ALL_TABLES = tables_of(default_domains())
 SETTINGS = settings(
     max_examples=20,
     deadline=None,

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from pytest_oltpseed import indices
 from pytest_oltpseed.server import ServerInfo
 from tests.conftest import run_cli
 from tests.stream_helpers import (
@@ -165,9 +166,10 @@ def test_unique_collision_is_skipped_and_masked(
 ) -> None:
     seed(database, domain="hospital")
     with psycopg.connect(database) as conn:  # hand out three CPFs already taken
+        name = indices.sequence_name("hospital", "pacientes.cpf")
         conn.execute(
-            "UPDATE oltpseed_hospital_sequences SET next_index = next_index - 3 "
-            "WHERE key = 'pacientes.cpf'"
+            f"SELECT setval('{name}', last_value + is_called::int - 3, false) "
+            f"FROM {name}"
         )
     before = counts(database, "hospital")
     report = tmp_path / "r.json"

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import schema
-from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed.domains import default_domains, select, tables_of
 from pytest_oltpseed.factory import bind, factory_for
 from tests.conftest import run_cli
 
-ALL_TABLES = tables_of(registry().values())
+ALL_TABLES = tables_of(default_domains())
 
 
 @pytest.fixture

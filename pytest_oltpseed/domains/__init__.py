@@ -73,11 +73,6 @@ class Domain:
     def drop_file(self) -> Path:
         return self.sql_dir / DROP_FILE
 
-    @property
-    def sequences_table(self) -> str:
-        """Bookkeeping table of identifier indices (not business data, not counted)."""
-        return f"oltpseed_{self.name}_sequences"
-
     def _module(self, name: str) -> ModuleType:
         return importlib.import_module(f"{self.package}.{name}")
 

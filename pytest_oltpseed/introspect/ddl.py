@@ -72,6 +72,8 @@ def owned_objects(conn: psycopg.Connection, schema: str) -> list[Owned]:
     """The schema's own objects (not an extension's), in drop order."""
     found = []
     for kind, name, catalog, _ in conn.execute(_OBJECTS, {"s": schema}).fetchall():
+        if name.split(".", 1)[-1].strip('"').startswith("oltpseed_"):
+            continue  # a seeded source's bookkeeping, left out of the DDL too
         if catalog == "pg_proc":
             check = f"to_regprocedure('{_literal(name)}')"
         elif catalog == "pg_type":
@@ -97,6 +99,7 @@ def capture(conninfo: str, schema: str, bindir: str) -> str:
         [f"{bindir}/pg_dump", "--schema-only", "--no-owner", "--no-privileges",
          "--no-comments", "--no-publications", "--no-subscriptions",
          "--no-tablespaces", "--no-security-labels", "--schema", schema,
+         "--exclude-table", f"{schema}.oltpseed_*",
          "--dbname", conninfo],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

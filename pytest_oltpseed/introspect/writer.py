@@ -7,6 +7,7 @@ and how to regenerate it; it uses only the public domain API
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import re
 from collections.abc import Sequence
@@ -281,7 +282,7 @@ def plan_table(
         plan.helpers.append(combo)
         plan.lines.append(
             f"{combo} = Col(lambda g, r: R.combination(g, DOMAIN, "
-            f"{table.name + '.' + combo!r}, ({parents},)))"
+            f"{index_key(domain, table.name, combo)!r}, ({parents},)))"
         )
     for fk in table.foreign_keys:
         fk_helper = helper_of.get(fk.name)
@@ -352,6 +353,18 @@ def _before(table: Table, column: str, python: str) -> bool:
     return all(names.index(u) < names.index(column) for u in used)
 
 
+def index_key(domain: str, table: str, column: str) -> str:
+    """The index key of a value unique by construction, as a sequence name
+    allows it (``oltpseed_<domain>_idx_<key>``: lower-case, 63 bytes at most);
+    a long or unusual name keeps a readable head and a stable hash."""
+    key = ".".join(re.sub(r"[^a-z0-9_]", "_", p.lower()) for p in (table, column))
+    room = 63 - len(f"oltpseed_{domain}_idx_") - 1  # "." becomes "__"
+    if len(key) > room:
+        digest = hashlib.sha1(f"{table}.{column}".encode()).hexdigest()[:8]
+        key = f"{key[: max(1, room - 9)]}_{digest}".replace(".", "_")
+    return key
+
+
 def _written(table: Table, name: str) -> bool:
     column = table.column(name)
     return not column.serial and not column.generated
@@ -360,7 +373,7 @@ def _written(table: Table, name: str) -> bool:
 def _unique(
     table: Table, column: Column, choice: generators.Choice, domain: str, ranges: str
 ) -> str:
-    key = f"{table.name}.{column.name}"
+    key = index_key(domain, table.name, column.name)
     family = choice.family
     if family in (generators.INTEGER, generators.DECIMAL):
         return f"R.unique_int(g, DOMAIN, {key!r})"
@@ -450,8 +463,10 @@ def render(
     rules: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[dict[str, str], Written]:
     """Every file of the package (relative path -> text) and a summary."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name == "all":
-        raise UsageError(f"--name {name!r}: lower-case letters, digits and _")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,29}", name) or name == "all":
+        raise UsageError(
+            f"--name {name!r}: lower-case letters, digits and _ (30 at most)"
+        )
     ordered, broken, notes = order(catalog)
     plans = {
         t: plan_table(catalog.tables[t], catalog, name, broken, rules) for t in ordered
@@ -467,23 +482,10 @@ def render(
         "events.py": _events(name, header, catalog, ordered, plans, medium),
         "checks.py": _checks(header, catalog, ordered),
         "sql/01_schema.sql": _sql_header(header)
-        + install_sql(name, ddl, objects, [_q(catalog.schema, t) for t in ordered])
-        + _BOOKKEEPING.format(name=name),
-        "sql/99_drop_all.sql": _sql_header(header)
-        + drop_sql(name, objects)
-        + f"DROP TABLE IF EXISTS oltpseed_{name}_sequences;\n",
+        + install_sql(name, ddl, objects, [_q(catalog.schema, t) for t in ordered]),
+        "sql/99_drop_all.sql": _sql_header(header) + drop_sql(name, objects),
     }
     return files, Written(Path(), ordered, medium, notes)
-
-
-_BOOKKEEPING = """
--- Bookkeeping, not business data: the next free index of each value made
--- unique by construction (oltpseed's own table, outside the captured DDL).
-CREATE TABLE IF NOT EXISTS oltpseed_{name}_sequences (
-  key        TEXT PRIMARY KEY,
-  next_index BIGINT NOT NULL CHECK (next_index >= 0)
-);
-"""
 
 
 def _q(schema: str, name: str) -> str:

@@ -2,7 +2,8 @@
 -- Changes from the spec, all needed to make "apply twice is harmless" true:
 --   * CREATE OR REPLACE TRIGGER instead of CREATE TRIGGER (PostgreSQL >= 14),
 --     which failed on a second run;
---   * one bookkeeping table at the end, oltpseed_hospital_sequences.
+--   * no bookkeeping table: identifier indices live in sequences
+--     (pytest_oltpseed/indices.py), which logical decoding does not carry.
 -- Timestamps are TIMESTAMP WITHOUT TIME ZONE holding UTC (docs/data-model.md).
 
 -- Função e trigger para atualizar updated_at
@@ -122,11 +123,3 @@ CREATE TABLE IF NOT EXISTS internacoes (
 CREATE OR REPLACE TRIGGER internacoes_updated_at
 BEFORE UPDATE ON internacoes
 FOR EACH ROW EXECUTE FUNCTION set_updated_at();
-
--- Bookkeeping, not business data: the next free index of each generated
--- identifier (CPF, CRM, CNPJ, ...). Factories and the stream reserve indices
--- here, so no two writers ever hand out the same identifier.
-CREATE TABLE IF NOT EXISTS oltpseed_hospital_sequences (
-  key        TEXT PRIMARY KEY,
-  next_index BIGINT NOT NULL CHECK (next_index >= 0)
-);

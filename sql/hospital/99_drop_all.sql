@@ -10,6 +10,8 @@ DROP TABLE IF EXISTS internacoes;
 DROP TABLE IF EXISTS convenios;
 DROP TABLE IF EXISTS medicos;
 DROP TABLE IF EXISTS pacientes;
+-- Earlier versions kept identifier indices in this table; they are now
+-- sequences, which reset drops by their oltpseed mark (indices.py).
 DROP TABLE IF EXISTS oltpseed_hospital_sequences;
 -- set_updated_at() is shared with the retail domain (and may serve a user's
 -- trigger): drop it only once no trigger uses it any more.

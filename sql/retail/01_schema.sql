@@ -169,11 +169,3 @@ CREATE TABLE IF NOT EXISTS sale_items (
 CREATE OR REPLACE TRIGGER sale_items_updated_at
 BEFORE UPDATE ON sale_items
 FOR EACH ROW EXECUTE FUNCTION set_updated_at();
-
--- Bookkeeping, not business data: the next free index of each generated
--- identifier (CPF, CRM, CNPJ, ...). Factories and the stream reserve indices
--- here, so no two writers ever hand out the same identifier.
-CREATE TABLE IF NOT EXISTS oltpseed_retail_sequences (
-  key        TEXT PRIMARY KEY,
-  next_index BIGINT NOT NULL CHECK (next_index >= 0)
-);

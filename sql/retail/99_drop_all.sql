@@ -10,6 +10,8 @@ DROP TABLE IF EXISTS clients;
 DROP TABLE IF EXISTS products;
 DROP TABLE IF EXISTS stores;
 DROP TABLE IF EXISTS suppliers;
+-- Earlier versions kept identifier indices in this table; they are now
+-- sequences, which reset drops by their oltpseed mark (indices.py).
 DROP TABLE IF EXISTS oltpseed_retail_sequences;
 -- set_updated_at() is shared with the hospital domain (and may serve a user's
 -- trigger): drop it only once no trigger uses it any more.

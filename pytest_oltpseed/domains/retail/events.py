@@ -27,10 +27,11 @@ WITH gone AS (
   DELETE FROM sale_items
   WHERE id = (SELECT max(id) FROM sale_items WHERE sale_id = %(sale)s)
     AND (SELECT count(*) FROM sale_items WHERE sale_id = %(sale)s) > 1
-  RETURNING sale_id, subtotal
+  RETURNING id, sale_id, subtotal
 )
 UPDATE sales SET total = sales.total - gone.subtotal
 FROM gone WHERE sales.id = gone.sale_id
+RETURNING gone.id, sales.id
 """
 
 
@@ -103,12 +104,12 @@ def sale_return(ctx: StreamContext) -> None:
 def sale_item_delete(ctx: StreamContext) -> None:
     """One item removed from a sale of several (a leaf row), the total lowered."""
     found = ctx.take("sales", (), SEVERAL_ITEMS)
-    ctx.execute(  # one item gone per sale updated
-        "sales",
-        "update",
+    ctx.execute(  # one sale updated per item gone, in that order (the WAL's)
+        "sale_items",
+        "delete",
         REMOVE_ITEM,
         {"sale": found["id"]},
-        also=(("sale_items", "delete"),),
+        also=(("sales", "update"),),
     )
 
 
