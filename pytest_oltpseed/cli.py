@@ -48,7 +48,14 @@ from pytest_oltpseed import (
 from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
-from pytest_oltpseed.domains import ALL, Domain, select, tables_of
+from pytest_oltpseed.domains import (
+    ALL,
+    Domain,
+    registry,
+    select,
+    tables_of,
+    use_paths,
+)
 from pytest_oltpseed.errors import (
     Interrupted,
     OltpseedError,
@@ -105,7 +112,9 @@ DsnOption = Annotated[
 DomainOption = Annotated[
     str,
     typer.Option(
-        "--domain", help="hospital, retail, all (both) or cdclab (opt-in edge cases)."
+        "--domain",
+        help="A registered domain (oltpseed domains), a comma-separated list, or "
+        "all (every domain that is not opt-in, such as cdclab).",
     ),
 ]
 ForceOption = Annotated[
@@ -139,8 +148,34 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
+    domain_path: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--domain-path",
+            metavar="DIR",
+            help="Also load domains from DIR (repeatable; after "
+            "OLTPSEED_DOMAIN_PATH). Give it before the command.",
+        ),
+    ] = None,
 ) -> None:
     """Seed PostgreSQL with realistic, FK-consistent OLTP data and stream changes."""
+    use_paths(domain_path or ())
+
+
+@app.command("domains")
+def domains_command() -> None:
+    """List the registered domains: name, tables, opt-in, where each came from."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("domain", "tables", "in all", "source"):
+        table.add_column(column)
+    for domain in registry().values():
+        table.add_row(
+            domain.name,
+            str(len(domain.tables)),
+            "no (opt-in)" if domain.opt_in else "yes",
+            domain.source,
+        )
+    out.print(table)
 
 
 def _writing_settings(
@@ -414,6 +449,72 @@ def _print_seed_results(
     out.print(
         f"{written:,} rows written in {elapsed:.1f}s "
         f"({written / max(elapsed, 1e-6):,.0f} rows/s)"
+    )
+
+
+@app.command("introspect")
+def introspect_command(
+    name: Annotated[
+        str, typer.Option("--name", help="The domain's name (lower-case, digits, _).")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Write the package to DIR/NAME (a --domain-path directory).",
+        ),
+    ],
+    dsn: DsnOption = None,
+    schema: Annotated[
+        str, typer.Option("--schema", help="The schema to read.")
+    ] = "public",
+    table_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table-filter",
+            metavar="PATTERN",
+            help="Seed only tables matching PATTERN (shell style, repeatable).",
+        ),
+    ] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            metavar="PATTERN=GENERATOR",
+            help="A generator for columns whose table.column matches PATTERN, "
+            "before the built-in name table (repeatable; docs/domains.md).",
+        ),
+    ] = None,
+    base_rows: Annotated[
+        int, typer.Option("--base-rows", help="MEDIUM rows of the largest table.")
+    ] = 2000,
+) -> None:
+    """Write a domain package (SQL, factories, events, checks) from a live schema."""
+    from pytest_oltpseed.introspect import introspect, redacted_command
+
+    settings = load_settings(dsn=dsn)
+    with db.session(settings, _say, autocommit=True) as conn:
+        written = introspect(
+            conn,
+            name=name,
+            out=out_dir,
+            schema=schema,
+            table_filter=table_filter or (),
+            rules=rule or (),
+            base=base_rows,
+            command=redacted_command(sys.argv[1:]),
+        )
+    for note in written.notes:
+        _say(f"note: {note}")
+    out.print(
+        f"wrote {written.package}: {len(written.tables)} tables "
+        f"({', '.join(written.tables)}); MEDIUM {sum(written.volumes.values()):,} rows"
+    )
+    out.print(
+        f"use it with: oltpseed --domain-path {written.package.parent} "
+        f"init-db --domain {name}",
+        soft_wrap=True,
     )
 
 

@@ -48,7 +48,8 @@ from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
 _current: contextvars.ContextVar[Context] = contextvars.ContextVar("oltpseed_context")
-_FACTORIES: dict[str, type[SQLFactory]] = {}
+_FACTORIES: dict[str, dict[str, type[SQLFactory]]] = {}
+"""table -> domain -> factory: two domains may name a table alike."""
 ROW_CACHE = 20_000  # parent rows kept for lookups by id (LRU): bounded for long runs
 PREFER_TRIES = 8  # extra picks for a preferred parent (Parent(prefer=...))
 ID_BLOCK = 64  # ids taken from a table's sequence at once when allocating
@@ -326,8 +327,15 @@ class Context:
         return self._rows[key]
 
     def remember(self, table: str, row: Mapping[str, Any]) -> None:
-        """Keep ``row`` for lookups by id (least recently used rows go first)."""
-        self._rows[(table, int(row["id"]))] = row
+        """Keep ``row`` for lookups by id (least recently used rows go first).
+
+        Rows of tables keyed otherwise (a generated domain's ``film_id``,
+        composite keys) are not kept: nothing looks them up by id.
+        """
+        key = row.get("id")
+        if not isinstance(key, int):
+            return
+        self._rows[(table, key)] = row
         if len(self._rows) > ROW_CACHE:
             self._rows.popitem(last=False)
 
@@ -338,7 +346,9 @@ class Context:
         written: Mapping[str, Any]
         if not self.allocate_ids:
             written = insert(self.conn, table, values)
-            self.count(table, "insert", 1, (written["id"],))
+            # a generated domain's table may be keyed otherwise (film_id, ...)
+            key = (written["id"],) if "id" in written else tuple(written.values())
+            self.count(table, "insert", 1, key)
         else:
             written = {"id": self._next_id(table), **values}
             query = _insert_query(table, tuple(written))
@@ -706,25 +716,41 @@ def _identity(value: Any) -> object:
 
 
 def factory_for(table: str) -> type[SQLFactory]:
-    """The factory of ``table`` (domains' factory modules load on first need)."""
-    if table not in _FACTORIES:
-        from pytest_oltpseed.domains import registry
+    """The factory of ``table`` (domains' factory modules load on first need).
 
+    When several registered domains have a table of that name, the one among
+    the domains in use (:func:`pytest_oltpseed.domains.active`) decides.
+    """
+    from pytest_oltpseed.domains import active, registry
+
+    if table not in _FACTORIES:
         for domain in registry().values():
             domain.load_factories()
-    try:
-        return _FACTORIES[table]
-    except KeyError:
-        raise OltpseedError(f"no factory for table {table!r}") from None
+    found = _FACTORIES.get(table, {})
+    if len(found) == 1:
+        return next(iter(found.values()))
+    chosen = [f for name, f in found.items() if name in active()]
+    if len(chosen) == 1:
+        return chosen[0]
+    if not found:
+        raise OltpseedError(f"no factory for table {table!r}")
+    raise OltpseedError(
+        f"table {table!r} belongs to domains {', '.join(sorted(found))}: "
+        "select one of them with --domain"
+    )
 
 
 def all_factories() -> dict[str, type[SQLFactory]]:
-    """Every domain's factories by class name (``Paciente``, ``Sale``, ...)."""
-    from pytest_oltpseed.domains import registry
+    """Every domain's factories by class name (``Paciente``, ``Sale``, ...);
+    on a clash of names, the factory of a domain in use wins."""
+    from pytest_oltpseed.domains import active, registry
 
     for domain in registry().values():
         domain.load_factories()
-    return {f.__name__: f for f in _FACTORIES.values()}
+    every = [f for by_domain in _FACTORIES.values() for f in by_domain.values()]
+    mine = active()
+    ordered = sorted(every, key=lambda f: f._domain in mine)
+    return {f.__name__: f for f in ordered}
 
 
 class SQLFactory(factory.Factory):
@@ -749,7 +775,7 @@ class SQLFactory(factory.Factory):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls._table:
-            _FACTORIES[cls._table] = cls
+            _FACTORIES.setdefault(cls._table, {})[cls._domain] = cls
 
     @classmethod
     def _generate(cls, strategy: Any, params: dict[str, Any]) -> Any:

@@ -45,12 +45,13 @@ def resolve(
     ``overrides`` maps variable name -> (raw value, source). Raises
     :class:`~pytest_oltpseed.errors.ConfigError` for a bad number.
     """
-    from pytest_oltpseed.domains import registry
+    from pytest_oltpseed.domains import active, registry
     from pytest_oltpseed.errors import ConfigError
 
     base = DEFAULT_PROFILE if name == "CUSTOM" else name
     counts: dict[str, int] = {}
-    for domain in registry().values():
+    # Domains in use last: theirs are the counts of a table two domains name.
+    for domain in sorted(registry().values(), key=lambda d: d.name in active()):
         counts.update(domain.volumes[base])
     batch = BATCH_SIZES[base]
     warnings: list[str] = []

@@ -59,6 +59,9 @@ def missing(conn: psycopg.Connection, domains: Sequence[Domain]) -> list[str]:
             text = path.read_text(encoding="utf-8")
             relations += _RELATION.findall(text)
             triggers += _TRIGGER.findall(text)
+        # Every table the domain declares, also when its SQL creates it some
+        # other way (a generated domain's captured DDL runs inside a DO block).
+        relations += [t for t in domain.tables if t not in relations]
     with conn.transaction():
         return _absent(conn, relations, triggers)
 
@@ -119,7 +122,7 @@ _RELATION = re.compile(
 )
 _TRIGGER = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+([A-Za-z_][A-Za-z0-9_]*)"
-    r"[^;]*?\bON\s+([A-Za-z_][A-Za-z0-9_]*)",
+    r"[^;]*?\bON\s+([A-Za-z_][A-Za-z0-9_.]*)",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -148,6 +148,11 @@ class Hook(Protocol):
         """Record a generated header row (after its items are final)."""
 
 
+# Any hook may also define ``finish(seeder, stage)``: called in the stage's
+# transaction once its rows are written (a generated domain fills an FK that
+# closes a cycle there).
+
+
 @runtime_checkable
 class PlannedParents(Protocol):
     """A hook that decides each row's parents up front (rows stay rule-free)."""
@@ -284,6 +289,9 @@ class Seeder:
                 else None
             )
             run()
+            finish = getattr(hook, "finish", None)
+            if finish is not None:  # a rule on rows already written (a cycle's FK)
+                finish(self, stage)
             if deferred:
                 deferred.restore()
             self._bump_sequences(stage.domain)

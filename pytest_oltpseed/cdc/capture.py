@@ -112,9 +112,11 @@ def create(
         try:
             with conn.transaction():
                 conn.execute(
-                    sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                        ident, sql.SQL(", ").join(map(sql.Identifier, tables))
-                    )
+                    # a partitioned table's changes under its own name
+                    sql.SQL(
+                        "CREATE PUBLICATION {} FOR TABLE {} "
+                        "WITH (publish_via_partition_root = true)"
+                    ).format(ident, sql.SQL(", ").join(map(sql.Identifier, tables)))
                 )
                 conn.execute(
                     sql.SQL("COMMENT ON PUBLICATION {} IS {}").format(

@@ -8,7 +8,7 @@ all`` keeps meaning the business domains; ask for it with ``--domain cdclab``.
 Volumes are small: the point is the shape of each change, not the mass.
 """
 
-from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.domains import Domain, sql_root
 
 _SMALL = {
     "lab_documents": 10,
@@ -26,6 +26,7 @@ def _scaled(factor: int) -> dict[str, int]:
 
 DOMAIN = Domain(
     name="cdclab",
+    sql=sql_root() / "cdclab",
     tables=(
         "lab_documents",
         "lab_documents_full",

@@ -5,7 +5,7 @@ tenth, LARGE ten times, STRESS a hundred times, except convênios, which stay
 few as real health plans do. Convênio counts exclude the two lookup rows.
 """
 
-from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.domains import Domain, sql_root
 
 _MEDIUM = {
     "medicos": 200,
@@ -27,6 +27,7 @@ def _scaled(profile: str, factor: float) -> dict[str, int]:
 
 DOMAIN = Domain(
     name="hospital",
+    sql=sql_root() / "hospital",
     tables=(
         "medicos",
         "convenios",

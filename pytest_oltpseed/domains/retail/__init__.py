@@ -6,10 +6,11 @@ MEDIUM, a store chain that grows from 3 to 100 shops). Items follow their
 headers: 1-6 per entry, 1-8 per distribution, 1-5 per sale.
 """
 
-from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.domains import Domain, sql_root
 
 DOMAIN = Domain(
     name="retail",
+    sql=sql_root() / "retail",
     tables=(
         "suppliers",
         "stores",
