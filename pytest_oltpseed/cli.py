@@ -782,7 +782,13 @@ def stream(
         return
     with db.connect(conninfo, settings, autocommit=True) as conn:
         schema.ensure(conn, domains, _say)
-        with cdc.capturing(conn, tables_of(domains)) as captured:
+        # a name of the run's own: slot names are server-wide, so runs into two
+        # databases of one server (or a `cdc start` of the default name) never
+        # meet; the capture is dropped after the verdict
+        name = f"oltpseed_verify_{secrets.token_hex(4)}"
+        with cdc.capturing(
+            conn, tables_of(domains), slot=name, publication=name
+        ) as captured:
             _say(
                 f"capturing from LSN {captured.start} (slot {captured.slot}, "
                 f"publication {captured.publication})"
