@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server import ServerInfo, ephemeral_server
 
 # Variables a developer's shell may carry that would steer the CLI under test.
 _STEERING_PREFIXES = (
@@ -53,6 +53,17 @@ def scratch_database(server: ServerInfo, prefix: str = "t") -> Iterator[str]:
                     sql.Identifier(name)
                 )
             )
+
+
+@pytest.fixture(scope="session")
+def oltp_server() -> Iterator[ServerInfo]:
+    """A throwaway server per process (per xdist worker), not the plugin's one
+    shared by every worker: many of these tests make server-wide objects
+    (replication slots of `oltpseed cdc start`'s default name, roles, the
+    sentinel of a database) and would meet across workers. The shared server
+    itself is tested through pytester (tests/test_suite_scale.py)."""
+    with ephemeral_server() as info:
+        yield info
 
 
 @pytest.fixture

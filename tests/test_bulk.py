@@ -7,10 +7,10 @@ import pytest
 
 from pytest_oltpseed import validators
 from pytest_oltpseed.bulk import has_rules
-from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.factory import factory_for
 
-ALL_TABLES = tables_of(registry().values())
+ALL_TABLES = tables_of(select("all"))  # the seeded domains (not opt-in ones)
 pytestmark = pytest.mark.seed_profile("SMALL")
 
 

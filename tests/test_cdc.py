@@ -24,11 +24,6 @@ from tests.stream_helpers import (
     wait_for,
 )
 
-# Replication slot names are server-wide and the xdist workers share one
-# server: tests that use `oltpseed cdc start`'s default slot run on one worker
-# (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("default_cdc_slot")
-
 
 @pytest.mark.parametrize("plugin", ["pgoutput", "test_decoding"])
 def test_decoding_every_kind_of_change(database: str, plugin: str) -> None:

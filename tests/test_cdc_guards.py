@@ -15,11 +15,6 @@ from pytest_oltpseed.server import ServerInfo
 from tests.conftest import run_cli, scratch_database
 from tests.stream_helpers import seed
 
-# Replication slot names are server-wide and the xdist workers share one
-# server: tests that use `oltpseed cdc start`'s default slot run on one worker
-# (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("default_cdc_slot")
-
 
 def _objects(dsn: str) -> tuple[set[str], set[str]]:
     with psycopg.connect(dsn) as conn:

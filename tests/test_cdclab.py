@@ -26,12 +26,6 @@ from tests.stream_helpers import (
     wait_for,
 )
 
-# Replication slot names are server-wide and the xdist workers share one
-# server: tests that use `oltpseed cdc start`'s default slot run on one worker
-# (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("default_cdc_slot")
-
-
 LAB = ("--domain", "cdclab")
 RAW_SLOT = "lab_raw"  # a test_decoding slot of the test's own, read as text
 

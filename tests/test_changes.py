@@ -28,11 +28,6 @@ from tests.stream_helpers import (
     wait_for,
 )
 
-# Replication slot names are server-wide and the xdist workers share one
-# server: tests that use `oltpseed cdc start`'s default slot run on one worker
-# (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("default_cdc_slot")
-
 
 def _by_batch_from_wal(dsn: str, run: str) -> dict[int, tuple[int, list[Any]]]:
     """Batch -> (xid, [(table, op, key), ...]) of the run's tagged transactions."""

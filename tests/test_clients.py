@@ -30,11 +30,6 @@ from tests.stream_helpers import (
     wait_for,
 )
 
-# Replication slot names are server-wide and the xdist workers share one
-# server: tests that use `oltpseed cdc start`'s default slot run on one worker
-# (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("default_cdc_slot")
-
 
 def _verify(database: str, env: dict[str, str], report: Path, changes: Path) -> None:
     verified = run_cli(
