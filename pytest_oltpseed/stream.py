@@ -848,14 +848,8 @@ class Streamer:
                 raise _Abort()
             self.stop_signal = signum
 
-        previous = {
-            s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
+        with stop_signals(handler):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     # -- lines, progress, totals, report ----------------------------------------
     def _tick(self) -> None:
@@ -952,6 +946,18 @@ def stream_seed(seed: int, shard: tuple[int, int] | None, client: int) -> int:
         return seed
     text = f"{seed}/{shard[0] if shard else 0}/{shard[1] if shard else 1}/{client}"
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest())
+
+
+@contextlib.contextmanager
+def stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM during the block, the previous
+    handlers restored after it (the one stream and the client pool share it)."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -61,6 +61,7 @@ from pytest_oltpseed.stream import (
     StreamOptions,
     new_run_id,
     shard_label,
+    stop_signals,
     stream_seed,
 )
 
@@ -343,14 +344,8 @@ class Pool:
                 self.stop_signal = signum
             self._forward(signal.SIGTERM)  # the second one aborts every client
 
-        previous = {
-            s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
+        with stop_signals(handler):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
 
 def _client(pool: Pool, index: int, options: StreamOptions) -> None:
