@@ -341,6 +341,7 @@ def test_stream_charts_grow_pause_resume_stop_and_verify(
                 ("oltpseed_ui",),
             ).fetchone()
     assert "every committed change captured once" in caption
+    assert "key by key:" in caption and "each once" in caption  # --changes too
     assert summary.startswith("stream stopped:")
     assert code == 200 and json.loads(report)["exit"] == "stopped"
     # the changes file: one line per committed row change, as many as reported

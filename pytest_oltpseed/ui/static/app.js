@@ -155,7 +155,10 @@ function renderStream(s) {
   if (v) {
     $("verdict-caption").textContent = `CDC verify: run ${v.run_id}: ` +
       (v.ok ? "every committed change captured once" : "DIFFERENCES") +
-      ` (batches ${v.batches.reported} reported, ${v.batches.captured} captured)`;
+      ` (batches ${v.batches.reported} reported, ${v.batches.captured} captured)` +
+      (v.keys ? `; key by key: ${fmt(v.keys.expected)} changes expected, ` +
+        `${fmt(v.keys.received)} received, ${v.keys.ok ? "each once" : "DIFFERENCES"}`
+        : "");
     rows("verdict-table", v.tables, (l) => [l.table, l.op, fmt(l.reported), fmt(l.captured),
       fmt(l.extra)], (l) => !l.ok);
     $("verdict-table").hidden = false;
