@@ -32,18 +32,11 @@ from pytest_oltpseed import (
     __version__,
     cdc,
     db,
-    events,
     logs,
-    merging,
-    pausing,
     schema,
     seeding,
     templates,
     validators,
-    workers,
-)
-from pytest_oltpseed import (
-    stream as streaming,
 )
 from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
@@ -62,8 +55,10 @@ from pytest_oltpseed.errors import (
     ServerError,
     UsageError,
 )
-from pytest_oltpseed.ledger import check_outputs, write_report
 from pytest_oltpseed.server import EmbeddedServer
+from pytest_oltpseed.stream import events, merging, pausing, workers
+from pytest_oltpseed.stream import runner as streaming
+from pytest_oltpseed.stream.ledger import check_outputs, write_report
 
 app = typer.Typer(
     name="oltpseed",

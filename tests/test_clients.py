@@ -15,9 +15,9 @@ import pytest
 
 from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.errors import ConfigError
-from pytest_oltpseed.merging import merge_changes, merge_reports
-from pytest_oltpseed.stream import StreamOptions, parse_shard, stream_seed
-from pytest_oltpseed.workers import client_options
+from pytest_oltpseed.stream.merging import merge_changes, merge_reports
+from pytest_oltpseed.stream.runner import StreamOptions, parse_shard, stream_seed
+from pytest_oltpseed.stream.workers import client_options
 from tests.conftest import run_cli
 from tests.stream_helpers import (
     assert_reconciled,

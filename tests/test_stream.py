@@ -19,10 +19,10 @@ import pytest
 from pytest_oltpseed import db
 from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.events import Mix, domain_events, resolve_mix
-from pytest_oltpseed.ledger import Histogram
-from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule
-from pytest_oltpseed.stream import Streamer, StreamOptions
+from pytest_oltpseed.stream.events import Mix, domain_events, resolve_mix
+from pytest_oltpseed.stream.ledger import Histogram
+from pytest_oltpseed.stream.runner import Streamer, StreamOptions
+from pytest_oltpseed.stream.schedule import IntervalSchedule, RateSchedule
 from tests.conftest import run_cli, tables_in
 from tests.stream_helpers import counts, read_report, seed, wait_for
 
@@ -168,7 +168,7 @@ def test_read_only_directory_is_refused_for_a_non_root_user(tmp_path: Path) -> N
         folder.chmod(0o555)
         probe = (
             "import sys; from pathlib import Path; "
-            "from pytest_oltpseed.ledger import check_outputs; "
+            "from pytest_oltpseed.stream.ledger import check_outputs; "
             "from pytest_oltpseed.errors import UsageError\n"
             "try: check_outputs({'--report': Path(sys.argv[1])})\n"
             "except UsageError as e: print(e); sys.exit(2)"
@@ -292,7 +292,7 @@ def test_periodic_recount_never_holds_up_a_batch(
     run inside the batch loop: on STRESS it stalled a batch for a quarter of
     a second. It now runs on its own connection: a table it must count is
     locked by someone else, and appointments still commit meanwhile."""
-    import pytest_oltpseed.stream as streaming
+    import pytest_oltpseed.stream.runner as streaming
 
     monkeypatch.setattr(streaming, "RESYNC_S", 0.3)
     seed(database, domain="hospital")
@@ -330,7 +330,7 @@ def test_pause_key_without_pg_control_system(database: str) -> None:
     services) still gets a sentinel: host, port and database name."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from pytest_oltpseed.pausing import database_key
+    from pytest_oltpseed.stream.pausing import database_key
 
     role = f"nocontrol_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database, autocommit=True) as admin:
@@ -355,8 +355,8 @@ def test_sale_items_prefer_products_on_the_store_shelf(database: str) -> None:
     from types import SimpleNamespace
 
     from pytest_oltpseed.domains.retail.factories import SaleItem
-    from pytest_oltpseed.events import StreamContext
     from pytest_oltpseed.factory import Ref
+    from pytest_oltpseed.stream.events import StreamContext
 
     seed(database, domain="retail")
     with psycopg.connect(database) as conn, psycopg.connect(database) as reserve:

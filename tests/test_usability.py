@@ -186,7 +186,7 @@ def _no_trailing_spaces(text: str) -> None:
 
 
 def test_piped_output_is_whole(database: str, cli_env: dict[str, str]) -> None:
-    from pytest_oltpseed import events
+    from pytest_oltpseed.stream import events
 
     env = _piped(cli_env)
     plan = run_cli("stream", "--dry-run", "--dsn", database, env=env)

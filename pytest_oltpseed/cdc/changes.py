@@ -110,7 +110,7 @@ class ChangesWriter:
 
         ``at`` (wall clock, ns, taken just before COMMIT) is written as the
         line's ``at`` when given: it orders the batches of several clients'
-        files by commit (:func:`~pytest_oltpseed.merging.merge_changes`).
+        files by commit (:func:`~pytest_oltpseed.stream.merging.merge_changes`).
         """
         stamp = f', "at": {at}' if at is not None else ""
         head = f'{{"run": {json.dumps(run)}, "batch": {batch}, "xid": {xid}{stamp}, '

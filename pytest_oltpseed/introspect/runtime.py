@@ -449,7 +449,7 @@ def update(
     ctx: Any, factory: Any, key: tuple[str, ...], columns: Sequence[str]
 ) -> None:
     """One non-key column of an existing row gets a new value from its generator."""
-    from pytest_oltpseed.events import NotApplicable
+    from pytest_oltpseed.stream.events import NotApplicable
 
     keys = parent_keys_or_none(ctx, factory._table, key)
     if not keys:
@@ -469,7 +469,7 @@ def update(
 
 def delete(ctx: Any, table: str, key: tuple[str, ...]) -> None:
     """A row that no FK references (the table is nobody's parent) goes away."""
-    from pytest_oltpseed.events import NotApplicable
+    from pytest_oltpseed.stream.events import NotApplicable
 
     keys = parent_keys_or_none(ctx, table, key)
     if not keys:

@@ -641,7 +641,7 @@ def _events(
         "non-key columns, rare deletes of rows no FK references. Weights follow",
         "the MEDIUM volumes; override them with --weights / STREAM_WEIGHTS.",
         "", header, '"""\n',
-        "from pytest_oltpseed.events import Event",
+        "from pytest_oltpseed.stream.events import Event",
         "from pytest_oltpseed.introspect import runtime as R\n",
         f"from {name}.factories import {classes}  # noqa: I001\n",
         "EVENTS = (", *events, ")",

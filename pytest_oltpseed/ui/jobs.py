@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_oltpseed import cdc, db, pausing, seeding, validators
+from pytest_oltpseed import cdc, db, seeding, validators
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
+from pytest_oltpseed.stream import pausing
 
 SLOT = "oltpseed_ui"  # the UI's own slot and publication: never a user's
 SAMPLE_S = 1.0  # how often a running stream's report is read (and written)

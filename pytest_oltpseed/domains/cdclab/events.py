@@ -33,8 +33,8 @@ from pytest_oltpseed.domains.cdclab.factories import (
     large_json,
     large_text,
 )
-from pytest_oltpseed.events import Event, NotApplicable, StreamContext
 from pytest_oltpseed.factory import Statement
+from pytest_oltpseed.stream.events import Event, NotApplicable, StreamContext
 
 DOCUMENTS = ("lab_documents", "lab_documents_full")
 BULK_ROWS = 100_000

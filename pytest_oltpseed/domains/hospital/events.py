@@ -35,8 +35,8 @@ from pytest_oltpseed.domains.hospital.factories import (
     PacienteConvenio,
     stay_length,
 )
-from pytest_oltpseed.events import Event, StreamContext
 from pytest_oltpseed.factory import Ref
+from pytest_oltpseed.stream.events import Event, StreamContext
 
 NEW_PATIENT_CONVENIOS = {"0": 30, "1": 45, "2": 20, "3": 5}  # 0-3 (spec 002)
 # The 35/5/5 outcomes of the 55/35/5/5 mix; cancelada a bit more often, as

@@ -19,7 +19,7 @@ from pytest_oltpseed.domains.retail.factories import (
     Sale,
     load_stock,
 )
-from pytest_oltpseed.events import Event, StreamContext
+from pytest_oltpseed.stream.events import Event, StreamContext
 
 COMPLETED = "status = 'completed'"
 SEVERAL_ITEMS = "(SELECT count(*) FROM sale_items i WHERE i.sale_id = sales.id) > 1"

@@ -12,7 +12,7 @@ so no two clients ever draw the same one.
 
 Each client writes its part of the ledger (report and changes file) in a
 private directory; the parent shows one progress line from the parts' reports
-and merges them at the end (:mod:`~pytest_oltpseed.merging`): one report, one
+and merges them at the end (:mod:`~pytest_oltpseed.stream.merging`): one report, one
 changes file in commit order.
 
 Signals: SIGINT/SIGTERM reach the parent only (clients run in their own
@@ -51,11 +51,11 @@ from pytest_oltpseed.cdc.changes import ChangesWriter
 from pytest_oltpseed.db import table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import OltpseedError
-from pytest_oltpseed.events import Mix
-from pytest_oltpseed.ledger import Ledger, write_report
-from pytest_oltpseed.merging import merge_changes, merge_reports, read_report
-from pytest_oltpseed.progress import Progress
-from pytest_oltpseed.stream import (
+from pytest_oltpseed.stream.events import Mix
+from pytest_oltpseed.stream.ledger import Ledger, write_report
+from pytest_oltpseed.stream.merging import merge_changes, merge_reports, read_report
+from pytest_oltpseed.stream.progress import Progress
+from pytest_oltpseed.stream.runner import (
     Aborted,
     Streamer,
     StreamOptions,

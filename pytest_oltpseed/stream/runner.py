@@ -39,14 +39,17 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from pytest_oltpseed import logs, pausing
+from pytest_oltpseed import logs
 from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError, UsageError
-from pytest_oltpseed.events import (
+from pytest_oltpseed.factory import Statement, changed_keys
+from pytest_oltpseed.profiles import DEFAULT_AS_OF
+from pytest_oltpseed.stream import pausing
+from pytest_oltpseed.stream.events import (
     Event,
     Mix,
     NotApplicable,
@@ -54,11 +57,9 @@ from pytest_oltpseed.events import (
     domain_warmers,
     resolve_every,
 )
-from pytest_oltpseed.factory import Statement, changed_keys
-from pytest_oltpseed.ledger import Ledger, write_report
-from pytest_oltpseed.profiles import DEFAULT_AS_OF
-from pytest_oltpseed.progress import Progress
-from pytest_oltpseed.schedule import IntervalSchedule, RateSchedule, Schedule
+from pytest_oltpseed.stream.ledger import Ledger, write_report
+from pytest_oltpseed.stream.progress import Progress
+from pytest_oltpseed.stream.schedule import IntervalSchedule, RateSchedule, Schedule
 
 SOFT = (pg_errors.IntegrityError,)  # the failing event is skipped, the rest kept
 CRITICAL = (psycopg.OperationalError, psycopg.InterfaceError)  # see _retryable
@@ -812,7 +813,7 @@ class Streamer:
 
     # -- pause, signals, sleeping -----------------------------------------------
     def _pause_if_asked(self) -> None:
-        """Park while a sentinel exists (see :mod:`~pytest_oltpseed.pausing`)."""
+        """Park while a sentinel exists (see :mod:`~pytest_oltpseed.stream.pausing`)."""
         path = next((p for p in self._pause_paths if p.exists()), None)
         if path is None:
             return

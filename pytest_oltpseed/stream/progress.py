@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from pytest_oltpseed.ledger import Histogram, Ledger
+from pytest_oltpseed.stream.ledger import Histogram, Ledger
 
 LINES_S = 1.0  # per-table lines at most this often
 
