@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from library.factories import Book
-from pytest_oltpseed.events import Event, StreamContext
+from pytest_oltpseed.stream.events import Event, StreamContext
 
 
 def new_book(ctx: StreamContext) -> None:
