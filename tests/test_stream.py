@@ -250,16 +250,11 @@ def test_deleted_parent_is_reselected_not_an_error(
             "DELETE FROM exames; DELETE FROM internacoes; "
             "DELETE FROM pacientes WHERE id > (SELECT min(id) FROM pacientes)"
         )
-    settings = load_settings(dsn=database, env={})
     options = StreamOptions(
         interval=0.3, jitter_ms=0, batch_size=1, max_events=6,
         pause_file=tmp_path / ".paused", progress_s=0,
     )  # fmt: skip
-    hospital = select("hospital")
-    consulta = Mix(tuple(e for e in domain_events(hospital[0]) if e.name == "consulta"))
-    streamer = Streamer(
-        lambda: db.connect(database, settings), hospital, consulta, options
-    )
+    streamer = _consulta_streamer(database, options)
     worker = threading.Thread(target=streamer.run)
     worker.start()
     wait_for(lambda: streamer.ledger.committed >= 1, what="a first consulta")
@@ -285,6 +280,14 @@ def test_deleted_parent_is_reselected_not_an_error(
     assert patients == [("Paciente Novo",)]
 
 
+def _consulta_streamer(database: str, options: StreamOptions) -> Streamer:
+    """An in-process stream of the hospital's ``consulta`` event only."""
+    settings = load_settings(dsn=database, env={})
+    hospital = select("hospital")
+    consulta = Mix(tuple(e for e in domain_events(hospital[0]) if e.name == "consulta"))
+    return Streamer(lambda: db.connect(database, settings), hospital, consulta, options)
+
+
 def test_periodic_recount_never_holds_up_a_batch(
     database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,16 +299,11 @@ def test_periodic_recount_never_holds_up_a_batch(
 
     monkeypatch.setattr(streaming, "RESYNC_S", 0.3)
     seed(database, domain="hospital")
-    settings = load_settings(dsn=database, env={})
     options = StreamOptions(
         interval=0.05, jitter_ms=0, batch_size=5, duration=6,
         pause_file=tmp_path / ".paused", progress_s=0,
     )  # fmt: skip
-    hospital = select("hospital")
-    consulta = Mix(tuple(e for e in domain_events(hospital[0]) if e.name == "consulta"))
-    streamer = Streamer(
-        lambda: db.connect(database, settings), hospital, consulta, options
-    )
+    streamer = _consulta_streamer(database, options)
     worker = threading.Thread(target=streamer.run)
     worker.start()
     wait_for(lambda: streamer.ledger.committed >= 10, what="first commits")

@@ -396,16 +396,7 @@ def test_deadlock_and_serialization_failure_replay_the_batch(
     whole batch is rolled back and replayed: nothing lost, nothing skipped,
     no reconnect, and no raw psycopg line on stderr."""
     seed(database, domain="hospital")
-    with psycopg.connect(database) as conn:
-        conn.execute(
-            "CREATE SEQUENCE t_failures;"
-            "CREATE FUNCTION t_fail() RETURNS trigger AS $$ BEGIN"
-            " IF nextval('t_failures') <= 2 THEN RAISE EXCEPTION 'simulated'"
-            f" USING ERRCODE = '{sqlstate}'; END IF; RETURN NEW; END $$"
-            " LANGUAGE plpgsql;"
-            "CREATE TRIGGER t_fail BEFORE INSERT ON consultas"
-            " FOR EACH ROW EXECUTE FUNCTION t_fail()"
-        )
+    _fail_inserts(database, sqlstate, times=2)
     before = counts(database, "hospital")
     report = tmp_path / "r.json"
     done = run_cli(
@@ -425,20 +416,26 @@ def test_deadlock_and_serialization_failure_replay_the_batch(
     assert_reconciled(before, counts(database, "hospital"), document)
 
 
-def test_a_batch_that_keeps_deadlocking_is_lost_not_fatal(
-    database: str, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    seed(database, domain="hospital")
+def _fail_inserts(database: str, sqlstate: str, times: int) -> None:
+    """The first ``times`` consulta inserts fail with ``sqlstate`` (a trigger):
+    a deadlock or serialization failure on demand."""
     with psycopg.connect(database) as conn:
         conn.execute(
             "CREATE SEQUENCE t_failures;"
             "CREATE FUNCTION t_fail() RETURNS trigger AS $$ BEGIN"
-            " IF nextval('t_failures') <= 6 THEN RAISE EXCEPTION 'simulated'"
-            " USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$"
+            f" IF nextval('t_failures') <= {times} THEN RAISE EXCEPTION 'simulated'"
+            f" USING ERRCODE = '{sqlstate}'; END IF; RETURN NEW; END $$"
             " LANGUAGE plpgsql;"
             "CREATE TRIGGER t_fail BEFORE INSERT ON consultas"
             " FOR EACH ROW EXECUTE FUNCTION t_fail()"
         )
+
+
+def test_a_batch_that_keeps_deadlocking_is_lost_not_fatal(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database, domain="hospital")
+    _fail_inserts(database, "40P01", times=6)
     before = counts(database, "hospital")
     report = tmp_path / "r.json"
     done = run_cli(
