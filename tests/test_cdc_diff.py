@@ -186,7 +186,8 @@ def test_bad_expected_file_or_missing_files_exit_2(
     assert done.returncode == 2 and "changes.jsonl:1" in done.stderr
     gone = run_cli("cdc", "diff", "--expected", str(tmp_path / "nope.jsonl"),
                    "--actual", str(got), env=cli_env)  # fmt: skip
-    assert gone.returncode == 2 and "nope.jsonl" in gone.stderr
+    assert gone.returncode == 2 and "cannot read --expected" in gone.stderr
+    assert "nope.jsonl" in gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1
 
 

@@ -147,8 +147,9 @@ class ChangesWriter:
         self.close()
 
 
-def read_changes(path: Path) -> Iterator[RowChange]:
-    """The file's lines in order; one clear line (exit 2) for a malformed one.
+def read_changes(path: Path, flag: str = "--changes") -> Iterator[RowChange]:
+    """The file's lines in order; one clear line (exit 2) for a malformed one,
+    or for a file that cannot be read (naming ``flag``, the option that gave it).
 
     Lines are parsed a megabyte at a time in one ``json.loads`` (the per-line
     cost dominated verification); a chunk that fails is parsed again line by
@@ -157,9 +158,7 @@ def read_changes(path: Path) -> Iterator[RowChange]:
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(
-            f"cannot read --changes {path}: {exc.strerror or exc}"
-        ) from None
+        raise UsageError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
     with handle:
         number = 0
         while lines := handle.readlines(1 << 20):

@@ -319,7 +319,7 @@ def diff(expected: Path, actual: Path, *, limit: int = 10) -> Diff:
     """Set a sink file of Debezium events against a changes file (module doc)."""
     result = Diff(limit=limit)
     want = _Expected()
-    for change in read_changes(expected):
+    for change in read_changes(expected, flag="--expected"):
         want.add(change.table, change.op, change.key, short_xid(change.xid),
                  change.batch)  # fmt: skip
         result.tally(change.table, change.op).expected += 1
