@@ -29,7 +29,7 @@ from runs import fresh_database, stream
 
 from pytest_oltpseed import cdc
 from pytest_oltpseed.domains import select, tables_of
-from pytest_oltpseed.server import ephemeral_server
+from pytest_oltpseed.server.embedded import ephemeral_server
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ import time
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed.databases import IsolatedConnection
+from pytest_oltpseed.data.factory import bind, factory_for
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.factory import bind, factory_for
-from pytest_oltpseed.pool import ClonePool
+from pytest_oltpseed.fixtures.databases import IsolatedConnection
+from pytest_oltpseed.fixtures.janitor import Janitor, Recipe
+from pytest_oltpseed.fixtures.pool import ClonePool
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.server import ephemeral_server
-from pytest_oltpseed.templates import Janitor, Recipe
+from pytest_oltpseed.server.embedded import ephemeral_server
 
 
 def _ms(samples: list[float]) -> str:

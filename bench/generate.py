@@ -18,7 +18,7 @@ from datetime import datetime
 
 from faker import Faker
 
-from pytest_oltpseed.factory import Context, Ref, Row, bind, factory_for
+from pytest_oltpseed.data.factory import Context, Ref, Row, bind, factory_for
 
 TABLES = ("pacientes", "medicos", "consultas", "exames", "internacoes")
 

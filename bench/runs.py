@@ -14,11 +14,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import schema
-from pytest_oltpseed.domains import select
+from pytest_oltpseed.domains import schema, select
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, plan
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.seed.seeder import Seeder, plan
+from pytest_oltpseed.server.embedded import ServerInfo
 
 # Variables of the caller's shell that would steer the CLI elsewhere.
 STEERING = ("PG", "DATABASE_URL", "STREAM_", "BATCH_SIZE")

@@ -39,7 +39,7 @@ from psycopg import sql
 from runs import fresh_database
 
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.server import ephemeral_server, find_bindir
+from pytest_oltpseed.server.embedded import ephemeral_server, find_bindir
 
 HERE = Path(__file__).resolve().parent
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from runs import fresh_database, stream
 
-from pytest_oltpseed.server import ephemeral_server, find_bindir
+from pytest_oltpseed.server.embedded import ephemeral_server, find_bindir
 
 
 def _row(label: str, document: dict[str, Any]) -> str:

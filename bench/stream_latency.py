@@ -31,7 +31,7 @@ from typing import Any
 
 from runs import STEERING, fresh_database
 
-from pytest_oltpseed.server import ephemeral_server
+from pytest_oltpseed.server.embedded import ephemeral_server
 
 WINDOW = re.compile(r"progress: ([\d.]+) s, ([\d.]+) events/s, .* p95 ([\d.]+) ms")
 

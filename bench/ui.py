@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from runs import STEERING, fresh_database, stream
 
-from pytest_oltpseed.server import EmbeddedServer
+from pytest_oltpseed.server.embedded import EmbeddedServer
 
 
 def _env(work: str) -> dict[str, str]:

@@ -28,16 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pytest_oltpseed import (
-    __version__,
-    cdc,
-    db,
-    logs,
-    schema,
-    seeding,
-    templates,
-    validators,
-)
+from pytest_oltpseed import __version__, cdc, db, logs, validators
 from pytest_oltpseed.cdc import diff as sink_diff
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
@@ -45,6 +36,7 @@ from pytest_oltpseed.domains import (
     ALL,
     Domain,
     registry,
+    schema,
     select,
     tables_of,
     use_paths,
@@ -55,7 +47,9 @@ from pytest_oltpseed.errors import (
     ServerError,
     UsageError,
 )
-from pytest_oltpseed.server import EmbeddedServer
+from pytest_oltpseed.fixtures.janitor import Janitor
+from pytest_oltpseed.seed import seeder
+from pytest_oltpseed.server.embedded import EmbeddedServer
 from pytest_oltpseed.stream import events, merging, pausing, workers
 from pytest_oltpseed.stream import runner as streaming
 from pytest_oltpseed.stream.ledger import check_outputs, write_report
@@ -283,11 +277,11 @@ def reset(
     settings = _writing_settings("reset", dsn, force, dry_run, profile, seed_random)
     if settings.dry_run:
         _print_plan("reset", settings, schema.reset_plan(domains))
-        _print_seed_plan(settings, seeding.plan(domains, settings.profile))
+        _print_seed_plan(settings, seeder.plan(domains, settings.profile))
         return
     with db.session(settings, _say) as conn:
         schema.reset(conn, domains)
-        _seed(conn, settings, seeding.plan(domains, settings.profile), domains)
+        _seed(conn, settings, seeder.plan(domains, settings.profile), domains)
 
 
 @app.command()
@@ -310,7 +304,7 @@ def seed(
     """Fill the tables at a volume profile (installs the schema when missing)."""
     domains = select(domain)
     settings = _writing_settings("seed", dsn, force, dry_run, profile, seed_random)
-    stages = seeding.plan(domains, settings.profile, seeding.parse_only(only))
+    stages = seeder.plan(domains, settings.profile, seeder.parse_only(only))
     if settings.dry_run:
         _print_seed_plan(settings, stages)
         return
@@ -319,7 +313,7 @@ def seed(
         _seed(conn, settings, stages, domains)
 
 
-def _print_seed_plan(settings: Settings, stages: list[seeding.Stage]) -> None:
+def _print_seed_plan(settings: Settings, stages: list[seeder.Stage]) -> None:
     profile = settings.profile
     table = Table(
         title=f"dry run: seed {profile.name} (seed {settings.seed_random}, "
@@ -350,12 +344,12 @@ def _print_seed_plan(settings: Settings, stages: list[seeding.Stage]) -> None:
 def _seed(
     conn: psycopg.Connection,
     settings: Settings,
-    stages: list[seeding.Stage],
+    stages: list[seeder.Stage],
     domains: list[Domain],
 ) -> None:
     log = logs.get("seed")
     started = time.perf_counter()
-    seeder = seeding.Seeder(
+    job = seeder.Seeder(
         conn,
         seed=settings.seed_random,
         as_of=settings.seed_as_of,
@@ -363,10 +357,10 @@ def _seed(
     )
     try:
         with _progress(stages) as progress:
-            seeder.progress = progress
-            results = seeder.run(stages)
+            job.progress = progress
+            results = job.run(stages)
     except KeyboardInterrupt:
-        message = seeding.interrupted(stages, seeder.done)
+        message = seeder.interrupted(stages, job.done)
         log.warning("seed %s: %s", settings.profile.name, message)
         raise Interrupted(message) from None
     elapsed = time.perf_counter() - started
@@ -382,12 +376,12 @@ def _seed(
 
 @contextlib.contextmanager
 def _progress(
-    stages: list[seeding.Stage],
-) -> Iterator[Callable[[seeding.Stage, int], None]]:
+    stages: list[seeder.Stage],
+) -> Iterator[Callable[[seeder.Stage, int], None]]:
     """A bar per stage on a terminal; one plain line per finished stage otherwise."""
     if not err.is_terminal:
 
-        def line(stage: seeding.Stage, done: int) -> None:
+        def line(stage: seeder.Stage, done: int) -> None:
             if done >= stage.count:
                 err.print(f"seed: {stage.table} {done:,}/{stage.count:,} rows")
 
@@ -407,7 +401,7 @@ def _progress(
         }
         starts: dict[str, float] = {}
 
-        def update(stage: seeding.Stage, done: int) -> None:
+        def update(stage: seeder.Stage, done: int) -> None:
             start = starts.setdefault(stage.table, time.perf_counter())
             rate = done / max(time.perf_counter() - start, 1e-6)
             bars.update(tasks[stage.table], completed=done, rate=f"{rate:,.0f} rows/s")
@@ -417,7 +411,7 @@ def _progress(
 
 def _print_seed_results(
     settings: Settings,
-    results: list[seeding.StageResult],
+    results: list[seeder.StageResult],
     counts: dict[str, int | None],
     elapsed: float,
 ) -> None:
@@ -1268,7 +1262,7 @@ def templates_list(
 ) -> None:
     """Show oltpseed's templates on the server: owner, size, state."""
     settings = load_settings(dsn=dsn)
-    found = templates.Janitor.on(db.resolve_conninfo(settings, _say)).templates()
+    found = Janitor.on(db.resolve_conninfo(settings, _say)).templates()
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(t) for t in found]))
         return
@@ -1303,7 +1297,7 @@ def templates_drop(
         out.print(f"dry run: would drop your oltpseed templates on {_target(settings)}")
         out.print("nothing was written")
         return
-    janitor = templates.Janitor.on(db.resolve_conninfo(settings, _say))
+    janitor = Janitor.on(db.resolve_conninfo(settings, _say))
     if settings.dry_run:
         chosen = janitor.drop_templates(names or (), dry_run=True)
         out.print(f"dry run: would drop {len(chosen)} template(s):")

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from pytest_oltpseed.config import Settings, describe
 from pytest_oltpseed.errors import DatabaseUnavailable
-from pytest_oltpseed.server import EmbeddedServer
+from pytest_oltpseed.server.embedded import EmbeddedServer
 
 
 def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:

@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``pytest11``): options, marker and fixtures.
 
-Thin glue over :mod:`pytest_oltpseed.templates` (seeded templates and clones),
-:mod:`pytest_oltpseed.databases` (what a test receives) and the factories.
+Thin glue over :mod:`pytest_oltpseed.fixtures.janitor` (seeded templates and clones),
+:mod:`pytest_oltpseed.fixtures.databases` (what a test receives) and the factories.
 Importing it starts nothing: a server starts, and a template is seeded, only
 when a test asks for a fixture that needs one.
 
@@ -35,19 +35,27 @@ from pytest_oltpseed.config import (
     redact,
     seed_overrides,
 )
-from pytest_oltpseed.databases import Examples, IsolatedConnection, OltpDatabase
 from pytest_oltpseed.errors import ConfigError, OltpseedError, OltpseedWarning
+from pytest_oltpseed.fixtures.databases import (
+    Examples,
+    IsolatedConnection,
+    OltpDatabase,
+)
 from pytest_oltpseed.profiles import (
     DEFAULT_PROFILE,
     PROFILE_NAMES,
     Profile,
     marker_profile,
 )
-from pytest_oltpseed.server import ServerInfo, ephemeral_server, removed_on_sigterm
-from pytest_oltpseed.session_server import SharedServer
+from pytest_oltpseed.server.embedded import (
+    ServerInfo,
+    ephemeral_server,
+    removed_on_sigterm,
+)
+from pytest_oltpseed.server.shared import SharedServer
 
 if TYPE_CHECKING:  # the templates module (and the seeder) load on first use
-    from pytest_oltpseed.templates import Template
+    from pytest_oltpseed.fixtures.janitor import Template
 
 DEFAULT_POOL_SIZE = 4  # bench/fixtures.py: 4 keeps even p90 low for 50 ms tests
 
@@ -304,8 +312,8 @@ class _Session:
     """Per-session state: the janitor, templates built, the oltp_conn databases."""
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
-        from pytest_oltpseed.pool import ClonePool
-        from pytest_oltpseed.templates import Janitor
+        from pytest_oltpseed.fixtures.janitor import Janitor
+        from pytest_oltpseed.fixtures.pool import ClonePool
 
         self.choice = request.config.stash[_CHOICE]
         self.server: ServerInfo = request.getfixturevalue("oltp_server")
@@ -321,7 +329,7 @@ class _Session:
 
     def template(self, profile: Profile, domain: str, seed: int) -> Template:
         from pytest_oltpseed.domains import select
-        from pytest_oltpseed.templates import Recipe
+        from pytest_oltpseed.fixtures.janitor import Recipe
 
         key = _key(profile, domain, seed)
         if key not in self.templates:
@@ -345,7 +353,7 @@ class _Session:
         """The test is done with clone ``name``: kept when it failed and
         ``--seed-keep-failed`` asked for it, else handed back to be dropped."""
         if failed_test and self.choice.keep_failed:
-            from pytest_oltpseed.server import mark_kept
+            from pytest_oltpseed.server.embedded import mark_kept
 
             self.janitor.keep(name, failed_test)
             mark_kept(self.server)
@@ -564,7 +572,7 @@ def oltp_factories(
     oltp_conn: psycopg.Connection, _oltp_session: _Session
 ) -> Iterator[types.SimpleNamespace]:
     """The factories bound to ``oltp_conn``: ``oltp_factories.Paciente.create()``."""
-    from pytest_oltpseed.factory import all_factories, bind
+    from pytest_oltpseed.data.factory import all_factories, bind
 
     with bind(oltp_conn, seed=_oltp_session.choice.seed):
         yield types.SimpleNamespace(**all_factories())

@@ -1,9 +1,9 @@
 """Hypothesis strategies for every table's rows and for CPF, CNPJ, CRM, SKU.
 
 Rows come from the factories' own declarations (no second definition), built
-in memory: FK columns hold a :class:`~pytest_oltpseed.factory.Ref` to a built
+in memory: FK columns hold a :class:`~pytest_oltpseed.data.factory.Ref` to a built
 parent, so a row carries what its rules need and
-:meth:`SQLFactory.write <pytest_oltpseed.factory.SQLFactory.write>` can insert
+:meth:`SQLFactory.write <pytest_oltpseed.data.factory.SQLFactory.write>` can insert
 the whole graph. Hypothesis draws the seed, the identifier range and the
 "as of" date; shrinking goes towards seed 0 and the default date.
 
@@ -19,9 +19,9 @@ from datetime import datetime
 
 from hypothesis import strategies as st
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.factory import DEFAULT_AS_OF, Context, Row, factory_for
 from pytest_oltpseed.domains.retail.catalog import product_at
-from pytest_oltpseed.factory import DEFAULT_AS_OF, Context, Row, factory_for
 
 FREE_INDEX = 10_000_000
 """First identifier index the seeder never uses; strategies draw from here up

@@ -26,8 +26,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from pytest_oltpseed.data.factory import Parent, Ref, factory_for
 from pytest_oltpseed.domains import Domain, tables_of
-from pytest_oltpseed.factory import Parent, Ref, factory_for
 
 
 @dataclass(frozen=True)

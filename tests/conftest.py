@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_oltpseed.server import ServerInfo, ephemeral_server
+from pytest_oltpseed.server.embedded import ServerInfo, ephemeral_server
 
 # Variables a developer's shell may carry that would steer the CLI under test.
 _STEERING_PREFIXES = (

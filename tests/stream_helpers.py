@@ -16,10 +16,10 @@ from typing import Any
 
 import psycopg
 
-from pytest_oltpseed import db, schema
-from pytest_oltpseed.domains import select, tables_of
+from pytest_oltpseed import db
+from pytest_oltpseed.domains import schema, select, tables_of
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, plan
+from pytest_oltpseed.seed.seeder import Seeder, plan
 
 
 def seed(dsn: str, profile: str = "SMALL", domain: str = "all") -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
 from pytest_oltpseed.domains.retail.catalog import CAPACITY, product_at
 
 

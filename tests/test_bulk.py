@@ -6,9 +6,9 @@ import psycopg
 import pytest
 
 from pytest_oltpseed import validators
-from pytest_oltpseed.bulk import has_rules
+from pytest_oltpseed.data.factory import factory_for
 from pytest_oltpseed.domains import select, tables_of
-from pytest_oltpseed.factory import factory_for
+from pytest_oltpseed.seed.bulk import has_rules
 
 ALL_TABLES = tables_of(select("all"))  # the seeded domains (not opt-in ones)
 pytestmark = pytest.mark.seed_profile("SMALL")

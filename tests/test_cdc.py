@@ -11,8 +11,8 @@ import pytest
 
 from pytest_oltpseed import cdc
 from pytest_oltpseed.cdc.pgoutput import Message
-from pytest_oltpseed.server import ServerInfo, ephemeral_server
-from pytest_oltpseed.templates import Janitor
+from pytest_oltpseed.fixtures.janitor import Janitor
+from pytest_oltpseed.server.embedded import ServerInfo, ephemeral_server
 from tests.conftest import run_cli
 from tests.stream_helpers import (
     committed_in,

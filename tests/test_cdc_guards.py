@@ -11,7 +11,7 @@ import pytest
 
 from pytest_oltpseed import cdc
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli, scratch_database
 from tests.stream_helpers import seed
 

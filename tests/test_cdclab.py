@@ -10,11 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema
 from pytest_oltpseed.cdc.capture import _test_decoding
 from pytest_oltpseed.cdc.changes import RowChange
 from pytest_oltpseed.cdc.keys import Seen, compare
-from pytest_oltpseed.domains import default_domains, names, select
+from pytest_oltpseed.domains import default_domains, names, schema, select
 from pytest_oltpseed.errors import UsageError
 from pytest_oltpseed.stream import events
 from tests.conftest import run_cli

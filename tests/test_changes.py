@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_oltpseed import cdc
 from pytest_oltpseed.cdc.changes import ChangesWriter, read_changes
 from pytest_oltpseed.errors import UsageError
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli
 from tests.stream_helpers import (
     ack_dropper,

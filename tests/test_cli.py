@@ -6,8 +6,8 @@ import json
 
 import psycopg
 
-from pytest_oltpseed import __version__, schema
-from pytest_oltpseed.domains import select
+from pytest_oltpseed import __version__
+from pytest_oltpseed.domains import schema, select
 from tests.conftest import run_cli
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_oltpseed import chunks, columns, schema, seeding
-from pytest_oltpseed.domains import select
+from pytest_oltpseed.data import columns
+from pytest_oltpseed.data.factory import bind
+from pytest_oltpseed.domains import schema, select
 from pytest_oltpseed.domains.hospital import factories as h
-from pytest_oltpseed.factory import bind
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, plan
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.seed import chunks, seeder
+from pytest_oltpseed.seed.seeder import Seeder, plan
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import scratch_database
 
 np = pytest.importorskip("numpy")
@@ -125,7 +126,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
     oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Column-wise == one row at a time, in this process or in two workers."""
-    monkeypatch.setattr(seeding, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
+    monkeypatch.setattr(seeder, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
     monkeypatch.setattr(columns, "FAST_AT", 1_000)  # MEDIUM stages go column-wise
     rendered: list[str] = []
     real_columns = chunks.render_columns
@@ -153,7 +154,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
 
 def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:
     """Check digits and the cycle-walk over a column match :func:`brazil.cpf`."""
-    from pytest_oltpseed import brazil
+    from pytest_oltpseed.data import brazil
 
     ns = np.concatenate([np.arange(0, 50_000), np.arange(10**9 - 1000, 10**9)])
     assert brazil.cpf_many(ns).tolist() == [brazil.cpf(int(n)) for n in ns]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed.domains import ENTRY_POINT_GROUP, normalized, registry, select
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
 EXAMPLES = Path(__file__).parent / "data" / "domains"

@@ -8,13 +8,13 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema, validators
-from pytest_oltpseed.domains import default_domains, select, tables_of
+from pytest_oltpseed import validators
+from pytest_oltpseed.data.factory import Context, Ref, bind, factory_for
+from pytest_oltpseed.domains import default_domains, schema, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
 from pytest_oltpseed.domains.retail import factories as r
 from pytest_oltpseed.errors import OltpseedError
-from pytest_oltpseed.factory import Context, Ref, bind, factory_for
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import scratch_database
 
 ALL_TABLES = tables_of(default_domains())

@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_oltpseed import cdc, indices, schema
-from pytest_oltpseed.domains import registry, select, tables_of
+from pytest_oltpseed import cdc
+from pytest_oltpseed.data import indices
+from pytest_oltpseed.data.factory import bind
+from pytest_oltpseed.domains import registry, schema, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
-from pytest_oltpseed.factory import bind
-from pytest_oltpseed.server import EmbeddedServer
+from pytest_oltpseed.server.embedded import EmbeddedServer
 from tests.conftest import run_cli
 from tests.stream_helpers import seed, stream_env
 

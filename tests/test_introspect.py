@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from pytest_oltpseed.introspect import generators
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
 DATA = Path(__file__).parent / "data"

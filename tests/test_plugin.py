@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_oltpseed.server import ServerInfo, process_alive
+from pytest_oltpseed.server.embedded import ServerInfo, process_alive
 from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.slow

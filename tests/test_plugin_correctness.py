@@ -20,8 +20,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pytest_oltpseed.server import ServerInfo, process_alive
-from pytest_oltpseed.templates import Janitor, TemplateError
+from pytest_oltpseed.fixtures.janitor import Janitor, TemplateError
+from pytest_oltpseed.server.embedded import ServerInfo, process_alive
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -240,7 +240,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from pytest_oltpseed import strategies
-from pytest_oltpseed.factory import Ref, bind, factory_for
+from pytest_oltpseed.data.factory import Ref, bind, factory_for
 
 pytestmark = pytest.mark.seed_profile("SMALL")
 

@@ -15,9 +15,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_oltpseed import schema
-from pytest_oltpseed.domains import select
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.domains import schema, select
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli
 
 

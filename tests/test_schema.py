@@ -5,8 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema
-from pytest_oltpseed.domains import default_domains, registry, select
+from pytest_oltpseed.domains import default_domains, registry, schema, select
 from pytest_oltpseed.errors import OltpseedError
 from tests.conftest import run_cli, tables_in
 

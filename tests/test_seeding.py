@@ -8,13 +8,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema, validators
-from pytest_oltpseed.domains import default_domains, select, tables_of
+from pytest_oltpseed import validators
+from pytest_oltpseed.data.factory import bind
+from pytest_oltpseed.domains import default_domains, schema, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
-from pytest_oltpseed.factory import bind
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seeding import Seeder, Stage, plan
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.seed import seeder
+from pytest_oltpseed.seed.seeder import Seeder, Stage, plan
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
 ALL_TABLES = tables_of(default_domains())
@@ -240,12 +241,11 @@ def test_workers_and_deferral_change_nothing_but_speed(
     oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Large-stage machinery on SMALL volumes: same rows, same schema after."""
-    from pytest_oltpseed import seeding
 
     dumps = []
     for workers, threshold in ((0, 10**9), (2, 50)):
-        monkeypatch.setattr(seeding, "PARALLEL_AT", threshold)
-        monkeypatch.setattr(seeding, "DEFER_AT", threshold)
+        monkeypatch.setattr(seeder, "PARALLEL_AT", threshold)
+        monkeypatch.setattr(seeder, "DEFER_AT", threshold)
         with scratch_database(oltp_server, "w") as dsn, psycopg.connect(dsn) as c:
             schema.install(c, select("all"))
             c.commit()
@@ -260,9 +260,8 @@ def test_workers_and_deferral_change_nothing_but_speed(
 def test_failure_in_a_deferred_stage_restores_constraints(
     conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_oltpseed import seeding
 
-    monkeypatch.setattr(seeding, "DEFER_AT", 50)
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)
     before = _schema_shape(conn)
 
     def explode(stage: Stage, done: int) -> None:
@@ -276,7 +275,7 @@ def test_failure_in_a_deferred_stage_restores_constraints(
 
 
 def test_copy_text_survives_awkward_strings(conn: psycopg.Connection) -> None:
-    from pytest_oltpseed.chunks import copy_text
+    from pytest_oltpseed.seed.chunks import copy_text
 
     awkward = "tab\there\nnew line \\ back\\slash\r end"
     line = "\t".join(copy_text(v) for v in ("Nome", awkward, None)) + "\n"

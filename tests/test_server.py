@@ -125,13 +125,13 @@ def test_a_killed_sessions_cluster_is_swept(tmp_path: Path) -> None:
     import sys
     import tempfile
 
-    from pytest_oltpseed.server import sweep_ephemeral
+    from pytest_oltpseed.server.embedded import sweep_ephemeral
 
     base = Path(tempfile.mkdtemp(prefix="sweep-"))
     base.chmod(0o755)
     script = (
         "import os, pathlib, sys\n"
-        "from pytest_oltpseed.server import ephemeral_server\n"
+        "from pytest_oltpseed.server.embedded import ephemeral_server\n"
         f"context = ephemeral_server(pathlib.Path({str(base)!r}))\n"
         "info = context.__enter__()\n"
         "print(info.port, flush=True)\n"

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_oltpseed import brazil, schema, strategies, validators
-from pytest_oltpseed.domains import default_domains, select, tables_of
-from pytest_oltpseed.factory import Context, Row, factory_for
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed import strategies, validators
+from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.factory import Context, Row, factory_for
+from pytest_oltpseed.domains import default_domains, schema, select, tables_of
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import scratch_database
 
 ALL_TABLES = tables_of(default_domains())

@@ -352,8 +352,8 @@ def test_sale_items_prefer_products_on_the_store_shelf(database: str) -> None:
     entry), which on STRESS's 50,000-product catalogue was nearly every item."""
     from types import SimpleNamespace
 
+    from pytest_oltpseed.data.factory import Ref
     from pytest_oltpseed.domains.retail.factories import SaleItem
-    from pytest_oltpseed.factory import Ref
     from pytest_oltpseed.stream.events import StreamContext
 
     seed(database, domain="retail")

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from pytest_oltpseed import indices
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.data import indices
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli
 from tests.stream_helpers import (
     ack_dropper,

@@ -9,13 +9,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_oltpseed.server import ServerInfo, process_alive
+from pytest_oltpseed.server.embedded import ServerInfo, process_alive
 
 # A downstream conftest that counts, across every process of the session,
 # how many clusters start and how many templates are seeded (one line each).
 COUNTING_CONFTEST = """
 import os
-from pytest_oltpseed import seeding, server
+from pytest_oltpseed.seed import seeder
+from pytest_oltpseed.server import embedded
 
 _LOG = {log!r}
 
@@ -23,8 +24,8 @@ def _note(what):
     with open(_LOG, "a") as handle:
         handle.write(f"{{what}} {{os.getpid()}}\\n")
 
-_start = server.ClusterExecutor.start_cluster
-_run = seeding.Seeder.run
+_start = embedded.ClusterExecutor.start_cluster
+_run = seeder.Seeder.run
 
 def start_cluster(self):
     _note("server")
@@ -34,8 +35,8 @@ def run(self, *args, **kwargs):
     _note("template")
     return _run(self, *args, **kwargs)
 
-server.ClusterExecutor.start_cluster = start_cluster
-seeding.Seeder.run = run
+embedded.ClusterExecutor.start_cluster = start_cluster
+seeder.Seeder.run = run
 """
 
 SUITE = """

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_oltpseed.server import ServerInfo
+from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import run_cli, scratch_database
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

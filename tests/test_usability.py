@@ -17,10 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema
 from pytest_oltpseed.config import load_settings
-from pytest_oltpseed.domains import select
-from pytest_oltpseed.factory import bind, factory_for
+from pytest_oltpseed.data.factory import bind, factory_for
+from pytest_oltpseed.domains import schema, select
 from tests.conftest import run_cli
 
 

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from pytest_oltpseed import schema
-from pytest_oltpseed.domains import default_domains, select, tables_of
-from pytest_oltpseed.factory import bind, factory_for
+from pytest_oltpseed.data.factory import bind, factory_for
+from pytest_oltpseed.domains import default_domains, schema, select, tables_of
 from tests.conftest import run_cli
 
 ALL_TABLES = tables_of(default_domains())

@@ -47,7 +47,7 @@ def introspect(
     command wrote (its ``__init__.py`` says so): regenerating is safe,
     overwriting someone's own code is refused.
     """
-    from pytest_oltpseed.server import find_bindir
+    from pytest_oltpseed.server.embedded import find_bindir
 
     if base < 10:
         raise UsageError(f"--base-rows {base}: at least 10")

@@ -27,8 +27,8 @@ from typing import Any
 
 from psycopg import sql
 
+from pytest_oltpseed.data.factory import Context, factory_for
 from pytest_oltpseed.errors import OltpseedError
-from pytest_oltpseed.factory import Context, factory_for
 
 Key = tuple[Any, ...]
 _STAGE_KEYS: dict[tuple[str, tuple[str, ...]], list[Key]] = {}

@@ -547,7 +547,7 @@ def _factories(
         "helper column (oltpseed_fk*, oltpseed_combo_*).",
         '"""\n',
         "import datetime  # noqa: F401 (partition ranges)\n",
-        "from pytest_oltpseed.factory import Col, SQLFactory",
+        "from pytest_oltpseed.data.factory import Col, SQLFactory",
         "from pytest_oltpseed.introspect import runtime as R\n",
         f"DOMAIN = {name!r}",
     ]  # fmt: skip

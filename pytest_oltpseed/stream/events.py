@@ -2,7 +2,7 @@
 
 An event is data declared by its domain (``domains/<name>/events.py``): a
 name, a default weight and a function of a :class:`StreamContext` that writes
-through the factories or :meth:`~pytest_oltpseed.factory.Context.execute`,
+through the factories or :meth:`~pytest_oltpseed.data.factory.Context.execute`,
 so every changed row lands in the context's ledger. Events find their rows in
 in-memory caches (spec 002 item 4: existing ids cached, refreshed, a deleted
 parent re-selected) rather than with a query per row, which lets the stream
@@ -23,9 +23,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pytest_oltpseed.config import StreamSettings, Value, parse_weights
+from pytest_oltpseed.data.factory import Context, Row
 from pytest_oltpseed.domains import Domain, registry
 from pytest_oltpseed.errors import UsageError
-from pytest_oltpseed.factory import Context, Row
 
 CACHE_ROWS = 2_000  # parent rows sampled per table for FK picks
 CACHE_TTL = 60.0  # seconds before a parent sample is drawn again

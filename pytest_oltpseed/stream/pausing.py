@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from pytest_oltpseed.errors import OltpseedError
-from pytest_oltpseed.server import default_home
+from pytest_oltpseed.server.embedded import default_home
 
 FOLDER = "paused"
 

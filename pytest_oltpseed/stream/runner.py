@@ -43,10 +43,10 @@ from pytest_oltpseed import logs
 from pytest_oltpseed.cdc import TAG
 from pytest_oltpseed.cdc.changes import ChangesWriter, short_xid
 from pytest_oltpseed.config import StreamSettings
+from pytest_oltpseed.data.factory import Statement, changed_keys
 from pytest_oltpseed.db import first_line, table_counts
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError, UsageError
-from pytest_oltpseed.factory import Statement, changed_keys
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 from pytest_oltpseed.stream import pausing
 from pytest_oltpseed.stream.events import (

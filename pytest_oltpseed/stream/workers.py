@@ -7,7 +7,7 @@ own random stream (:func:`~pytest_oltpseed.stream.stream_seed`). They share
 the event mix; ``--rate`` and ``--max-events`` are split between them and
 ``--duration`` holds for each, so the totals are the run's. Rows one client
 commits are in the database for the others to pick as parents and update;
-identifiers come from PostgreSQL sequences (:mod:`~pytest_oltpseed.indices`),
+identifiers come from PostgreSQL sequences (:mod:`~pytest_oltpseed.data.indices`),
 so no two clients ever draw the same one.
 
 Each client writes its part of the ledger (report and changes file) in a

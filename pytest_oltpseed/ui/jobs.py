@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_oltpseed import cdc, db, seeding, validators
+from pytest_oltpseed import cdc, db, validators
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
+from pytest_oltpseed.seed import seeder
 from pytest_oltpseed.stream import pausing
 
 SLOT = "oltpseed_ui"  # the UI's own slot and publication: never a user's
@@ -324,7 +325,7 @@ class Hub:
     def plan(self, form: SeedForm) -> list[dict[str, Any]]:
         """``oltpseed seed --dry-run``'s table, as rows."""
         settings = self._settings(form)
-        stages = seeding.plan(select(form.domain), settings.profile)
+        stages = seeder.plan(select(form.domain), settings.profile)
         rows = [
             {
                 "table": s.table,

@@ -19,6 +19,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from pytest_oltpseed.data.factory import Statement
 from pytest_oltpseed.domains.cdclab.factories import (
     LOG_KINDS,
     MOODS,
@@ -33,7 +34,6 @@ from pytest_oltpseed.domains.cdclab.factories import (
     large_json,
     large_text,
 )
-from pytest_oltpseed.factory import Statement
 from pytest_oltpseed.stream.events import Event, NotApplicable, StreamContext
 
 DOCUMENTS = ("lab_documents", "lab_documents_full")

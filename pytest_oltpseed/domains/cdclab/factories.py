@@ -14,7 +14,7 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pytest_oltpseed.factory import Col, Context, Parent, Row, SQLFactory, insert
+from pytest_oltpseed.data.factory import Col, Context, Parent, Row, SQLFactory, insert
 
 DOMAIN = "cdclab"
 TOAST_CHARS = (9_000, 16_000)  # over 8 kB: always stored out of line

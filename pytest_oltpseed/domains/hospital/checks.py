@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
 from pytest_oltpseed.domains.hospital.factories import (
     MAX_CONVENIOS,
     OPEN_STAY,

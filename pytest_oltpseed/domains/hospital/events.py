@@ -22,7 +22,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.factory import Ref
 from pytest_oltpseed.domains.hospital.factories import (
     COBERTURAS,
     RESULTADOS,
@@ -35,7 +36,6 @@ from pytest_oltpseed.domains.hospital.factories import (
     PacienteConvenio,
     stay_length,
 )
-from pytest_oltpseed.factory import Ref
 from pytest_oltpseed.stream.events import Event, StreamContext
 
 NEW_PATIENT_CONVENIOS = {"0": 30, "1": 45, "2": 20, "3": 5}  # 0-3 (spec 002)

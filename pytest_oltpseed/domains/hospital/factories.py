@@ -14,8 +14,8 @@ from typing import Any
 
 from psycopg import sql
 
-from pytest_oltpseed import brazil
-from pytest_oltpseed.columns import (
+from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.columns import (
     AsOf,
     Before,
     Chance,
@@ -38,7 +38,7 @@ from pytest_oltpseed.columns import (
     Switch,
     Weighted,
 )
-from pytest_oltpseed.factory import Col, Context, Parent, SQLFactory
+from pytest_oltpseed.data.factory import Col, Context, Parent, SQLFactory
 
 DOMAIN = "hospital"
 ESPECIALIDADES = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from pytest_oltpseed.chunks import Planned, Positional
 from pytest_oltpseed.domains.hospital.factories import MAX_CONVENIOS
-from pytest_oltpseed.seeding import Seeder, Stage
+from pytest_oltpseed.seed.chunks import Planned, Positional
+from pytest_oltpseed.seed.seeder import Seeder, Stage
 
 SHARE = 0.65  # per pass, at most this share of candidates get one more plan
 

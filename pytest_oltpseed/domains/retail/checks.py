@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
 from pytest_oltpseed.validators import QueryRule, RowRule, Rule, optional
 
 RULES: list[Rule] = [

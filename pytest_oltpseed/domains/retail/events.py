@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
 from pytest_oltpseed.domains.retail.factories import (
     CENTS,
     Client,

@@ -16,9 +16,9 @@ from typing import Any
 
 from psycopg import sql
 
-from pytest_oltpseed import brazil
+from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.factory import Col, Context, Items, Parent, Row, SQLFactory
 from pytest_oltpseed.domains.retail.catalog import product_at
-from pytest_oltpseed.factory import Col, Context, Items, Parent, Row, SQLFactory
 
 DOMAIN = "retail"
 CENTS = Decimal("0.01")
@@ -256,7 +256,7 @@ class Sale(SQLFactory):
 # -- cross-row rules ----------------------------------------------------------------
 def ref_value(value: Any) -> int:
     """An FK value (Ref, row or id) as an id."""
-    from pytest_oltpseed.factory import ref_id
+    from pytest_oltpseed.data.factory import ref_id
 
     return int(ref_id(value))
 

@@ -14,8 +14,8 @@ import random
 from collections import defaultdict
 from typing import Any
 
-from pytest_oltpseed.factory import Ref, Row, ref_id
-from pytest_oltpseed.seeding import ParentPool, Picker, Seeder, Stage
+from pytest_oltpseed.data.factory import Ref, Row, ref_id
+from pytest_oltpseed.seed.seeder import ParentPool, Picker, Seeder, Stage
 
 TRIES = 40
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from pytest_oltpseed.factory import Col, Parent, SQLFactory
+from pytest_oltpseed.data.factory import Col, Parent, SQLFactory
 
 DOMAIN = "library"
 GENRES = {"novel": 50, "essay": 20, "poetry": 10, "children": 20}

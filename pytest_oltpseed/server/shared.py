@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_oltpseed.errors import ServerError
-from pytest_oltpseed.server import (
+from pytest_oltpseed.server.embedded import (
     DATABASE,
     EPHEMERAL_PREFIX,
     KEPT_FILE,

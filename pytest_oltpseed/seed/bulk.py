@@ -24,8 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed.chunks import copy_text
-from pytest_oltpseed.factory import (
+from pytest_oltpseed.data.factory import (
     Context,
     FieldError,
     Parent,
@@ -34,6 +33,7 @@ from pytest_oltpseed.factory import (
     SQLFactory,
     factory_for,
 )
+from pytest_oltpseed.seed.chunks import copy_text
 
 EMPTY_PARENTS = 100  # rows made first in a parent table that has none
 
@@ -97,7 +97,7 @@ def _pickers(
     factory: type[SQLFactory], ctx: Context, overrides: Mapping[str, Any], size: int
 ) -> dict[str, Any]:
     """FK column -> picker among existing parents, for every parent not given."""
-    from pytest_oltpseed.seeding import ParentPool
+    from pytest_oltpseed.seed.seeder import ParentPool
 
     assert ctx.conn is not None
     given = {key.partition("__")[0] for key in overrides}

@@ -558,7 +558,7 @@ def column_text(kind: str, values: Any) -> list[str]:
         values[np.equal(values, None)] = "\\N"
     out = values.tolist()
     if any(not v.isprintable() or "\\" in v for v in set(out) - {"\\N"}):
-        from pytest_oltpseed.chunks import copy_text
+        from pytest_oltpseed.seed.chunks import copy_text
 
         return [copy_text(v) for v in out]
     return out

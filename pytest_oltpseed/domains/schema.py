@@ -14,11 +14,11 @@ from pathlib import Path
 
 import psycopg
 
-from pytest_oltpseed import indices
+from pytest_oltpseed.data import indices
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pytest_oltpseed.schema'))"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pytest_oltpseed.domains.schema'))"
 
 
 def install_plan(domains: Sequence[Domain]) -> list[Path]:

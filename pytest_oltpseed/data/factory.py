@@ -13,7 +13,7 @@ Both draw from the same seeded random stream in the same order, so for one
 seed they produce the same rows. Values come from pools built once per seed
 from Faker pt_BR (Faker costs 5-15 us a call; a pool pick well under 1 us),
 and unique identifiers from per-domain index sequences mapped bijectively onto
-CPF/CNPJ/CRM (see :mod:`pytest_oltpseed.brazil`), so uniqueness never relies
+CPF/CNPJ/CRM (see :mod:`pytest_oltpseed.data.brazil`), so uniqueness never relies
 on retrying.
 
 The connection and the seed are bound with :func:`bind` (a context variable,
@@ -43,7 +43,7 @@ from faker import Faker
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from pytest_oltpseed import indices
+from pytest_oltpseed.data import indices
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
@@ -207,7 +207,7 @@ class Context:
 
     ``sequences="reserve"`` takes identifier indices from the key's
     PostgreSQL sequence (``oltpseed_<domain>_idx_<key>``, see
-    :mod:`pytest_oltpseed.indices`), so factories, the stream and a
+    :mod:`pytest_oltpseed.data.indices`), so factories, the stream and a
     previous seeding never hand out the same CPF twice; ``"local"`` counts
     from ``index_base`` in memory (the seeder, whose reruns must repeat their
     identifiers to stay idempotent, and generation without a database).
@@ -282,7 +282,7 @@ class Context:
 
     def _reserve(self, domain: str, key: str) -> list[int]:
         """Take ``reserve_block`` indices at once from the key's sequence
-        (:mod:`pytest_oltpseed.indices`), in the order to hand them out.
+        (:mod:`pytest_oltpseed.data.indices`), in the order to hand them out.
 
         ``nextval`` survives a rollback of the work that used it: an index
         that collided is never handed out again. A ``reserve_conn``
@@ -540,7 +540,7 @@ def current() -> Context:
     except LookupError:
         raise OltpseedError(
             "no data context bound: wrap factory calls in "
-            "`with pytest_oltpseed.factory.bind(conn):` or use the oltp_factories "
+            "`with pytest_oltpseed.data.factory.bind(conn):` or use the oltp_factories "
             "fixture"
         ) from None
 
@@ -865,12 +865,12 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def create_batch(cls, size: int, **kwargs: Any) -> list[Row]:
-        """``size`` rows inserted with COPY (see :mod:`pytest_oltpseed.bulk`):
+        """``size`` rows inserted with COPY (see :mod:`pytest_oltpseed.seed.bulk`):
         the same rows ``create()`` would make, FK-consistent, at bulk speed."""
         ctx = current()
         if ctx.conn is None:
             raise OltpseedError(f"{cls.__name__}: writing needs a bound connection")
-        from pytest_oltpseed.bulk import create_batch
+        from pytest_oltpseed.seed.bulk import create_batch
 
         return create_batch(cls, ctx, size, kwargs)
 

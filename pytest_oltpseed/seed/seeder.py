@@ -33,10 +33,9 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed import chunks, columns, indices, logs
-from pytest_oltpseed.domains import Domain
-from pytest_oltpseed.errors import OltpseedError, UsageError
-from pytest_oltpseed.factory import (
+from pytest_oltpseed import logs
+from pytest_oltpseed.data import columns, indices
+from pytest_oltpseed.data.factory import (
     Context,
     Parent,
     Ref,
@@ -44,7 +43,10 @@ from pytest_oltpseed.factory import (
     SQLFactory,
     factory_for,
 )
+from pytest_oltpseed.domains import Domain
+from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
+from pytest_oltpseed.seed import chunks
 
 Picker = Callable[[Any], Ref]
 

@@ -24,9 +24,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pytest_oltpseed import columns
-from pytest_oltpseed.factory import Context, Parent, Ref, Row, _Attrs, factory_for
-from pytest_oltpseed.factory import pools as value_pools
+from pytest_oltpseed.data import columns
+from pytest_oltpseed.data.factory import Context, Parent, Ref, Row, _Attrs, factory_for
+from pytest_oltpseed.data.factory import pools as value_pools
 
 CHUNK = 5_000
 

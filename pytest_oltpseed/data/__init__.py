@@ -1,0 +1,1 @@
+"""How rows are made: factories, the column vocabulary, Brazilian identifiers."""

@@ -1,0 +1,1 @@
+"""Seeding: the plan, its stages, chunked generation and the COPY writer."""

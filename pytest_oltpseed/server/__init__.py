@@ -1,0 +1,1 @@
+"""Embedded and throwaway PostgreSQL servers, root-safe."""
