@@ -241,3 +241,63 @@ def test_oltp_cdc_without_replication_is_one_line_with_the_fix(
                 admin.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
                 admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             admin.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    ("keep", "consume", "action"),
+    [
+        (False, False, "drop replication slot s"),
+        (True, True, "consume replication slot s"),
+        (False, True, "consume replication slot s"),
+        (True, False, None),
+    ],
+)
+def test_slot_use_asks_the_guardrail_only_when_it_writes(
+    keep: bool, consume: bool, action: str | None
+) -> None:
+    use = cdc.SlotUse("s", "p", keep=keep, consume=consume)
+    assert use.writes is (action is not None)
+    if action is None:
+        assert use.action is None
+    else:
+        assert use.action == f"{action} (--keep without --consume only reads)"
+
+
+def test_guarded_claims_before_the_body_and_drops_only_after_it_ran(
+    database: str,
+) -> None:
+    seed(database, domain="hospital")
+    _foreign_capture(database)
+    foreign = cdc.SlotUse("debezium", "dbz_publication")
+    ran: list[str] = []
+    with psycopg.connect(database, autocommit=True) as conn:
+        with pytest.raises(GuardrailRefused), cdc.guarded(conn, foreign):
+            ran.append("foreign")  # never: refused before anything is read
+        with cdc.guarded(conn, cdc.SlotUse("debezium", "dbz_publication", keep=True)):
+            ran.append("peek")  # only reads: no claim, nothing dropped
+        assert ran == ["peek"]
+        assert _objects(database) == ({"debezium"}, {"dbz_publication"})
+        conn.execute("SELECT pg_drop_replication_slot('debezium')")
+        conn.execute("DROP PUBLICATION dbz_publication")
+        cdc.create(conn, ["medicos"])
+        with pytest.raises(RuntimeError), cdc.guarded(conn, cdc.SlotUse()):
+            raise RuntimeError("the verification could not run")
+        assert _objects(database) == ({"oltpseed_cdc"}, {"oltpseed_cdc"})
+        with cdc.guarded(conn, cdc.SlotUse()):
+            pass
+    assert _objects(database) == (set(), set())
+
+
+def test_read_inputs_refuses_before_any_connection(tmp_path: Path) -> None:
+    with pytest.raises(OltpseedError, match="nothing to verify against") as none:
+        cdc.read_inputs(None, None)
+    assert none.value.exit_code == 2
+    broken = tmp_path / "r.json"
+    broken.write_text("{not json")
+    with pytest.raises(OltpseedError, match="cannot read --report") as bad:
+        cdc.read_inputs(broken, None)
+    assert bad.value.exit_code == 2
+    assert cdc.read_inputs(None, tmp_path / "changes.jsonl") is None
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"run_id": "x", "batches": 0, "tables": {}}))
+    assert cdc.read_inputs(good, None) == {"run_id": "x", "batches": 0, "tables": {}}

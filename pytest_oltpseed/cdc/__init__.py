@@ -11,6 +11,8 @@ One module per job:
   stream report and/or a changes file;
 * :mod:`~pytest_oltpseed.cdc.keys` - the key-by-key comparison (missing,
   duplicate, extra, reordered), for any source of received changes;
+* :mod:`~pytest_oltpseed.cdc.guard` - what a verification may do to a slot
+  (whether it writes, the claim before reading, the drop after);
 * :mod:`~pytest_oltpseed.cdc.preflight` - what a Debezium connector needs.
 
 The names below are the package's API (``from pytest_oltpseed import cdc``).
@@ -35,6 +37,7 @@ from pytest_oltpseed.cdc.capture import (
     slot_plugin,
 )
 from pytest_oltpseed.cdc.changes import OPS
+from pytest_oltpseed.cdc.guard import SlotUse, guarded, read_inputs
 from pytest_oltpseed.cdc.keys import Issue, KeyLine, KeyVerdict
 from pytest_oltpseed.cdc.pgoutput import Change, Message, Transaction
 from pytest_oltpseed.cdc.preflight import IDENTITY, Check, preflight
@@ -63,6 +66,7 @@ __all__ = [
     "KeyVerdict",
     "Line",
     "Message",
+    "SlotUse",
     "Transaction",
     "Verdict",
     "Verification",
@@ -72,9 +76,11 @@ __all__ = [
     "create",
     "current_lsn",
     "drop",
+    "guarded",
     "parse_report",
     "preflight",
     "read",
+    "read_inputs",
     "reconcile",
     "require_logical",
     "retained_wal",

@@ -7,7 +7,6 @@ the answer to :mod:`pytest_oltpseed.cli.render_cdc`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +29,6 @@ from pytest_oltpseed.cli.options import (
 )
 from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.domains import Domain, schema, select, tables_of
-from pytest_oltpseed.errors import UsageError
 
 
 def cdc_preflight(
@@ -126,35 +124,20 @@ def cdc_verify(
     otherwise); nothing is dropped when the verification could not run.
     """
     domains = select(domain)
-    if report is None and changes is None:
-        raise UsageError("nothing to verify against: give --report, --changes or both")
-    document: dict[str, Any] | None = None
-    if report is not None:
-        try:
-            document = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read --report {report}: {exc}") from None
-        cdc.parse_report(document or {})  # exit 2 before touching the slot
-    writes = consume or not keep
-    if writes:
-        what = "consume" if consume else "drop"
-        settings = writing_settings(
-            f"{what} replication slot {slot} (--keep without --consume only reads)",
-            dsn,
-            force,
-            False,
-        )
+    document = cdc.read_inputs(report, changes)  # exit 2 before touching the slot
+    use = cdc.SlotUse(slot, publication, keep=keep, consume=consume)
+    if use.action is not None:
+        settings = writing_settings(use.action, dsn, force, False)
     else:
         settings = load_settings(dsn=dsn)
-    with db.session(settings, say, autocommit=True) as conn:
-        if writes:  # refuse someone else's slot before reading anything
-            cdc.claim(conn, slot, publication, "consume" if consume else "drop")
+    with (
+        db.session(settings, say, autocommit=True) as conn,
+        cdc.guarded(conn, use),
+    ):
         ok = verify_and_print(
             conn, document, domains, slot, publication, as_json=as_json,
             consume=consume, changes=changes, show=show,
         )  # fmt: skip
-        if not keep:  # the verification ran: its capture has served
-            cdc.drop(conn, slot=slot, publication=publication)
     if not ok:
         raise typer.Exit(1)
 
