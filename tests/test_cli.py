@@ -68,3 +68,48 @@ def test_python_dash_m_and_console_script_agree(cli_env: dict[str, str]) -> None
         [script, "--version"], capture_output=True, text=True, env=cli_env, check=False
     )
     assert direct.stdout == run_cli("--version", env=cli_env).stdout
+
+
+HEAVY = (
+    "psycopg",
+    "faker",
+    "numpy",
+    "rich.progress",
+    "pytest_oltpseed.cdc",
+    "pytest_oltpseed.config",
+    "pytest_oltpseed.domains",
+    "pytest_oltpseed.seed",
+    "pytest_oltpseed.server",
+    "pytest_oltpseed.stream",
+    "pytest_oltpseed.ui",
+)
+
+
+def test_help_and_version_load_no_core(cli_env: dict[str, str]) -> None:
+    """``--help`` builds every command's signature: the command modules must
+    import the core (psycopg, domains, stream, cdc, rich.progress) only when
+    a command runs, or every invocation pays ~1 s of imports."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from pytest_oltpseed.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = {HEAVY!r}\n"
+        "print(sorted(m for m in sys.modules if m in heavy), file=sys.stderr)\n"
+    )
+    for args in (["--help"], ["--version"], ["counts", "--help"],
+                 ["cdc", "verify", "--help"], ["stream", "--help"]):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            check=False,
+        )
+        assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
+        assert done.stdout.strip(), args

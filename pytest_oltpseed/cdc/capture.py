@@ -18,9 +18,9 @@ from psycopg import sql
 
 from pytest_oltpseed.cdc.pgoutput import Change, Decoder, Message, Transaction
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
+from pytest_oltpseed.names import PUBLICATION as PUBLICATION
+from pytest_oltpseed.names import SLOT as SLOT
 
-SLOT = "oltpseed_cdc"
-PUBLICATION = "oltpseed_cdc"
 TAG = "oltpseed.stream"  # prefix of the stream's batch messages
 PLUGINS = ("pgoutput", "test_decoding")
 MARK_PREFIX = "oltpseed: cdc capture,"

@@ -8,6 +8,11 @@ The commands live in one module per job (:mod:`.seed`, :mod:`.stream`,
 :mod:`.cdc`, :mod:`.domains`, :mod:`.server`, :mod:`.ui`), what they share in
 :mod:`.options` and what they show in :mod:`.render`/:mod:`.render_cdc`.
 They are registered here, in the order ``oltpseed --help`` lists them.
+
+Start-up is part of the interface: ``--help`` builds every command's
+signature, so the command modules import only Typer and :mod:`.options` at
+the top and the core (psycopg, the domains, the stream, cdc, rich's tables)
+inside the command that runs (``bench/startup.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import psycopg
 import typer
 
-from pytest_oltpseed import __version__, db
 from pytest_oltpseed.cli import cdc, domains, seed, server, stream, ui
 from pytest_oltpseed.cli.options import err, flag, out
-from pytest_oltpseed.domains import use_paths
 from pytest_oltpseed.errors import OltpseedError
 
 __all__ = ["app", "main"]
@@ -61,6 +63,8 @@ app.add_typer(report_app, name="report")
 def _version(value: bool) -> None:
     """``--version``: eager, so it answers before any command is parsed."""
     if value:
+        from pytest_oltpseed import __version__
+
         out.print(f"oltpseed {__version__}")
         raise typer.Exit()
 
@@ -87,7 +91,10 @@ def _root(
     ] = None,
 ) -> None:
     """Seed PostgreSQL with realistic, FK-consistent OLTP data and stream changes."""
-    use_paths(domain_path or ())
+    if domain_path:  # the registry is loaded only by a command that needs it
+        from pytest_oltpseed.domains import use_paths
+
+        use_paths(domain_path)
 
 
 app.command("domains")(domains.domains_command)
@@ -124,13 +131,30 @@ def main(argv: list[str] | None = None) -> None:
         _usage_failed(exc)
     except OltpseedError as exc:
         _fail(str(exc), exc.exit_code)
-    except psycopg.OperationalError as exc:
-        _fail(f"database connection failed: {db.first_line(exc)}", 1)
-    except psycopg.Error as exc:
-        _fail(f"database error: {db.first_line(exc)}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as exc:
+        line = _driver_error(exc)
+        if line is None:
+            raise
+        _fail(line, 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _driver_error(exc: Exception) -> str | None:
+    """A psycopg error as the contract's line; ``None`` for anything else.
+
+    psycopg is imported only by the commands that connect, so while it is not
+    loaded the error cannot be one of its own.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    from pytest_oltpseed.db import first_line
+
+    if isinstance(exc, psycopg.OperationalError):
+        return f"database connection failed: {first_line(exc)}"
+    return f"database error: {first_line(exc)}"
 
 
 def _usage_failed(exc: typer.TyperException) -> None:
@@ -141,7 +165,9 @@ def _usage_failed(exc: typer.TyperException) -> None:
     if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
         out.print(ctx.get_help(), soft_wrap=True)
         sys.exit(code)
-    message = db.first_line(Exception(exc.format_message()))
+    from pytest_oltpseed.db import first_line
+
+    message = first_line(Exception(exc.format_message()))
     hint = f" (see: {ctx.command_path} -h)" if ctx is not None else ""
     _fail(message[:1].lower() + message[1:] + hint, code)
 

@@ -8,14 +8,10 @@ the answer to :mod:`pytest_oltpseed.cli.render_cdc`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import psycopg
 import typer
 
-from pytest_oltpseed import cdc, db
-from pytest_oltpseed.cdc import diff as sink_diff
-from pytest_oltpseed.cli import render_cdc
 from pytest_oltpseed.cli.options import (
     DomainOption,
     DsnOption,
@@ -27,8 +23,12 @@ from pytest_oltpseed.cli.options import (
     say,
     writing_settings,
 )
-from pytest_oltpseed.config import load_settings
-from pytest_oltpseed.domains import Domain, schema, select, tables_of
+from pytest_oltpseed.names import PUBLICATION, SLOT
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_oltpseed.domains import Domain
 
 
 def cdc_preflight(
@@ -42,10 +42,15 @@ def cdc_preflight(
             "`oltpseed cdc start` creates; Debezium's own default is "
             "dbz_publication).",
         ),
-    ] = cdc.PUBLICATION,
+    ] = PUBLICATION,
     as_json: Annotated[bool, flag("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check what a Debezium PostgreSQL connector needs; exit 1 if anything lacks."""
+    from pytest_oltpseed import cdc, db
+    from pytest_oltpseed.cli import render_cdc
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.domains import select, tables_of
+
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, say, autocommit=True) as conn:
@@ -58,14 +63,17 @@ def cdc_preflight(
 def cdc_start(
     domain: DomainOption = "all",
     dsn: DsnOption = None,
-    slot: SlotOption = cdc.SLOT,
-    publication: PublicationOption = cdc.PUBLICATION,
+    slot: SlotOption = SLOT,
+    publication: PublicationOption = PUBLICATION,
     plugin: Annotated[
         str, typer.Option("--plugin", help="pgoutput (default) or test_decoding.")
     ] = "pgoutput",
     force: ForceOption = False,
 ) -> None:
     """Create the publication and the slot: run it before `oltpseed stream`."""
+    from pytest_oltpseed import cdc, db
+    from pytest_oltpseed.domains import schema, select, tables_of
+
     domains = select(domain)
     settings = writing_settings("create a replication slot", dsn, force, False)
     with db.session(settings, say, autocommit=True) as conn:
@@ -101,8 +109,8 @@ def cdc_verify(
     ] = 10,
     domain: DomainOption = "all",
     dsn: DsnOption = None,
-    slot: SlotOption = cdc.SLOT,
-    publication: PublicationOption = cdc.PUBLICATION,
+    slot: SlotOption = SLOT,
+    publication: PublicationOption = PUBLICATION,
     keep: Annotated[
         bool, flag("--keep", help="Keep the slot and publication after.")
     ] = False,
@@ -123,6 +131,10 @@ def cdc_verify(
     Only oltpseed's own slot and publication are consumed or dropped (exit 3
     otherwise); nothing is dropped when the verification could not run.
     """
+    from pytest_oltpseed import cdc, db
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.domains import select
+
     domains = select(domain)
     document = cdc.read_inputs(report, changes)  # exit 2 before touching the slot
     use = cdc.SlotUse(slot, publication, keep=keep, consume=consume)
@@ -155,6 +167,10 @@ def verify_and_print(
     show: int = 10,
 ) -> bool:
     """Verify and print the verdict; whether it passed."""
+    from pytest_oltpseed import cdc
+    from pytest_oltpseed.cli import render_cdc
+    from pytest_oltpseed.domains import tables_of
+
     done = cdc.verify(
         conn,
         document,
@@ -173,12 +189,14 @@ def verify_and_print(
 
 def cdc_stop(
     dsn: DsnOption = None,
-    slot: SlotOption = cdc.SLOT,
-    publication: PublicationOption = cdc.PUBLICATION,
+    slot: SlotOption = SLOT,
+    publication: PublicationOption = PUBLICATION,
     force: ForceOption = False,
 ) -> None:
     """Drop oltpseed's slot and publication (a forgotten slot keeps WAL forever);
     someone else's are refused (exit 3)."""
+    from pytest_oltpseed import cdc, db
+
     settings = writing_settings(f"drop replication slot {slot}", dsn, force, False)
     with db.session(settings, say, autocommit=True) as conn:
         dropped = cdc.drop(conn, slot=slot, publication=publication)
@@ -208,6 +226,9 @@ def cdc_diff(
 ) -> None:
     """Set what a pipeline delivered against what the stream committed, key by
     key (exit 1 on a missing, duplicated, unexpected or reordered change)."""
+    from pytest_oltpseed.cdc import diff as sink_diff
+    from pytest_oltpseed.cli import render_cdc
+
     found = sink_diff.diff(expected, actual, limit=limit)
     render_cdc.print_diff_result(found, as_json=as_json)
     if not found.ok:

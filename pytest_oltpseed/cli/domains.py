@@ -13,8 +13,6 @@ from typing import Annotated
 
 import typer
 
-from pytest_oltpseed import db
-from pytest_oltpseed.cli import render
 from pytest_oltpseed.cli.options import (
     DryRunOption,
     DsnOption,
@@ -25,13 +23,13 @@ from pytest_oltpseed.cli.options import (
     target,
     writing_settings,
 )
-from pytest_oltpseed.config import load_settings
-from pytest_oltpseed.domains import registry
-from pytest_oltpseed.fixtures.janitor import Janitor
 
 
 def domains_command() -> None:
     """List the registered domains: name, tables, opt-in, where each came from."""
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import registry
+
     render.print_domains(list(registry().values()))
 
 
@@ -73,6 +71,8 @@ def introspect_command(
     ] = 2000,
 ) -> None:
     """Write a domain package (SQL, factories, events, checks) from a live schema."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.config import load_settings
     from pytest_oltpseed.introspect import introspect, redacted_command
 
     settings = load_settings(dsn=dsn)
@@ -107,6 +107,11 @@ def templates_list(
     ] = False,
 ) -> None:
     """Show oltpseed's templates on the server: owner, size, state."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.fixtures.janitor import Janitor
+
     settings = load_settings(dsn=dsn)
     found = Janitor.on(db.resolve_conninfo(settings, say)).templates()
     render.print_templates(found, as_json=as_json)
@@ -122,6 +127,9 @@ def templates_drop(
     dry_run: DryRunOption = False,
 ) -> None:
     """Drop oltpseed's templates owned by your role (the next run rebuilds them)."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.fixtures.janitor import Janitor
+
     settings = writing_settings("drop templates", dsn, force, dry_run)
     if settings.dry_run and settings.connection.conninfo is None:
         out.print(f"dry run: would drop your oltpseed templates on {target(settings)}")

@@ -2,19 +2,21 @@
 settings plumbing of a writing command (precedence and guardrails stay in
 :mod:`pytest_oltpseed.config`; this only asks it and says what it answered).
 
-Kept cheap to import: every command module needs it before ``--help``.
+Kept cheap to import: every command module needs it before ``--help`` can
+print, so the settings (which load psycopg) are imported when a command runs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pytest_oltpseed import logs
-from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
+
+if TYPE_CHECKING:
+    from pytest_oltpseed.config import Settings
 
 
 def flag(*names: str, **kwargs: Any) -> Any:
@@ -61,6 +63,9 @@ def writing_settings(
 ) -> Settings:
     """Settings for a command that writes: the profile's warnings said, the
     guardrail asked (a dry run only says the real run would stop), logs set up."""
+    from pytest_oltpseed import logs
+    from pytest_oltpseed.config import load_settings
+
     settings = load_settings(
         dsn=dsn,
         force=force,
@@ -83,6 +88,8 @@ def writing_settings(
 
 def target(settings: Settings) -> str:
     """Where a run would write, named without starting the embedded server."""
+    from pytest_oltpseed.config import describe
+
     if settings.connection.conninfo is None:
         return "the embedded server (not started by a dry run)"
     return describe(settings.connection.conninfo)

@@ -13,25 +13,20 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from pytest_oltpseed import validators
 from pytest_oltpseed.cli.options import err, out, target
-from pytest_oltpseed.config import Settings
-from pytest_oltpseed.domains import Domain
-from pytest_oltpseed.fixtures.janitor import TemplateInfo
-from pytest_oltpseed.seed import seeder
-from pytest_oltpseed.stream import events, workers
-from pytest_oltpseed.stream import runner as streaming
+
+if TYPE_CHECKING:
+    from pytest_oltpseed import validators
+    from pytest_oltpseed.config import Settings
+    from pytest_oltpseed.domains import Domain
+    from pytest_oltpseed.fixtures.janitor import TemplateInfo
+    from pytest_oltpseed.seed import seeder
+    from pytest_oltpseed.stream import events, workers
+    from pytest_oltpseed.stream import runner as streaming
 
 
 def print_json(document: Any) -> None:
@@ -103,6 +98,14 @@ def seed_progress(
 
         yield line
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -225,9 +228,9 @@ def print_stream_plan(
     ]
     out.print(f"{pace} {' and '.join(b for b in bounds if b) or 'until stopped'}")
     if options.clients > 1 or options.shard:
-        shard = (
-            f"shard {streaming.shard_label(options.shard)}, " if options.shard else ""
-        )
+        from pytest_oltpseed.stream.runner import shard_label
+
+        shard = f"shard {shard_label(options.shard)}, " if options.shard else ""
         out.print(f"{shard}{options.clients} client(s), the pace and bounds shared")
     for name, number in options.every:
         out.print(f"also {name} once every {number} batches")

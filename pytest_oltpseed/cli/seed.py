@@ -8,13 +8,10 @@ Planning, COPY, guardrails and the rules checked live in the core
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 
-from pytest_oltpseed import db, logs, validators
-from pytest_oltpseed.cli import render
 from pytest_oltpseed.cli.options import (
     DomainOption,
     DryRunOption,
@@ -26,10 +23,13 @@ from pytest_oltpseed.cli.options import (
     say,
     writing_settings,
 )
-from pytest_oltpseed.config import Settings, load_settings
-from pytest_oltpseed.domains import ALL, Domain, schema, select, tables_of
-from pytest_oltpseed.errors import Interrupted, OltpseedError
-from pytest_oltpseed.seed import seeder
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_oltpseed.config import Settings
+    from pytest_oltpseed.domains import Domain
+    from pytest_oltpseed.seed import seeder
 
 
 def init_db(
@@ -45,6 +45,11 @@ def init_db(
 def _schema_command(
     action: str, domain: str, dsn: str | None, force: bool, dry_run: bool
 ) -> None:
+    """init-db and ``reset --schema-only``: one schema operation, then counts."""
+    from pytest_oltpseed import db, logs
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import schema, select, tables_of
+
     domains = select(domain)
     operation = schema.OPERATIONS[action]
     settings = writing_settings(action, dsn, force, dry_run)
@@ -72,6 +77,11 @@ def reset(
     ] = False,
 ) -> None:
     """Drop oltpseed's own tables, recreate them and seed (your tables survive)."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import schema, select
+    from pytest_oltpseed.seed import seeder
+
     if schema_only:
         _schema_command("reset", domain, dsn, force, dry_run)
         return
@@ -103,6 +113,11 @@ def seed(
     dry_run: DryRunOption = False,
 ) -> None:
     """Fill the tables at a volume profile (installs the schema when missing)."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import schema, select
+    from pytest_oltpseed.seed import seeder
+
     domains = select(domain)
     settings = writing_settings("seed", dsn, force, dry_run, profile, seed_random)
     stages = seeder.plan(domains, settings.profile, seeder.parse_only(only))
@@ -120,6 +135,13 @@ def _seed(
     stages: list[seeder.Stage],
     domains: list[Domain],
 ) -> None:
+    """Run the stages with progress; an interrupt names what was committed."""
+    from pytest_oltpseed import db, logs
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import tables_of
+    from pytest_oltpseed.errors import Interrupted
+    from pytest_oltpseed.seed import seeder
+
     log = logs.get("seed")
     started = time.perf_counter()
     job = seeder.Seeder(
@@ -155,6 +177,11 @@ def counts(
     ] = False,
 ) -> None:
     """Exact row count of every table (null/absent when not installed)."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.domains import select, tables_of
+
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, say, autocommit=True) as conn:
@@ -173,6 +200,12 @@ def check(
     ] = False,
 ) -> None:
     """Check FKs, data rules, totals, stock and status mixes; exit 1 on a violation."""
+    from pytest_oltpseed import db, validators
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.domains import select
+    from pytest_oltpseed.errors import OltpseedError
+
     domains = select(domain)
     settings = load_settings(dsn=dsn)
     with db.session(settings, say) as conn:
@@ -191,4 +224,6 @@ def check(
 
 def _is_all(domain: str) -> bool:
     """Whether --domain named every domain (check then skips missing ones)."""
+    from pytest_oltpseed.domains import ALL
+
     return domain.strip().lower() == ALL

@@ -10,23 +10,28 @@ import typer
 
 from pytest_oltpseed.cli.options import out
 from pytest_oltpseed.errors import ServerError
-from pytest_oltpseed.server.embedded import EmbeddedServer
 
 
 def server_start() -> None:
     """Start the embedded server, or reuse it when it already runs."""
+    from pytest_oltpseed.server.embedded import EmbeddedServer
+
     info, started = EmbeddedServer().start()
     out.print(f"{'started' if started else 'already running'}: {info.url}")
 
 
 def server_stop() -> None:
     """Stop the embedded server (its data is kept for the next start)."""
+    from pytest_oltpseed.server.embedded import EmbeddedServer
+
     stopped = EmbeddedServer().stop()
     out.print("stopped" if stopped else "not running")
 
 
 def server_status() -> None:
     """Say whether the embedded server runs (exit 0) or not (exit 1)."""
+    from pytest_oltpseed.server.embedded import EmbeddedServer
+
     server = EmbeddedServer()
     info = server.status()
     if info is None:
@@ -37,6 +42,8 @@ def server_status() -> None:
 
 def server_dsn() -> None:
     """Print the embedded server's URL, for DATABASE_URL or psql."""
+    from pytest_oltpseed.server.embedded import EmbeddedServer
+
     info = EmbeddedServer().status()
     if info is None:
         raise ServerError("the embedded server is not running: oltpseed server start")

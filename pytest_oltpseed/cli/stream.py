@@ -7,14 +7,11 @@ reconciliation through :func:`pytest_oltpseed.cli.cdc.verify_and_print`.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pytest_oltpseed import cdc, db, logs
-from pytest_oltpseed.cli import render
 from pytest_oltpseed.cli.cdc import verify_and_print
 from pytest_oltpseed.cli.options import (
     DomainOption,
@@ -27,12 +24,6 @@ from pytest_oltpseed.cli.options import (
     say,
     writing_settings,
 )
-from pytest_oltpseed.config import load_settings
-from pytest_oltpseed.domains import schema, select, tables_of
-from pytest_oltpseed.errors import UsageError
-from pytest_oltpseed.stream import events, merging, pausing, workers
-from pytest_oltpseed.stream import runner as streaming
-from pytest_oltpseed.stream.ledger import check_outputs, write_report
 
 
 def stream(
@@ -147,6 +138,15 @@ def stream(
     dry_run: DryRunOption = False,
 ) -> None:
     """Stream a realistic mix of inserts, updates and rare deletes until stopped."""
+    import secrets
+
+    from pytest_oltpseed import cdc, db, logs
+    from pytest_oltpseed.cli import render
+    from pytest_oltpseed.domains import schema, select, tables_of
+    from pytest_oltpseed.stream import events, workers
+    from pytest_oltpseed.stream import runner as streaming
+    from pytest_oltpseed.stream.ledger import check_outputs
+
     domains = select(domain)
     settings = writing_settings("stream", dsn, force, dry_run, seed_random=seed_random)
     mix = events.configured_mix(domains, settings.stream, weights)
@@ -235,6 +235,11 @@ def report_merge(
     ] = None,
 ) -> None:
     """Merge the ledgers of several stream runs (``--shard i/K``) into one."""
+    from pytest_oltpseed.errors import UsageError
+    from pytest_oltpseed.stream import merging
+    from pytest_oltpseed.stream import runner as streaming
+    from pytest_oltpseed.stream.ledger import check_outputs, write_report
+
     if bool(changes) != (changes_output is not None):
         raise UsageError("give --changes files and --changes-output together")
     check_outputs({"-o": output, "--changes-output": changes_output})
@@ -259,6 +264,8 @@ def report_merge(
 
 def pause(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
     """Pause running streams into the target database before their next cycle."""
+    from pytest_oltpseed.stream import pausing
+
     path = _pause_sentinel(dsn, pause_file)
     created = pausing.pause(path)
     line = f"{'paused' if created else 'already paused'}: {path} (oltpseed resume)"
@@ -267,6 +274,8 @@ def pause(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
 
 def resume(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
     """Let paused streams into the target database go on."""
+    from pytest_oltpseed.stream import pausing
+
     path = _pause_sentinel(dsn, pause_file)
     removed = pausing.resume(path)
     line = f"resumed: removed {path}" if removed else f"not paused: no {path}"
@@ -275,6 +284,10 @@ def resume(dsn: DsnOption = None, pause_file: PauseFileOption = None) -> None:
 
 def _pause_sentinel(dsn: str | None, pause_file: Path | None) -> Path:
     """The file given, else the target database's sentinel (needs a connection)."""
+    from pytest_oltpseed import db
+    from pytest_oltpseed.config import load_settings
+    from pytest_oltpseed.stream import pausing
+
     settings = load_settings(dsn=dsn)
     explicit = pause_file or settings.stream.pause_file
     if explicit is not None:
