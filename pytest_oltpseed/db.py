@@ -10,7 +10,6 @@ from psycopg import sql
 
 from pytest_oltpseed.config import Settings, describe
 from pytest_oltpseed.errors import DatabaseUnavailable
-from pytest_oltpseed.server.embedded import EmbeddedServer
 
 
 def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:
@@ -23,6 +22,9 @@ def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str
         if settings.connection.note:
             announce(settings.connection.note)
         return settings.connection.conninfo
+    # imported here: a --dsn run never pays for the server's process tooling
+    from pytest_oltpseed.server.embedded import EmbeddedServer
+
     info, started = EmbeddedServer().start()
     verb = "started" if started else "using"
     announce(
