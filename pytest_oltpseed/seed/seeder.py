@@ -46,7 +46,7 @@ from pytest_oltpseed.data.factory import (
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
-from pytest_oltpseed.seed import chunks
+from pytest_oltpseed.seed import chunks, headers
 
 Picker = Callable[[Any], Ref]
 
@@ -281,6 +281,9 @@ class Seeder:
             elif hook is None and not stage.item_tables:
                 count = stage.count
                 run = partial(self._run_chunks, stage, result, count)
+            elif headers.columnar(stage.table):  # headers + items, column-wise
+                count = stage.count
+                run = partial(headers.run, self, stage, result, hook)
             else:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
