@@ -42,6 +42,8 @@ _SCALE = 2.0**-53
 FAST_AT = 10_000
 """Stages smaller than this skip NumPy: its import (~0.25 s) costs more than the
 column-wise path saves on fewer rows, and the rows are the same either way."""
+FAST_LOADED_AT = 1_000
+"""Once an earlier stage imported NumPy, stages from this size use it too."""
 
 
 def load_numpy() -> bool:
@@ -59,8 +61,10 @@ def load_numpy() -> bool:
 def fast_enabled(rows: int = FAST_AT) -> bool:
     """The column-wise path runs for a stage of ``rows`` when NumPy is
     importable and the fast path is not switched off (``OLTPSEED_FAST=0``)."""
-    if rows < FAST_AT or os.environ.get("OLTPSEED_FAST", "1") == "0":
+    if os.environ.get("OLTPSEED_FAST", "1") == "0":
         return False
+    if rows < FAST_AT:
+        return np is not None and rows >= min(FAST_LOADED_AT, FAST_AT)
     return load_numpy()
 
 
@@ -269,7 +273,7 @@ class Choice(Gen):
 class Weighted(Gen):
     """A key of ``choices`` drawn with its weight (like ``ctx.weighted``)."""
 
-    def __init__(self, choices: Mapping[str, float]) -> None:
+    def __init__(self, choices: Mapping[Any, float]) -> None:
         self.keys = tuple(choices)
         self.cumulative = list(accumulate(choices.values()))
         self.total = self.cumulative[-1] + 0.0

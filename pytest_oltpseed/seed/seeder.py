@@ -282,7 +282,7 @@ class Seeder:
                 count = stage.count
                 run = partial(self._run_chunks, stage, result, count)
             elif headers.columnar(stage.table):  # headers + items, column-wise
-                count = stage.count
+                count = headers.expected_rows(stage.factory, stage.count)
                 run = partial(headers.run, self, stage, result, hook)
             else:
                 pickers = self._pickers(stage.factory)
