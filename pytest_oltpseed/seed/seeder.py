@@ -261,6 +261,8 @@ class Seeder:
         """Run ``stages`` in order; :attr:`done` tells, after an interruption,
         which of them committed (each stage commits whole or not at all)."""
         self.done = []
+        stages = list(stages)
+        columns.warm(sum(headers.expected_rows(s.factory, s.count) for s in stages))
         for stage in stages:
             self.done.append(self.run_stage(stage))
         return list(self.done)
