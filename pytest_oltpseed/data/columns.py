@@ -642,13 +642,18 @@ class Derived(Gen):
 
     draws = 0
 
-    def __init__(self, fn: Any, *columns: str, kind: str = "text") -> None:
-        self.fn, self.columns, self.kind = fn, columns, kind
+    def __init__(
+        self, fn: Any, *columns: str, kind: str = "text", many: Any = None
+    ) -> None:
+        """``many`` maps the columns' arrays at once, where that can be done."""
+        self.fn, self.columns, self.kind, self.fn_many = fn, columns, kind, many
 
     def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
         return self.fn(*(getattr(r, c) for c in self.columns))
 
     def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self.fn_many is not None:
+            return self.fn_many(*(f.columns[c] for c in self.columns))
         values = zip(*(f.columns[c].tolist() for c in self.columns), strict=True)
         out = np.empty(f.size, dtype=object if self.kind == "text" else np.int64)
         out[:] = [self.fn(*v) for v in values]
@@ -833,6 +838,9 @@ class Switch(Gen):
         return out
 
 
+_CENTS = [f"{c:02d}" for c in range(100)]
+
+
 # -- COPY text of a column ------------------------------------------------------------
 def column_text(kind: str, values: Any) -> list[str]:
     """A column array as COPY text fields (``\\N`` for None)."""
@@ -846,10 +854,13 @@ def column_text(kind: str, values: Any) -> list[str]:
         return values.astype(str).tolist()
     if kind == "bool":
         return np.where(values, "t", "f").tolist()
-    if kind == "money":
-        whole = (values // 100).astype(str).astype(object)
-        cents = np.strings.zfill((values % 100).astype(str), 2).astype(object)
-        return (whole + "." + cents).tolist()
+    if kind == "money":  # whole cents; Python's formatting beats NumPy's here
+        return [
+            f"{whole}.{_CENTS[cents]}"
+            for whole, cents in zip(
+                (values // 100).tolist(), (values % 100).tolist(), strict=True
+            )
+        ]
     if kind == "date":
         return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
     if values.dtype == object:

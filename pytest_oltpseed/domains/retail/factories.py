@@ -43,7 +43,7 @@ from pytest_oltpseed.data.columns import (
 )
 from pytest_oltpseed.data.factory import Col, Context, Items, Parent, Row, SQLFactory
 from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
-from pytest_oltpseed.domains.retail.catalog import CATEGORIES, product_at
+from pytest_oltpseed.domains.retail.catalog import CATEGORIES, names_many, product_at
 
 DOMAIN = "retail"
 CENTS = Decimal("0.01")
@@ -142,8 +142,20 @@ class Store(SQLFactory):
     opened_at = Col(Day(-3650, -400))
 
 
-def _category(n: int) -> int:
+def _category(n: Any) -> Any:
     return n % len(CATEGORIES)
+
+
+def _of(field: str) -> Any:
+    """A category field over an array of category numbers."""
+
+    def many(kinds: Any) -> Any:
+        import numpy as np
+
+        values = np.array([getattr(c, field) for c in CATEGORIES], dtype=object)
+        return values[kinds]
+
+    return many
 
 
 class Product(SQLFactory):
@@ -154,13 +166,15 @@ class Product(SQLFactory):
         exclude = ("entry", "kind")
 
     entry = Col(Indexed(DOMAIN, "products.name", int, _same))
-    kind = Col(Derived(_category, "entry", kind="int"))  # CATEGORIES[kind]
-    name = Col(Derived(lambda n: product_at(n)[1], "entry"))
+    kind = Col(
+        Derived(_category, "entry", kind="int", many=_category)
+    )  # CATEGORIES[kind]
+    name = Col(Derived(lambda n: product_at(n)[1], "entry", many=names_many))
     sku = Col(
         Derived(lambda k, name: brazil.sku(name, CATEGORIES[k].prefix), "kind", "name")
     )
-    category = Col(Derived(lambda k: CATEGORIES[k].name, "kind"))
-    unit = Col(Derived(lambda k: CATEGORIES[k].unit, "kind"))
+    category = Col(Derived(lambda k: CATEGORIES[k].name, "kind", many=_of("name")))
+    unit = Col(Derived(lambda k: CATEGORIES[k].unit, "kind", many=_of("unit")))
     cost = Col(Cents([c.cost for c in CATEGORIES], by="kind"))
     price = Col(Scaled("cost", 1.25, 1.9))
     active = Col(Flag(0.97))
