@@ -298,6 +298,21 @@ def test_cnpj_over_arrays_equals_cnpj_one_by_one() -> None:
     assert all(brazil.is_valid_cnpj(v) for v in brazil.cnpj_many(ns[:1000]))
 
 
+def test_product_names_over_arrays_equal_names_one_by_one() -> None:
+    """The catalogue's names as a column, product lines past the catalogue too."""
+    from pytest_oltpseed.domains.retail.catalog import CAPACITY, names_many, product_at
+
+    ns = np.concatenate(
+        [
+            np.arange(0, 3_000),
+            np.random.default_rng(1).integers(0, 50 * CAPACITY, 3_000),
+        ]
+    )
+    names = names_many(ns).tolist()
+    assert names == [product_at(int(n))[1] for n in ns]
+    assert any(" - linha " in name for name in names)
+
+
 def test_retail_create_uses_the_same_declarations(database: str) -> None:
     """Per object, the retail generators give the rows the rules expect."""
     from pytest_oltpseed.data import brazil

@@ -5,6 +5,12 @@ Stock flows supplier -> warehouse (entries) -> store (distributions) -> client
 store is restocked when short (a distribution, itself backed by an entry),
 so a store never sells more of a product than it received. Totals always
 equal the sum of their items. SKUs derive from product names (spec 000 §4.2).
+
+Every column is a generator of :mod:`pytest_oltpseed.data.columns`, so the
+same declaration makes one value (``create()``, the stream) or a whole
+column (the seeder, see :mod:`pytest_oltpseed.seed.headers`); the seeder
+keeps the stock rule with its own stage hooks (``seeding.py``) instead of
+restocking.
 """
 
 from __future__ import annotations
