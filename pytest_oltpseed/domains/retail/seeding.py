@@ -19,6 +19,7 @@ from typing import Any
 
 from pytest_oltpseed.data import columns
 from pytest_oltpseed.domains.retail.factories import PRODUCT_CARRY
+from pytest_oltpseed.seed import chunks
 from pytest_oltpseed.seed.seeder import Seeder, Stage
 
 WAREHOUSE = (
@@ -57,12 +58,14 @@ class Stock:
 
     def load(self, seeder: Seeder, stage: Stage, fast: bool) -> None:
         products = seeder.pool("products", PRODUCT_CARRY)
+        chunks._require(products)  # one clear line, not an IndexError
         self.products = len(products)
         product_at = {pid: i for i, pid in enumerate(products.ids)}
         groups = 1
         group_at: dict[Any, int] = {None: 0}
         if self.header_fk:
             heads = seeder.pool(self.header_table, self.header_carry)
+            chunks._require(heads)
             groups = self.heads = len(heads)
             group_at = {hid: i for i, hid in enumerate(heads.ids)}
         product, group, stock = [], [], []
