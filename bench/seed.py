@@ -4,11 +4,13 @@ One ephemeral server (started by the project), a fresh database per run, each
 run in its own process so its peak RSS is its own. Prints rows, seconds,
 rows/s and peak RSS for:
 
-* ``oltpseed seed`` at each profile, both domains (``all``) and hospital only,
+* ``oltpseed seed`` at each profile for each of ``--domains`` (both domains,
+  ``all``, and hospital only by default; ``retail`` too on request),
   with the column-wise fast path (NumPy) and without it (``OLTPSEED_FAST=0``:
   the same rows, generated one at a time in pure Python);
-* the specs' design (``bench/spec_design.py``) on the same hospital tables and
-  volumes: per-row Faker, psycopg2 ``execute_values``, commit per stage;
+* the specs' design on the same tables and volumes (``bench/spec_design.py``
+  for the hospital, ``bench/spec_design_retail.py`` for retail): per-row
+  Faker, psycopg2 ``execute_values``, commit per stage;
 * ``pgbench -i`` at (about) the same total row count as ``all``, on the same
   server, as the server's own pace.
 
@@ -21,7 +23,8 @@ contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
 imports) and the fresh server's first queries.
 
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
-        [--no-spec] [--no-slow]
+        [--domains all,hospital,retail] [--spec-profiles LARGE]
+        [--slow-profiles LARGE] [--no-spec] [--no-slow]
 """
 
 from __future__ import annotations
@@ -113,8 +116,23 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per measurement; best is kept"
     )
+    parser.add_argument(
+        "--domains",
+        default="all,hospital",
+        help="oltpseed runs per profile: all, hospital, retail (comma-separated)",
+    )
+    parser.add_argument(
+        "--spec-profiles", help="profiles with the specs' design runs (default: all)"
+    )
+    parser.add_argument(
+        "--slow-profiles",
+        help="profiles with runs without the fast path (default: all)",
+    )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]
+    domains = [d.strip() for d in args.domains.split(",")]
+    spec_profiles = _names(args.spec_profiles, profiles)
+    slow_profiles = _names(args.slow_profiles, profiles)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -127,8 +145,10 @@ def main() -> None:
         for profile in profiles:
             rate: dict[str, float] = {}
             per_row: dict[str, float] = {}
-            for domain in ("all", "hospital"):
-                for fast in (True, False) if not args.no_slow else (True,):
+            all_rows = 0
+            slow = profile in slow_profiles and not args.no_slow
+            for domain in domains:
+                for fast in (True, False) if slow else (True,):
                     label = f"{domain} {'fast' if fast else 'slow'}"
                     seconds, rss, rows = _oltpseed(
                         server, profile, domain, fast, env, args.repeat
@@ -138,46 +158,59 @@ def main() -> None:
                     per_row[label] = seconds / rows
                     if label == "all fast":
                         all_rows = rows
-            if not args.no_spec:
+            spec = not args.no_spec and profile in spec_profiles
+            for domain in [d for d in domains if d in SPEC and spec]:
                 best = None
                 for _ in range(args.repeat):
-                    dsn = fresh_database(server, "bench", "hospital")
+                    dsn = fresh_database(server, "bench", domain)
                     seconds, rss, out = _measure(
-                        [sys.executable, str(HERE / "spec_design.py"), dsn, profile],
-                        env,
+                        [sys.executable, str(HERE / SPEC[domain]), dsn, profile], env
                     )
                     if best is None or seconds < best[0]:
                         best = (seconds, rss, int(out.split()[0]))
                 assert best is not None
                 seconds, rss, rows = best
-                rate["spec"] = rows / seconds
-                _line(f"specs' design {profile} hospital", rows, seconds, rss)
-            scale = max(1, round(all_rows / 100_000))
-            fresh_database(server, "bench", None)
-            seconds, _, _ = _measure(
-                [str(pgbench), "-i", "-q", "-s", str(scale), "-d", server.dsn("bench")]
-            )
-            pg_rows = scale * 100_000 + scale * 111  # accounts, tellers, branches
-            _line(f"pgbench -i -s {scale}", pg_rows, seconds, None)
-            pg_per_row = seconds / pg_rows
-            for label in per_row:
-                if label.startswith("all"):
-                    print(
-                        f"{'':<4}{profile} {label}: {per_row[label] / pg_per_row:.1f}x "
-                        "pgbench's time per row"
-                    )
-            if "spec" in rate:
-                for label in rate:
-                    if label.startswith("hospital"):
+                rate[f"spec {domain}"] = rows / seconds
+                _line(f"specs' design {profile} {domain}", rows, seconds, rss)
+            if all_rows:
+                scale = max(1, round(all_rows / 100_000))
+                fresh_database(server, "bench", None)
+                seconds, _, _ = _measure(
+                    [str(pgbench), "-i", "-q", "-s", str(scale), "-d",
+                     server.dsn("bench")]
+                )  # fmt: skip
+                pg_rows = scale * 100_000 + scale * 111  # accounts, tellers, branches
+                _line(f"pgbench -i -s {scale}", pg_rows, seconds, None)
+                pg_per_row = seconds / pg_rows
+                for label in per_row:
+                    if label.startswith("all"):
                         print(
                             f"{'':<4}{profile} {label}: "
-                            f"{rate[label] / rate['spec']:.1f}x the specs' design"
+                            f"{per_row[label] / pg_per_row:.1f}x pgbench's time per row"
                         )
-            if "all slow" in rate:
-                print(
-                    f"{'':<4}{profile} fast path: "
-                    f"{rate['all fast'] / rate['all slow']:.2f}x without it"
-                )
+            for label in rate:
+                domain = label.split()[0]
+                if f"spec {domain}" in rate and not label.startswith("spec"):
+                    print(
+                        f"{'':<4}{profile} {label}: "
+                        f"{rate[label] / rate[f'spec {domain}']:.1f}x the specs' design"
+                    )
+            for domain in domains:
+                if f"{domain} slow" in rate:
+                    print(
+                        f"{'':<4}{profile} {domain} fast path: "
+                        f"{rate[f'{domain} fast'] / rate[f'{domain} slow']:.2f}x "
+                        "without it"
+                    )
+
+
+SPEC = {"hospital": "spec_design.py", "retail": "spec_design_retail.py"}
+"""The specs' design per domain: spec 002's for the hospital, spec 000's for
+retail (each on its own tables and volumes)."""
+
+
+def _names(text: str | None, default: list[str]) -> list[str]:
+    return [p.strip().upper() for p in text.split(",")] if text else default
 
 
 if __name__ == "__main__":

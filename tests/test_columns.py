@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
+from pytest_oltpseed import validators
 from pytest_oltpseed.data import columns
 from pytest_oltpseed.data.factory import bind
 from pytest_oltpseed.domains import schema, select
 from pytest_oltpseed.domains.hospital import factories as h
 from pytest_oltpseed.profiles import resolve
-from pytest_oltpseed.seed import chunks, seeder
+from pytest_oltpseed.seed import chunks, headers, seeder
 from pytest_oltpseed.seed.seeder import Seeder, plan
 from pytest_oltpseed.server.embedded import ServerInfo
 from tests.conftest import scratch_database
@@ -22,6 +24,9 @@ from tests.conftest import scratch_database
 np = pytest.importorskip("numpy")
 HOSPITAL = ("pacientes", "medicos", "convenios", "pacientes_convenios", "consultas",
             "exames", "internacoes")  # fmt: skip
+RETAIL = ("suppliers", "stores", "products", "clients", "product_entries",
+          "product_entry_items", "internal_distributions",
+          "internal_distribution_items", "sales", "sale_items")  # fmt: skip
 
 
 def test_uniform_stream_is_the_same_in_python_and_numpy() -> None:
@@ -96,7 +101,7 @@ def test_per_object_create_uses_the_same_declaration(database: str) -> None:
         assert exam["data"] >= ctx.as_of - h.HISTORY - timedelta(seconds=1)
 
 
-def _sums(dsn: str) -> dict[str, str]:
+def _sums(dsn: str, tables: tuple[str, ...] = HOSPITAL) -> dict[str, str]:
     with psycopg.connect(dsn) as c:
         return {
             t: hashlib.sha256(
@@ -107,7 +112,7 @@ def _sums(dsn: str) -> dict[str, str]:
                     ).fetchall()
                 ).encode()
             ).hexdigest()
-            for t in HOSPITAL
+            for t in tables
         }
 
 
@@ -159,3 +164,175 @@ def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:
     ns = np.concatenate([np.arange(0, 50_000), np.arange(10**9 - 1000, 10**9)])
     assert brazil.cpf_many(ns).tolist() == [brazil.cpf(int(n)) for n in ns]
     assert all(brazil.is_valid_cpf(v) for v in brazil.cpf_many(ns[:1000]))
+
+
+def _violations(dsn: str, domain: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        findings = validators.check_database(conn, select(domain))
+    return [
+        f"{f.rule}: {f.violations} (e.g. {f.example})" for f in findings if not f.ok
+    ]
+
+
+def _seed_retail(server: ServerInfo, workers: int, profile: str = "MEDIUM") -> Any:
+    with scratch_database(server, "cols") as dsn:
+        with psycopg.connect(dsn) as conn:
+            schema.install(conn, select("retail"))
+            conn.commit()
+            Seeder(conn, workers=workers).run(plan(select("retail"), resolve(profile)))
+        assert _violations(dsn, "retail") == []
+        return _sums(dsn, RETAIL)
+
+
+def test_retail_fast_path_equals_slow_path_with_and_without_workers(
+    oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retail column-wise == one row at a time, in chunks small enough that the
+    stock carries from chunk to chunk, with and without workers; two fresh
+    databases seeded column-wise hold the same rows."""
+    monkeypatch.setattr(seeder, "PARALLEL_AT", 100)  # products, clients fork
+    monkeypatch.setattr(columns, "FAST_AT", 10)  # every stage column-wise
+    monkeypatch.setattr(chunks, "CHUNK", 70)  # several chunks a stage
+    flat: list[str] = []
+    header_chunks: list[str] = []
+    real_columns, real_render = chunks.render_columns, headers.render
+
+    def spy(chunk: chunks.Chunk, *args: Any) -> chunks.Rendered:
+        flat.append(chunk.table)
+        return real_columns(chunk, *args)
+
+    def spy_headers(plan: Any, chunk: chunks.Chunk, fast: bool) -> Any:
+        header_chunks.append(f"{chunk.table}:{fast}")
+        return real_render(plan, chunk, fast)
+
+    monkeypatch.setattr(chunks, "render_columns", spy)
+    monkeypatch.setattr(headers, "render", spy_headers)
+    monkeypatch.setenv("OLTPSEED_FAST", "0")
+    slow_forked = _seed_retail(oltp_server, workers=2)
+    slow = _seed_retail(oltp_server, workers=0)
+    assert flat == [] and all(c.endswith(":False") for c in header_chunks)
+    monkeypatch.setenv("OLTPSEED_FAST", "1")
+    fast = _seed_retail(oltp_server, workers=2)
+    again = _seed_retail(oltp_server, workers=0)
+    assert slow_forked == slow
+    assert fast == slow
+    assert again == fast
+    assert set(flat) == {"suppliers", "stores", "products", "clients"}
+    assert header_chunks.count("sales:True") == 2 * 5  # 300 sales, 70 a chunk
+    assert {c.split(":")[0] for c in header_chunks} == {
+        "product_entries",
+        "internal_distributions",
+        "sales",
+    }
+
+
+def test_retail_large_column_wise_is_clean_and_stocked(
+    oltp_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LARGE, every retail stage of 1,000+ rows column-wise: `check` is clean
+    (stock, totals, SKUs, documents), the counts are the profile's, and items
+    are picked from what is in stock, so few headers end cancelled."""
+    monkeypatch.setattr(columns, "FAST_AT", 1_000)
+    monkeypatch.setenv("OLTPSEED_FAST", "1")
+    profile = resolve("LARGE")
+    with scratch_database(oltp_server, "cols") as dsn:
+        with psycopg.connect(dsn) as conn:
+            schema.install(conn, select("retail"))
+            conn.commit()
+            Seeder(conn).run(plan(select("retail"), profile))
+            counts = {
+                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[arg-type, index]
+                for t in RETAIL
+            }
+            cancelled = {
+                t: conn.execute(
+                    f"SELECT avg((status = 'cancelled')::int) FROM {t}"  # type: ignore[arg-type]
+                ).fetchone()[0]  # type: ignore[index]
+                for t in ("internal_distributions", "sales")
+            }
+            clients = conn.execute(
+                "SELECT count(*) FILTER (WHERE length(cpf_cnpj) = 18), count(*) "
+                "FROM clients"
+            ).fetchone()
+        assert _violations(dsn, "retail") == []
+    for table in ("suppliers", "stores", "products", "clients", "sales"):
+        assert counts[table] == profile.count(table)
+    assert 1 <= counts["sale_items"] / counts["sales"] <= 5
+    # weights: 2% of transfers and 5% of sales cancelled; stock costs a little more
+    assert cancelled["internal_distributions"] < 0.06, cancelled
+    assert cancelled["sales"] < 0.10, cancelled
+    assert clients is not None and 0.10 < clients[0] / clients[1] < 0.20
+
+
+@pytest.mark.parametrize("chunks_of", [[40], [7, 13, 20]])
+def test_stock_grants_column_wise_equal_the_greedy_loop(chunks_of: list[int]) -> None:
+    """min(Q, S) - min(Q - want, S) per key == granting one item at a time,
+    also when the stock carries over several chunks."""
+    from pytest_oltpseed.domains.retail.seeding import Stock
+
+    rng = np.random.default_rng(7)
+    stock = [int(x) for x in rng.integers(1, 30, 12)]
+
+    def rule(fast: bool) -> Stock:
+        each = Stock()
+        left = [*stock, 0]
+        each.left = np.array(left, dtype=np.int64) if fast else left
+        return each
+
+    fast, slow = rule(True), rule(False)
+    for size in chunks_of:
+        keys = rng.integers(-1, 12, size)
+        wanted = rng.integers(1, 9, size)
+        got = fast.allocate(keys, wanted, True)
+        assert got.tolist() == slow.allocate(keys.tolist(), wanted.tolist(), False)
+        assert (got >= 0).all() and (got <= wanted).all()
+    assert fast.left.tolist() == slow.left
+    assert min(slow.left) >= 0
+
+
+def test_cnpj_over_arrays_equals_cnpj_one_by_one() -> None:
+    from pytest_oltpseed.data import brazil
+
+    ns = np.concatenate([np.arange(0, 20_000), np.arange(10**8 - 1000, 10**8)])
+    assert brazil.cnpj_many(ns).tolist() == [brazil.cnpj(int(n)) for n in ns]
+    assert all(brazil.is_valid_cnpj(v) for v in brazil.cnpj_many(ns[:1000]))
+
+
+def test_product_names_over_arrays_equal_names_one_by_one() -> None:
+    """The catalogue's names as a column, product lines past the catalogue too."""
+    from pytest_oltpseed.domains.retail.catalog import CAPACITY, names_many, product_at
+
+    ns = np.concatenate(
+        [
+            np.arange(0, 3_000),
+            np.random.default_rng(1).integers(0, 50 * CAPACITY, 3_000),
+        ]
+    )
+    names = names_many(ns).tolist()
+    assert names == [product_at(int(n))[1] for n in ns]
+    assert any(" - linha " in name for name in names)
+
+
+def test_retail_create_uses_the_same_declarations(database: str) -> None:
+    """Per object, the retail generators give the rows the rules expect."""
+    from pytest_oltpseed.data import brazil
+    from pytest_oltpseed.domains.retail import factories as r
+
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("retail"))
+        with bind(conn, seed=3):
+            sale = r.Sale.create()
+            product = r.Product.create()
+            client = r.Client.create()
+            entry = r.ProductEntry.create()
+    assert sale["total"] == sum(i["subtotal"] for i in sale["items"])
+    assert all(i["subtotal"] == i["quantity"] * i["unit_price"] for i in sale["items"])
+    assert brazil.is_valid_sku(product["sku"], product["name"])
+    assert product["price"] >= product["cost"] * Decimal("1.25") - Decimal("0.01")
+    assert brazil.is_valid_cpf(client["cpf_cnpj"]) or brazil.is_valid_cnpj(
+        client["cpf_cnpj"]
+    )
+    assert entry["invoice_number"].startswith("NF-")
+    assert entry["total_cost"] == sum(
+        i["quantity"] * i["unit_cost"] for i in entry["items"]
+    )

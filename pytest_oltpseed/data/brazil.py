@@ -188,6 +188,33 @@ def cnpj(n: int) -> str:
     return f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{first}{second}"
 
 
+def cnpj_many(ns: Any) -> Any:
+    """:func:`cnpj` over a NumPy array of indices (an object array of str)."""
+    import numpy as np
+
+    if ns.size and (int(ns.min()) < 0 or int(ns.max()) >= _CNPJ_SPACE):
+        raise ValueError(f"index outside 0..{_CNPJ_SPACE - 1}")
+    reserved = np.array(sorted(_RESERVED_CNPJ), dtype=np.int64)
+    root = (_CNPJ_A * ns.astype(np.int64) + _CNPJ_B) % _CNPJ_SPACE
+    bad = np.isin(root, reserved)
+    while bad.any():  # cycle-walking, as in _walk
+        root[bad] = (_CNPJ_A * root[bad] + _CNPJ_B) % _CNPJ_SPACE
+        bad = np.isin(root, reserved)
+    base = root * 10_000 + 1
+    powers = 10 ** np.arange(11, -1, -1, dtype=np.int64)
+    digits = (base[:, None] // powers) % 10  # (n, 12), most significant first
+    first = _digits_of(digits @ np.array(_CNPJ_W1, dtype=np.int64))
+    second = _digits_of(digits @ np.array(_CNPJ_W2[:12], dtype=np.int64) + 2 * first)
+    text = np.empty((len(base), 18), dtype=np.uint8)
+    text[:, [0, 1, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14]] = 48 + digits
+    text[:, 2] = text[:, 6] = ord(".")
+    text[:, 10] = ord("/")
+    text[:, 15] = ord("-")
+    text[:, 16] = 48 + first
+    text[:, 17] = 48 + second
+    return text.view("S18").ravel().astype("U18").astype(object)
+
+
 def crm(n: int) -> str:
     """The ``n``-th CRM, ``CRM/UF 123456``, distinct for distinct ``n``."""
     number = _walk(n % _CRM_SPACE, _CRM_A, _CRM_B, _CRM_SPACE, frozenset({0}))

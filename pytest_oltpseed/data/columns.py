@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
+import weakref
 from bisect import bisect
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import accumulate
 from typing import Any
 
@@ -39,6 +42,18 @@ _SCALE = 2.0**-53
 FAST_AT = 10_000
 """Stages smaller than this skip NumPy: its import (~0.25 s) costs more than the
 column-wise path saves on fewer rows, and the rows are the same either way."""
+FAST_LOADED_AT = 1_000
+"""Once an earlier stage imported NumPy, stages from this size use it too."""
+RUN_FAST_AT = 30_000
+"""A seeding run of this many rows in all (items included) imports NumPy up
+front (:func:`warm`), so that its many mid-sized stages (retail LARGE: 5,000
+products, 2,000 entries with 9,000 items) go column-wise too."""
+
+
+def warm(run_rows: int) -> None:
+    """Import NumPy now when a run of ``run_rows`` rows will repay it."""
+    if run_rows >= RUN_FAST_AT:
+        fast_enabled(max(FAST_AT, run_rows))
 
 
 def load_numpy() -> bool:
@@ -56,8 +71,10 @@ def load_numpy() -> bool:
 def fast_enabled(rows: int = FAST_AT) -> bool:
     """The column-wise path runs for a stage of ``rows`` when NumPy is
     importable and the fast path is not switched off (``OLTPSEED_FAST=0``)."""
-    if rows < FAST_AT or os.environ.get("OLTPSEED_FAST", "1") == "0":
+    if os.environ.get("OLTPSEED_FAST", "1") == "0":
         return False
+    if rows < FAST_AT:
+        return np is not None and rows >= min(FAST_LOADED_AT, FAST_AT)
     return load_numpy()
 
 
@@ -124,6 +141,10 @@ class Frame:
         self.columns: dict[str, Any] = {}
         self.parents: dict[str, Any] = {}
         self.used: dict[tuple[str, str], int] = {}
+        self.fresh: dict[tuple[str, str], Any] = {}
+        """Reserved indices of ``fresh`` keys for this chunk's rows."""
+        self.children: dict[str, Frame] = {}
+        """A header's item frames by Items name (``header`` column: row number)."""
 
     def carried(self, fk: str, column: str) -> Any:
         values = self.parents[fk].seconds(column)
@@ -262,11 +283,13 @@ class Choice(Gen):
 class Weighted(Gen):
     """A key of ``choices`` drawn with its weight (like ``ctx.weighted``)."""
 
-    def __init__(self, choices: Mapping[str, float]) -> None:
+    def __init__(self, choices: Mapping[Any, float]) -> None:
         self.keys = tuple(choices)
         self.cumulative = list(accumulate(choices.values()))
         self.total = self.cumulative[-1] + 0.0
         self._array: Any = None
+        if all(type(k) is int for k in self.keys):
+            self.kind = "int"  # e.g. a quantity: 1 most of the time
 
     def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
         x = us[0] * self.total
@@ -274,7 +297,8 @@ class Weighted(Gen):
 
     def many(self, f: Frame, us: Sequence[Any]) -> Any:
         if self._array is None:
-            self._array = np.array(self.keys, dtype=object)
+            dtype = np.int64 if self.kind == "int" else object
+            self._array = np.array(self.keys, dtype=dtype)
         edges = np.array(self.cumulative[:-1], dtype=np.float64)
         return self._array[np.searchsorted(edges, us[0] * self.total, side="right")]
 
@@ -499,17 +523,293 @@ class Indexed(Gen):
     """A unique identifier from the row's index in ``key``'s sequence
     (``ctx.next_index``): ``make(n)`` per value, ``make_many(array)`` per column."""
 
-    def __init__(self, domain: str, key: str, make: Any, make_many: Any) -> None:
+    def __init__(
+        self, domain: str, key: str, make: Any, make_many: Any, *, fresh: bool = False
+    ) -> None:
+        """``fresh`` keys (invoice numbers: not natural keys) are reserved from
+        the database even by the seeder, so a rerun never repeats them; the
+        bulk path reads them from ``Frame.fresh``."""
         self.domain, self.key = domain, key
         self.make, self.make_many = make, make_many
+        self.fresh = fresh
         self.draws = 0
 
     def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
-        return self.make(g.next_index(self.domain, self.key))
+        return self.make(g.next_index(self.domain, self.key, fresh=self.fresh))
 
     def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self.fresh:
+            return self.make_many(f.fresh[(self.domain, self.key)])
         f.used[(self.domain, self.key)] = f.start + f.size
         return self.make_many(np.arange(f.start, f.start + f.size, dtype=np.int64))
+
+
+class IndexedBy(Gen):
+    """A unique identifier whose kind depends on another column (a client's
+    CNPJ when a company, else CPF): ``cases`` maps that column's value to
+    ``(key, make, make_many)``, ``default`` the rest.
+
+    Row ``n`` of a seeded chunk takes index ``n`` of its own key, so the per
+    row and column forms agree; per object every key advances once a row
+    (one index of the unused keys is skipped: the spaces are vast).
+    """
+
+    draws = 0
+
+    def __init__(
+        self, domain: str, column: str, cases: Mapping[Any, Any], default: Any
+    ) -> None:
+        self.domain, self.column = domain, column
+        self.cases, self.default = dict(cases), default
+        self.keys = [spec[0] for spec in (*self.cases.values(), default)]
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        index = {key: g.next_index(self.domain, key) for key in self.keys}
+        key, make, _ = self.cases.get(getattr(r, self.column), self.default)
+        return make(index[key])
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        for key in self.keys:
+            f.used[(self.domain, key)] = f.start + f.size
+        n = np.arange(f.start, f.start + f.size, dtype=np.int64)
+        out = np.empty(f.size, dtype=object)
+        rest = np.ones(f.size, dtype=bool)
+        for value, (_, _, make_many) in self.cases.items():
+            mask = f.columns[self.column] == value
+            if mask.any():
+                out[mask] = make_many(n[mask])
+            rest &= ~mask
+        if rest.any():
+            out[rest] = self.default[2](n[rest])
+        return out
+
+
+class Number(Gen):
+    """An integer uniformly in [low, high] (``ctx.randint``)."""
+
+    kind = "int"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.size = low, high - low + 1
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return self.low + pick(us[0], self.size)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return self.low + picks(us[0], self.size)
+
+
+class PoolIndex(Gen):
+    """The index of a uniform pick from a value pool (a helper column, so that
+    several columns read one pick: a city and its UF)."""
+
+    kind = "int"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return pick(us[0], len(getattr(g.pools, self.name)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return picks(us[0], len(getattr(f.pools, self.name)))
+
+
+class PoolItem(Gen):
+    """Field ``field`` of the pool entry a :class:`PoolIndex` column picked."""
+
+    draws = 0
+
+    def __init__(self, column: str, name: str, field: int) -> None:
+        self.column, self.name, self.field = column, name, field
+        self._cache: tuple[Any, Any] | None = None
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return getattr(g.pools, self.name)[getattr(r, self.column)][self.field]
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        options = getattr(f.pools, self.name)
+        if self._cache is None or self._cache[0] is not options:
+            values = np.empty(len(options), dtype=object)
+            values[:] = [o[self.field] for o in options]
+            self._cache = (options, values)
+        return self._cache[1][f.columns[self.column]]
+
+
+class Derived(Gen):
+    """``fn`` of other columns of the row (a SKU from the product's name):
+    a Python call per row in both forms, for what arrays cannot express."""
+
+    draws = 0
+
+    def __init__(
+        self, fn: Any, *columns: str, kind: str = "text", many: Any = None
+    ) -> None:
+        """``many`` maps the columns' arrays at once, where that can be done."""
+        self.fn, self.columns, self.kind, self.fn_many = fn, columns, kind, many
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return self.fn(*(getattr(r, c) for c in self.columns))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        if self.fn_many is not None:
+            return self.fn_many(*(f.columns[c] for c in self.columns))
+        values = zip(*(f.columns[c].tolist() for c in self.columns), strict=True)
+        out = np.empty(f.size, dtype=object if self.kind == "text" else np.int64)
+        out[:] = [self.fn(*v) for v in values]
+        return out
+
+
+class Email(Gen):
+    """``first.last123@domain`` from a name column (``ctx.email``)."""
+
+    draws = 2
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.number = Int(1, 999)
+        self.domain = PoolChoice("email_domains")
+
+    @staticmethod
+    def user(name: str) -> str:
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore")
+        parts = ascii_name.decode().lower().split()
+        return f"{parts[0]}.{parts[-1]}"
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        number = self.number.one(g, us[:1], r)
+        return f"{self.user(getattr(r, self.column))}{number}@" + self.domain.one(
+            g, us[1:], r
+        )
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        users = np.empty(f.size, dtype=object)
+        users[:] = [self.user(v) for v in f.columns[self.column].tolist()]
+        return users + self.number.many(f, us[:1]) + "@" + self.domain.many(f, us[1:])
+
+
+# -- money: whole cents per column, Decimal per value ---------------------------------
+def to_money(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def to_cents(value: Decimal) -> int:
+    return int(value * 100)
+
+
+class Cents(Gen):
+    """An amount uniformly in [low, high] (reais), to the cent; ``by`` (a
+    column holding small ints) picks the row's range from ``ranges``."""
+
+    kind = "money"
+
+    def __init__(self, ranges: Sequence[tuple[float, float]], by: str) -> None:
+        self.by = by
+        self.low = [round(low * 100) for low, _ in ranges]
+        self.size = [round(high * 100) - round(low * 100) + 1 for low, high in ranges]
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        k = getattr(r, self.by)
+        return to_money(self.low[k] + int(us[0] * self.size[k]))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        k = f.columns[self.by]
+        low = np.array(self.low, dtype=np.int64)[k]
+        size = np.array(self.size, dtype=np.float64)[k]
+        return low + (us[0] * size).astype(np.int64)
+
+
+class Scaled(Gen):
+    """A money column times a uniform factor in [low, high) (a price from its
+    cost), truncated to the cent."""
+
+    kind = "money"
+
+    def __init__(self, column: str, low: float, high: float) -> None:
+        self.column, self.low, self.span = column, low, high - low
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        cents = to_cents(getattr(r, self.column))
+        return to_money(int(cents * (self.low + us[0] * self.span)))
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        factor = self.low + us[0] * self.span
+        return (f.columns[self.column] * factor).astype(np.int64)
+
+
+_PARENT_MONEY: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class ParentValue(Gen):
+    """A carried money column of the row's parent (an item's unit price)."""
+
+    draws = 0
+    kind = "money"
+
+    def __init__(self, fk: str, column: str, table: str) -> None:
+        self.fk, self.column, self.table = fk, column, table
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return g.parent(getattr(r, self.fk), self.table)[self.column]
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        pool = f.parents[self.fk]
+        cached = _PARENT_MONEY.setdefault(pool, {})
+        if self.column not in cached:
+            cached[self.column] = np.fromiter(
+                (to_cents(v) for v in pool.values[self.column]),
+                dtype=np.int64,
+                count=len(pool),
+            )
+        return cached[self.column][f.columns[self.fk]]
+
+
+class Times(Gen):
+    """An int column times a money column (a subtotal)."""
+
+    draws = 0
+    kind = "money"
+
+    def __init__(self, count: str, amount: str) -> None:
+        self.count, self.amount = count, amount
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        return getattr(r, self.count) * getattr(r, self.amount)
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        return f.columns[self.count] * f.columns[self.amount]
+
+
+class Total(Gen):
+    """The sum over a header's items of the product of ``fields`` (a sale's
+    total, an entry's cost): always equal to its items, by construction."""
+
+    draws = 0
+    kind = "money"
+
+    def __init__(self, items: str, *fields: str) -> None:
+        self.items, self.fields = items, fields
+
+    def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
+        total = Decimal("0.00")
+        for item in getattr(r, self.items):
+            amount = item[self.fields[0]]
+            for name in self.fields[1:]:
+                amount = amount * item[name]
+            total += amount
+        return total
+
+    def many(self, f: Frame, us: Sequence[Any]) -> Any:
+        child = f.children[self.items]
+        amount = child.columns[self.fields[0]]
+        for name in self.fields[1:]:
+            amount = amount * child.columns[name]
+        sums = np.bincount(
+            child.columns["header"], weights=amount, minlength=f.size
+        )  # float64: exact below 2**53 cents
+        return sums.astype(np.int64)
 
 
 class Switch(Gen):
@@ -538,6 +838,9 @@ class Switch(Gen):
         return out
 
 
+_CENTS = [f"{c:02d}" for c in range(100)]
+
+
 # -- COPY text of a column ------------------------------------------------------------
 def column_text(kind: str, values: Any) -> list[str]:
     """A column array as COPY text fields (``\\N`` for None)."""
@@ -551,6 +854,13 @@ def column_text(kind: str, values: Any) -> list[str]:
         return values.astype(str).tolist()
     if kind == "bool":
         return np.where(values, "t", "f").tolist()
+    if kind == "money":  # whole cents; Python's formatting beats NumPy's here
+        return [
+            f"{whole}.{_CENTS[cents]}"
+            for whole, cents in zip(
+                (values // 100).tolist(), (values % 100).tolist(), strict=True
+            )
+        ]
     if kind == "date":
         return np.datetime_as_string(values.astype("datetime64[D]")).tolist()
     if values.dtype == object:

@@ -46,7 +46,7 @@ from pytest_oltpseed.data.factory import (
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
-from pytest_oltpseed.seed import chunks
+from pytest_oltpseed.seed import chunks, headers
 
 Picker = Callable[[Any], Ref]
 
@@ -261,6 +261,8 @@ class Seeder:
         """Run ``stages`` in order; :attr:`done` tells, after an interruption,
         which of them committed (each stage commits whole or not at all)."""
         self.done = []
+        stages = list(stages)
+        columns.warm(sum(headers.expected_rows(s.factory, s.count) for s in stages))
         for stage in stages:
             self.done.append(self.run_stage(stage))
         return list(self.done)
@@ -281,6 +283,9 @@ class Seeder:
             elif hook is None and not stage.item_tables:
                 count = stage.count
                 run = partial(self._run_chunks, stage, result, count)
+            elif headers.columnar(stage.table):  # headers + items, column-wise
+                count = headers.expected_rows(stage.factory, stage.count)
+                run = partial(headers.run, self, stage, result, hook)
             else:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count

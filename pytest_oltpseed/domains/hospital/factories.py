@@ -18,7 +18,6 @@ from pytest_oltpseed.data import brazil
 from pytest_oltpseed.data.columns import (
     AsOf,
     Before,
-    Chance,
     Choice,
     Day,
     DayStart,
@@ -33,12 +32,12 @@ from pytest_oltpseed.data.columns import (
     Moment,
     ParentCol,
     Plus,
-    PoolChoice,
     Span,
     Switch,
     Weighted,
 )
 from pytest_oltpseed.data.factory import Col, Context, Parent, SQLFactory
+from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
 
 DOMAIN = "hospital"
 ESPECIALIDADES = (
@@ -111,24 +110,6 @@ class Convenio(SQLFactory):
     cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "convenios.cnpj")))
     tipo = Col(lambda g, r: g.weighted(TIPOS_CONVENIO))
     cobertura = Col(lambda g, r: g.choice(COBERTURAS))
-
-
-NAME = Join(
-    PoolChoice("first_names"), " ", PoolChoice("last_names"), " ",
-    PoolChoice("last_names"),
-)  # fmt: skip
-PHONE = Join(
-    "(",
-    Choice([str(ddd) for ddd in brazil.DDDS]),
-    ") ",
-    Chance(0.8, Join("9", Int(6000, 9999)), Int(2000, 5999)),
-    "-",
-    Int(0, 9999, 4),
-)  # fmt: skip  (mobile four times in five, like brazil.phone)
-ADDRESS = Join(
-    PoolChoice("streets"), ", ", Int(1, 3999), " - ", PoolChoice("bairros"), ", ",
-    PoolChoice("cities", show=lambda c: f"{c[0]} - {c[1]}"), limit=200,
-)  # fmt: skip
 
 
 class Paciente(SQLFactory):

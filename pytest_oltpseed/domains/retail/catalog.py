@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from math import gcd, prod
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,24 @@ class Category:
             parts.append(options[i])
         name = " ".join(p for p in parts if p)
         return name if cycle == 0 else f"{name} - linha {cycle + 1}"
+
+    def names_at(self, js: Any) -> Any:
+        """:meth:`name_at` over a NumPy array of indices (object array of str)."""
+        import numpy as np
+
+        cycle, k = np.divmod(js.astype(np.int64), self.size)
+        k = (self.step * k + 97) % self.size
+        out = np.empty(len(js), dtype=object)
+        out[:] = ""
+        for options in (self.kinds, self.brands, self.variants, self.sizes, PACKAGING):
+            k, i = np.divmod(k, len(options))
+            shown = np.array([f" {o}" if o else "" for o in options], dtype=object)
+            out = out + shown[i]
+        out = np.array([name[1:] for name in out.tolist()], dtype=object)
+        later = cycle > 0
+        if later.any():
+            out[later] = out[later] + " - linha " + (cycle[later] + 1).astype(str)
+        return out
 
 
 PACKAGING = ("", "Fardo com 6", "Caixa com 12", "Kit com 3", "Refil",
@@ -121,6 +140,19 @@ def product_at(n: int) -> tuple[Category, str]:
     """The ``n``-th product: its category and a name no other index shares."""
     category = CATEGORIES[n % len(CATEGORIES)]
     return category, category.name_at(n // len(CATEGORIES))
+
+
+def names_many(ns: Any) -> Any:
+    """The names of products ``ns`` (a NumPy array): :func:`product_at` per column."""
+    import numpy as np
+
+    out = np.empty(len(ns), dtype=object)
+    which = ns % len(CATEGORIES)
+    for c, category in enumerate(CATEGORIES):
+        mine = which == c
+        if mine.any():
+            out[mine] = category.names_at(ns[mine] // len(CATEGORIES))
+    return out
 
 
 CAPACITY = sum(c.size for c in CATEGORIES)

@@ -5,6 +5,12 @@ Stock flows supplier -> warehouse (entries) -> store (distributions) -> client
 store is restocked when short (a distribution, itself backed by an entry),
 so a store never sells more of a product than it received. Totals always
 equal the sum of their items. SKUs derive from product names (spec 000 §4.2).
+
+Every column is a generator of :mod:`pytest_oltpseed.data.columns`, so the
+same declaration makes one value (``create()``, the stream) or a whole
+column (the seeder, see :mod:`pytest_oltpseed.seed.headers`); the seeder
+keeps the stock rule with its own stage hooks (``seeding.py``) instead of
+restocking.
 """
 
 from __future__ import annotations
@@ -17,8 +23,33 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed.data import brazil
+from pytest_oltpseed.data.columns import (
+    AsOf,
+    Cents,
+    Choice,
+    Day,
+    Derived,
+    Email,
+    Flag,
+    Indexed,
+    IndexedBy,
+    Int,
+    Join,
+    Moment,
+    Number,
+    ParentValue,
+    PoolChoice,
+    PoolIndex,
+    PoolItem,
+    Scaled,
+    Switch,
+    Times,
+    Total,
+    Weighted,
+)
 from pytest_oltpseed.data.factory import Col, Context, Items, Parent, Row, SQLFactory
-from pytest_oltpseed.domains.retail.catalog import product_at
+from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
+from pytest_oltpseed.domains.retail.catalog import CATEGORIES, names_many, product_at
 
 DOMAIN = "retail"
 CENTS = Decimal("0.01")
@@ -30,7 +61,7 @@ SALE_STATUS = {"completed": 92, "cancelled": 5, "returned": 3}
 PAYMENT = {"pix": 35, "credit": 30, "debit": 20, "cash": 12, "boleto": 3}
 DISTRIBUTION_STATUS = {"received": 88, "in_transit": 6, "pending": 4, "cancelled": 2}
 ENTRY_STATUS = {"received": 95, "pending": 3, "cancelled": 2}
-SALE_QUANTITY = {"1": 60, "2": 25, "3": 8, "4": 4, "5": 3}
+SALE_QUANTITY = {1: 60, 2: 25, 3: 8, 4: 4, 5: 3}
 CLIENT_COMPANIES = 0.15  # share of clients that are companies (CNPJ)
 HISTORY = timedelta(days=365)
 PRODUCT_CARRY = ("price", "cost")  # what items read from their product
@@ -39,15 +70,34 @@ STORE_MARGIN = (12, 60)  # units a restock adds beyond the shortfall
 WAREHOUSE_MARGIN = (60, 240)
 
 
-def _money(value: float) -> Decimal:
-    return Decimal(value).quantize(CENTS)
+COMPANY = Join(
+    Choice(COMPANY_KINDS), " ", PoolChoice("last_names"), " ", Choice(COMPANY_SUFFIX)
+)
+_RECENT = Moment(AsOf(-HISTORY), AsOf())
 
 
-def _company(g: Context) -> str:
-    return (
-        f"{g.choice(COMPANY_KINDS)} {g.choice(g.pools.last_names)} "
-        f"{g.choice(COMPANY_SUFFIX)}"
-    )
+def _invoice(n: int) -> str:
+    return f"NF-{n + 1:09d}"
+
+
+def _invoices(ns: Any) -> Any:
+    import numpy as np
+
+    return "NF-" + np.strings.zfill((ns + 1).astype(str), 9).astype(object)
+
+
+def _store_code(n: int) -> str:
+    return f"LJ{n + 1:04d}"
+
+
+def _store_codes(ns: Any) -> Any:
+    import numpy as np
+
+    return "LJ" + np.strings.zfill((ns + 1).astype(str), 4).astype(object)
+
+
+def _same(ns: Any) -> Any:
+    return ns
 
 
 class Supplier(SQLFactory):
@@ -57,15 +107,21 @@ class Supplier(SQLFactory):
     class Meta:
         exclude = ("place",)
 
-    name = Col(lambda g, r: _company(g))
-    cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "suppliers.cnpj")))
+    name = Col(COMPANY)
+    cnpj = Col(Indexed(DOMAIN, "suppliers.cnpj", brazil.cnpj, brazil.cnpj_many))
     email = Col(
-        lambda g, r: f"comercial{g.randint(1, 99)}@{brazil.unmask(r.cnpj)[:8]}.com.br"
+        Join(
+            "comercial",
+            Int(1, 99),
+            "@",
+            Derived(lambda cnpj: brazil.unmask(cnpj)[:8], "cnpj"),
+            ".com.br",
+        )
     )
-    phone = Col(lambda g, r: brazil.phone(g.rng.random))
-    place = Col(lambda g, r: g.choice(g.pools.cities))
-    city = Col(lambda g, r: r.place[0])
-    state = Col(lambda g, r: r.place[1])
+    phone = Col(PHONE)
+    place = Col(PoolIndex("cities"))
+    city = Col(PoolItem("place", "cities", 0))
+    state = Col(PoolItem("place", "cities", 1))
 
 
 class Store(SQLFactory):
@@ -75,20 +131,37 @@ class Store(SQLFactory):
     class Meta:
         exclude = ("place",)
 
-    code = Col(lambda g, r: f"LJ{g.next_index(DOMAIN, 'stores.code') + 1:04d}")
-    place = Col(lambda g, r: g.choice(g.pools.cities))
+    code = Col(Indexed(DOMAIN, "stores.code", _store_code, _store_codes))
+    place = Col(PoolIndex("cities"))
     name = Col(
-        lambda g, r: (
-            f"{g.choice(STORE_BRANDS)} {r.place[0]} {g.choice(g.pools.bairros)}"[:120]
+        Join(
+            Choice(STORE_BRANDS),
+            " ",
+            PoolItem("place", "cities", 0),
+            " ",
+            PoolChoice("bairros"),
+            limit=120,
         )
     )
-    city = Col(lambda g, r: r.place[0])
-    state = Col(lambda g, r: r.place[1])
-    opened_at = Col(
-        lambda g, r: g.day(
-            g.as_of.date() - timedelta(days=3650), g.as_of.date() - timedelta(days=400)
-        )
-    )
+    city = Col(PoolItem("place", "cities", 0))
+    state = Col(PoolItem("place", "cities", 1))
+    opened_at = Col(Day(-3650, -400))
+
+
+def _category(n: Any) -> Any:
+    return n % len(CATEGORIES)
+
+
+def _of(field: str) -> Any:
+    """A category field over an array of category numbers."""
+
+    def many(kinds: Any) -> Any:
+        import numpy as np
+
+        values = np.array([getattr(c, field) for c in CATEGORIES], dtype=object)
+        return values[kinds]
+
+    return many
 
 
 class Product(SQLFactory):
@@ -96,22 +169,21 @@ class Product(SQLFactory):
     _natural_key = ("sku",)
 
     class Meta:
-        exclude = ("entry",)
+        exclude = ("entry", "kind")
 
-    entry = Col(lambda g, r: product_at(g.next_index(DOMAIN, "products.name")))
-    name = Col(lambda g, r: r.entry[1])
-    sku = Col(lambda g, r: brazil.sku(r.entry[1], r.entry[0].prefix))
-    category = Col(lambda g, r: r.entry[0].name)
-    unit = Col(lambda g, r: r.entry[0].unit)
-    cost = Col(lambda g, r: _money(g.rng.uniform(*r.entry[0].cost)))
-    price = Col(lambda g, r: _money(float(r.cost) * g.rng.uniform(1.25, 1.9)))
-    active = Col(lambda g, r: g.rng.random() < 0.97)
-
-
-def _client_doc(g: Context, r: Any) -> str:
-    if r.company:
-        return brazil.cnpj(g.next_index(DOMAIN, "clients.cnpj"))
-    return brazil.cpf(g.next_index(DOMAIN, "clients.cpf"))
+    entry = Col(Indexed(DOMAIN, "products.name", int, _same))
+    kind = Col(
+        Derived(_category, "entry", kind="int", many=_category)
+    )  # CATEGORIES[kind]
+    name = Col(Derived(lambda n: product_at(n)[1], "entry", many=names_many))
+    sku = Col(
+        Derived(lambda k, name: brazil.sku(name, CATEGORIES[k].prefix), "kind", "name")
+    )
+    category = Col(Derived(lambda k: CATEGORIES[k].name, "kind", many=_of("name")))
+    unit = Col(Derived(lambda k: CATEGORIES[k].unit, "kind", many=_of("unit")))
+    cost = Col(Cents([c.cost for c in CATEGORIES], by="kind"))
+    price = Col(Scaled("cost", 1.25, 1.9))
+    active = Col(Flag(0.97))
 
 
 class Client(SQLFactory):
@@ -121,12 +193,19 @@ class Client(SQLFactory):
     class Meta:
         exclude = ("company",)
 
-    company = Col(lambda g, r: g.rng.random() < CLIENT_COMPANIES)
-    name = Col(lambda g, r: _company(g) if r.company else g.person_name())
-    cpf_cnpj = Col(_client_doc)
-    email = Col(lambda g, r: g.email(r.name))
-    phone = Col(lambda g, r: brazil.phone(g.rng.random))
-    address = Col(lambda g, r: g.address())
+    company = Col(Flag(CLIENT_COMPANIES))
+    name = Col(Switch("company", {True: COMPANY}, default=NAME))
+    cpf_cnpj = Col(
+        IndexedBy(
+            DOMAIN,
+            "company",
+            {True: ("clients.cnpj", brazil.cnpj, brazil.cnpj_many)},
+            default=("clients.cpf", brazil.cpf, brazil.cpf_many),
+        )
+    )
+    email = Col(Email("name"))
+    phone = Col(PHONE)
+    address = Col(ADDRESS)
 
 
 class ProductEntryItem(SQLFactory):
@@ -134,9 +213,9 @@ class ProductEntryItem(SQLFactory):
     _distinct = "product_id"
 
     entry_id = Parent("product_entries")
-    quantity = Col(lambda g, r: g.randint(10, 200))
+    quantity = Col(Number(10, 200))
     product_id = Parent("products", carry=PRODUCT_CARRY)
-    unit_cost = Col(lambda g, r: g.parent(r.product_id, "products")["cost"])
+    unit_cost = Col(ParentValue("product_id", "cost", "products"))
 
     @classmethod
     def _after_insert(cls, ctx: Context, row: Row) -> None:
@@ -154,18 +233,12 @@ class ProductEntry(SQLFactory):
 
     supplier_id = Parent("suppliers", prefer_existing=True)
     invoice_number = Col(
-        lambda g, r: (
-            f"NF-{g.next_index(DOMAIN, 'product_entries.invoice', fresh=True) + 1:09d}"
-        )
+        Indexed(DOMAIN, "product_entries.invoice", _invoice, _invoices, fresh=True)
     )
-    entry_date = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
-    status = Col(lambda g, r: g.weighted(ENTRY_STATUS))
+    entry_date = Col(_RECENT)
+    status = Col(Weighted(ENTRY_STATUS))
     items = Items("product_entry_items", "entry_id", 1, 6)
-    total_cost = Col(
-        lambda g, r: sum(
-            (i["quantity"] * i["unit_cost"] for i in r.items), Decimal("0.00")
-        )
-    )
+    total_cost = Col(Total("items", "quantity", "unit_cost"))
 
 
 class InternalDistributionItem(SQLFactory):
@@ -173,7 +246,7 @@ class InternalDistributionItem(SQLFactory):
     _distinct = "product_id"
 
     distribution_id = Parent("internal_distributions")
-    quantity = Col(lambda g, r: g.randint(5, 100))
+    quantity = Col(Number(5, 100))
     product_id = Parent("products", carry=PRODUCT_CARRY)
 
     @classmethod
@@ -189,8 +262,8 @@ class InternalDistribution(SQLFactory):
     _table, _domain = "internal_distributions", DOMAIN
 
     store_id = Parent("stores", prefer_existing=True)
-    distributed_at = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
-    status = Col(lambda g, r: g.weighted(DISTRIBUTION_STATUS))
+    distributed_at = Col(_RECENT)
+    status = Col(Weighted(DISTRIBUTION_STATUS))
     items = Items(
         "internal_distribution_items",
         "distribution_id",
@@ -217,10 +290,10 @@ class SaleItem(SQLFactory):
     _distinct = "product_id"
 
     sale_id = Parent("sales")
-    quantity = Col(lambda g, r: int(g.weighted(SALE_QUANTITY)))
+    quantity = Col(Weighted(SALE_QUANTITY))
     product_id = Parent("products", carry=PRODUCT_CARRY, prefer=_on_the_shelf)
-    unit_price = Col(lambda g, r: g.parent(r.product_id, "products")["price"])
-    subtotal = Col(lambda g, r: r.quantity * r.unit_price)
+    unit_price = Col(ParentValue("product_id", "price", "products"))
+    subtotal = Col(Times("quantity", "unit_price"))
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
@@ -244,13 +317,13 @@ class Sale(SQLFactory):
 
     store_id = Parent("stores", carry=("opened_at",), prefer_existing=True)
     client_id = Parent("clients")
-    sold_at = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
-    status = Col(lambda g, r: g.weighted(SALE_STATUS))
-    payment_method = Col(lambda g, r: g.weighted(PAYMENT))
+    sold_at = Col(_RECENT)
+    status = Col(Weighted(SALE_STATUS))
+    payment_method = Col(Weighted(PAYMENT))
     items = Items(
         "sale_items", "sale_id", 1, 5, header=("store_id", "sold_at", "status")
     )
-    total = Col(lambda g, r: sum((i["subtotal"] for i in r.items), Decimal("0.00")))
+    total = Col(Total("items", "subtotal"))
 
 
 # -- cross-row rules ----------------------------------------------------------------
