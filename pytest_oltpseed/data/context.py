@@ -78,6 +78,7 @@ class Context:
         pool_seed: int | None = None,
         allocate_ids: bool = False,
         ledger: list[tuple[str, str, Any]] | None = None,
+        offline: bool = False,
     ) -> None:
         if sequences not in ("reserve", "local"):
             raise ValueError(
@@ -88,6 +89,8 @@ class Context:
         self.as_of = as_of
         self.reuse_parents = reuse_parents
         self.sequences = sequences if conn is not None else "local"
+        # no database at all: parents are built in memory, never looked up
+        self.offline = offline and conn is None
         self.rng = random.Random(seed)
         self.pools = pools(seed if pool_seed is None else pool_seed)
         self.index_base = index_base
@@ -395,7 +398,12 @@ def bind(conn: psycopg.Connection | None = None, **options: Any) -> Iterator[Con
 
     Also reseeds factory_boy's own random generator, so a user's
     ``factory.Faker``/``factory.fuzzy`` declarations follow the same seed.
+    Without a connection, rows are built in memory only (parents too), and
+    identifiers count from ``index_base`` (0) in the block: the same seed
+    gives the same rows.
     """
+    if conn is None:
+        options.setdefault("offline", True)
     context = Context(conn, **options)
     factory.random.reseed_random(context.seed)
     token = _current.set(context)
@@ -403,3 +411,20 @@ def bind(conn: psycopg.Connection | None = None, **options: Any) -> Iterator[Con
         yield context
     finally:
         _current.reset(token)
+
+
+OFFLINE_INDEX = 12_000_000
+"""First identifier index of rows built with no context bound: above the
+seeder's (from 0) and the strategies' (10-11 million) ranges, so such a row
+can later be inserted next to seeded data."""
+_offline: list[Context] = []
+
+
+def offline() -> Context:
+    """The context of ``build()`` when none is bound: no database, parents built
+    in memory, and identifier indices counted once for the whole process, so
+    every row built this way has unique CPFs, CNPJs, codes (no server's
+    sequences needed)."""
+    if not _offline:
+        _offline.append(Context(None, index_base=OFFLINE_INDEX, offline=True))
+    return _offline[0]

@@ -109,14 +109,26 @@ class Items(factory.declarations.BaseDeclaration):
     header's id once it is inserted. Children repeating the value of the
     child factory's ``_distinct`` column (a product already in the sale) are
     dropped, so UNIQUE (header, product) holds.
+
+    ``count`` names a :class:`Param` of the header's factory: given, it asks
+    for exactly that many children (a sale with 3 items), drawn until that
+    many distinct ones are found.
     """
 
     def __init__(
-        self, table: str, fk: str, low: int, high: int, header: Sequence[str] = ()
+        self,
+        table: str,
+        fk: str,
+        low: int,
+        high: int,
+        header: Sequence[str] = (),
+        *,
+        count: str | None = None,
     ) -> None:
         super().__init__()
         self.table, self.fk, self.low, self.high = table, fk, low, high
         self.header = tuple(header)
+        self.count = count
 
     def make(
         self,
@@ -124,11 +136,20 @@ class Items(factory.declarations.BaseDeclaration):
         head: Row,
         create: bool,
         parents: Mapping[str, Callable[[Any], Ref]] | None = None,
+        count: int | None = None,
     ) -> list[Row]:
         child = factory_for(self.table)
         items: list[Row] = []
         seen: set[object] = set()
-        for _ in range(ctx.randint(self.low, self.high)):
+        if count is None:
+            draws, wanted = ctx.randint(self.low, self.high), None
+        else:
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise FieldError(f"{self.count} must be a whole number >= 0")
+            draws, wanted = count * DISTINCT_TRIES, count
+        for _ in range(draws):
+            if wanted is not None and len(items) == wanted:
+                break
             item = child.make_row(
                 ctx, parents, create=create, overrides={self.fk: Ref("", head)}
             )
@@ -138,13 +159,64 @@ class Items(factory.declarations.BaseDeclaration):
                     continue
                 seen.add(key)
             items.append(item)
+        if wanted is not None and len(items) < wanted:
+            raise OltpseedError(
+                f"{self.count}={wanted}: found only {len(items)} distinct "
+                f"{child._distinct or 'rows'} for one {self.fk.removesuffix('_id')}"
+            )
         return items
 
     def evaluate(self, instance: Any, step: Any, extra: Any) -> Any:
         # factory_boy resolves lazily: snapshot the header fields children read
         head = Row({name: getattr(instance, name) for name in self.header})
         create = step.builder.strategy == enums.CREATE_STRATEGY
-        return self.make(current(), head, create)
+        count = getattr(instance, self.count, None) if self.count else None
+        return self.make(current(), head, create, count=count)
+
+
+class Trait(factory.declarations.Parameter):
+    """A named state of a row, declared in a factory's ``class Params`` as in
+    factory_boy: ``cancelada = Trait(status="cancelada")``, then
+    ``Consulta.create(cancelada=True)``.
+
+    Its ``overrides`` are keywords as a caller would give them (values,
+    ``parent__field`` keys, a :class:`Col` evaluated per row, another trait's
+    name). Unlike factory_boy's ``Trait``, which rewrites the factory's
+    declarations into conditional ones, it is expanded into those keywords
+    before either path runs (:meth:`SQLFactory.normalize`), so ``build``,
+    ``create``, ``create_batch`` and the COPY path evaluate the same
+    declarations, each field still defined once. Keywords given next to it win.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__()
+        self.overrides = overrides
+
+    def as_declarations(self, field_name: str, declarations: Any) -> dict[str, Any]:
+        return {}  # expanded into keywords instead (see the class doc)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.overrides.items())
+        return f"Trait({shown})"
+
+
+class Param(factory.declarations.Parameter):
+    """A keyword that is no column but steers declarations, declared in
+    ``class Params``: ``item_count = Param()`` read by
+    ``Items(..., count="item_count")`` (a sale with exactly N items). Never
+    written; ``default`` applies when it is not given."""
+
+    def __init__(self, default: Any = None) -> None:
+        super().__init__()
+        self.default = default
+
+    def as_declarations(self, field_name: str, declarations: Any) -> dict[str, Any]:
+        return {}  # read by the declarations that name it, not a column
+
+
+DISTINCT_TRIES = 20
+"""Draws per wanted child before ``Items(count=...)`` gives up: with a
+distinct column, repeats are dropped (a product already in the sale)."""
 
 
 class FieldError(OltpseedError, TypeError):

@@ -28,18 +28,22 @@ from __future__ import annotations
 
 from pytest_oltpseed.data.context import (
     ID_BLOCK,
+    OFFLINE_INDEX,
     ROW_CACHE,
     Context,
     _current,
     bind,
     current,
+    offline,
 )
 from pytest_oltpseed.data.declarations import (
     PREFER_TRIES,
     Col,
     FieldError,
     Items,
+    Param,
     Parent,
+    Trait,
     _identity,
     _parent_value,
 )
@@ -62,6 +66,7 @@ from pytest_oltpseed.profiles import DEFAULT_AS_OF
 __all__ = [
     "DEFAULT_AS_OF",
     "ID_BLOCK",
+    "OFFLINE_INDEX",
     "PREFER_TRIES",
     "ROW_CACHE",
     "_FACTORIES",
@@ -69,6 +74,7 @@ __all__ = [
     "Context",
     "FieldError",
     "Items",
+    "Param",
     "Parent",
     "Pools",
     "Ref",
@@ -76,6 +82,7 @@ __all__ = [
     "Row",
     "SQLFactory",
     "Statement",
+    "Trait",
     "_Attrs",
     "_current",
     "_identity",
@@ -87,6 +94,7 @@ __all__ = [
     "current",
     "factory_for",
     "insert",
+    "offline",
     "pools",
     "ref_id",
 ]

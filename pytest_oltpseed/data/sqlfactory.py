@@ -9,13 +9,16 @@ from typing import Any, ClassVar
 
 import factory
 import factory.random
+from factory import enums
 
-from pytest_oltpseed.data.context import Context, _current, current
+from pytest_oltpseed.data.context import Context, _current, current, offline
 from pytest_oltpseed.data.declarations import (
     Col,
     FieldError,
     Items,
+    Param,
     Parent,
+    Trait,
     _parent_value,
 )
 from pytest_oltpseed.data.registry import _FACTORIES, factory_for
@@ -54,8 +57,19 @@ class SQLFactory(factory.Factory):
         factory_boy keeps an unknown keyword as an extra attribute, so a
         misspelt ``stauts=`` or a parent passed as ``paciente=`` would be
         silently ignored; here the first raises and the second links.
+
+        ``build()`` with no context bound runs in :func:`offline`'s: a unit
+        test needs no database to build rows.
         """
-        return super()._generate(strategy, cls.normalize(params))
+        params = cls.normalize(params)
+        if strategy == enums.BUILD_STRATEGY and _current.get(None) is None:
+            token = _current.set(offline())
+            try:
+                return super()._generate(strategy, params)
+            finally:
+                _current.reset(token)
+        current()  # create() with nothing bound: the clear error, not a KeyError
+        return super()._generate(strategy, params)
 
     @classmethod
     def _fields(cls) -> dict[str, Any]:
@@ -113,8 +127,30 @@ class SQLFactory(factory.Factory):
 
     @classmethod
     def normalize(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Check keywords, resolve FK aliases, and make a parent given as a row
-        a :class:`Ref` (an unsaved one is inserted before the child)."""
+        """Check keywords, expand traits, resolve FK aliases, and make a parent
+        given as a row a :class:`Ref` (an unsaved one is inserted before the
+        child). Every path (build, create, create_batch) starts here, so a
+        trait means the same keywords on each."""
+        return cls._normalize(params, ())
+
+    @classmethod
+    def _normalize(
+        cls, params: Mapping[str, Any], expanding: tuple[str, ...]
+    ) -> dict[str, Any]:
+        traits = cls._traits()
+        if traits and any(key in traits for key in params):
+            cls.check_fields(params)
+            expanded: dict[str, Any] = {}
+            for name, trait in traits.items():  # declaration order
+                if params.get(name):
+                    if name in expanding:
+                        raise FieldError(
+                            f"{cls.__name__}: trait {name} includes itself "
+                            f"(through {' -> '.join(expanding)})"
+                        )
+                    expanded.update(cls._normalize(trait.overrides, (*expanding, name)))
+            given = {k: v for k, v in params.items() if k not in traits}
+            return expanded | cls._normalize(given, expanding)  # the caller's win
         cls.check_fields(params)
         aliases = cls._aliases()
         fields = cls._fields()
@@ -131,7 +167,41 @@ class SQLFactory(factory.Factory):
             if not rest and isinstance(declaration, Parent):
                 value = _parent_value(declaration.table, value)
             out[full] = value
+        for name, param in cls._params().items():
+            if name not in out and param.default is not None:
+                out[name] = param.default
         return out
+
+    @classmethod
+    def _traits(cls) -> dict[str, Trait]:
+        """The factory's traits by name, in declaration order (computed once)."""
+        cached = cls.__dict__.get("_traits_cache")
+        if cached is None:
+            cached = {}
+            for name, parameter in cls._meta.parameters.items():
+                if isinstance(parameter, factory.Trait):
+                    raise OltpseedError(
+                        f"{cls.__name__}.Params.{name}: use "
+                        "pytest_oltpseed.data.factory.Trait, not factory.Trait "
+                        "(whose conditional declarations the COPY path cannot run)"
+                    )
+                if isinstance(parameter, Trait):
+                    cached[name] = parameter
+            cls._traits_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @classmethod
+    def _params(cls) -> dict[str, Param]:
+        """The factory's :class:`Param` keywords by name (computed once)."""
+        cached = cls.__dict__.get("_params_cache")
+        if cached is None:
+            cached = {
+                name: parameter
+                for name, parameter in cls._meta.parameters.items()
+                if isinstance(parameter, Param)
+            }
+            cls._params_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def create_batch(cls, size: int, **kwargs: Any) -> list[Row]:
@@ -268,7 +338,9 @@ class SQLFactory(factory.Factory):
                 nested.setdefault(root, {})[rest] = overrides[key]
         for name, kind, declaration in cls._plan():
             if name in overrides:
-                row[name] = overrides[name]
+                given = overrides[name]
+                # a trait may set a column to a declaration, evaluated per row
+                row[name] = given.fn(ctx, view) if type(given) is Col else given
             elif kind is Col:
                 row[name] = declaration.fn(ctx, view)
             elif kind is Parent:
@@ -279,7 +351,8 @@ class SQLFactory(factory.Factory):
                     else declaration.resolve(ctx, view, create, nested.get(name))
                 )
             else:
-                row[name] = declaration.make(ctx, row, create, parents)
+                count = overrides.get(declaration.count) if declaration.count else None
+                row[name] = declaration.make(ctx, row, create, parents, count)
         return row
 
     @classmethod

@@ -17,7 +17,16 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed.data import brazil
-from pytest_oltpseed.data.factory import Col, Context, Items, Parent, Row, SQLFactory
+from pytest_oltpseed.data.factory import (
+    Col,
+    Context,
+    Items,
+    Param,
+    Parent,
+    Row,
+    SQLFactory,
+    Trait,
+)
 from pytest_oltpseed.domains.retail.catalog import product_at
 
 DOMAIN = "retail"
@@ -242,13 +251,25 @@ class SaleItem(SQLFactory):
 class Sale(SQLFactory):
     _table, _domain = "sales", DOMAIN
 
+    class Params:
+        # Sale.create(item_count=3): exactly 3 items, total still their sum
+        item_count = Param()
+        completed = Trait(status="completed")
+        cancelled = Trait(status="cancelled")
+        returned = Trait(status="returned")
+
     store_id = Parent("stores", carry=("opened_at",), prefer_existing=True)
     client_id = Parent("clients")
     sold_at = Col(lambda g, r: g.moment(g.as_of - HISTORY, g.as_of))
     status = Col(lambda g, r: g.weighted(SALE_STATUS))
     payment_method = Col(lambda g, r: g.weighted(PAYMENT))
     items = Items(
-        "sale_items", "sale_id", 1, 5, header=("store_id", "sold_at", "status")
+        "sale_items",
+        "sale_id",
+        1,
+        5,
+        header=("store_id", "sold_at", "status"),
+        count="item_count",
     )
     total = Col(lambda g, r: sum((i["subtotal"] for i in r.items), Decimal("0.00")))
 
