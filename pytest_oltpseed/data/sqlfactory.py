@@ -47,7 +47,9 @@ class SQLFactory(factory.Factory):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls._table:
+        # a suite's subclass of a domain's factory (register(MyPaciente)) does
+        # not replace it: parents of other tables keep the domain's own
+        if cls._table and "_table" in cls.__dict__:
             _FACTORIES.setdefault(cls._table, {})[cls._domain] = cls
 
     @classmethod
