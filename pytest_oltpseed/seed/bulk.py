@@ -22,6 +22,7 @@ keep factory_boy's row-by-row path, which applies those rules.
 
 from __future__ import annotations
 
+import collections
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -80,7 +81,7 @@ def create_batch(
         made = _columns(factory, ctx, size, pools)
         ctx.count(factory._table, "insert", size)
         ctx.forget_ids(factory._table)
-        return _read_back(conn, factory, made)
+        return _read_back(conn, factory, [], made)
     for value in overrides.values():  # an unsaved parent row given: saved once
         if isinstance(value, Ref) and value.table and "id" not in value.row:
             assert isinstance(value.row, Row)
@@ -167,11 +168,12 @@ _PYTHON = {
 
 def _columns(
     factory: type[SQLFactory], ctx: Context, size: int, pools: Mapping[str, Any]
-) -> list[Row]:
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The batch generated column-wise, as the seeder's NumPy path makes a
     chunk (the same declarations' ``many``), landed with one COPY; the rows
-    come back as Python values. The streams are keyed by a draw from the
-    context's generator: the same seed gives the same batch."""
+    come back as Python values (column names, one tuple a row). The streams
+    are keyed by a draw from the context's generator: the same seed gives the
+    same batch."""
     conn = ctx.conn
     assert conn is not None
     salt = ctx.rng.getrandbits(64)
@@ -205,7 +207,7 @@ def _columns(
     lines = list(map("\t".join, zip(*texts, strict=True)))
     lines.append("")
     _copy(conn, factory._table, names, "\n".join(lines).encode())
-    return [Row(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+    return names, list(zip(*values, strict=True))
 
 
 def _generate_and_land(
@@ -300,12 +302,18 @@ trigger (``tgtype`` bits ROW | BEFORE | INSERT) may change what was written."""
 
 
 def _read_back(
-    conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]
+    conn: psycopg.Connection,
+    factory: type[SQLFactory],
+    rows: list[Row],
+    made: tuple[list[str], list[tuple[Any, ...]]] | None = None,
 ) -> list[Row]:
     """The rows as ``create()`` returns them: every column, FKs as ids, and
     what the database filled in (timestamps, other defaults): evaluated once
     when it is the same for the whole transaction (``now()``), read back
-    otherwise, every column when a BEFORE INSERT trigger may change rows."""
+    otherwise, every column when a BEFORE INSERT trigger may change rows.
+
+    ``made`` gives the rows as (column names, value tuples) instead (the
+    column-wise path), so no row is built twice."""
     written = ["id", *factory.column_names()]
     catalog = conn.execute(CATALOG, (factory._table,)).fetchall()
     filled = [name for name, _, _, _ in catalog]
@@ -314,7 +322,7 @@ def _read_back(
     triggered = bool(catalog) and catalog[0][3]
     if triggered:  # a BEFORE INSERT trigger may change any column: read all
         written, missing = ["id"], [c for c in filled if c != "id"]
-    stored: dict[int, tuple[Any, ...]] = {}
+    stored: Mapping[int, tuple[Any, ...]] = collections.defaultdict(tuple)
     if (
         missing
         and not triggered
@@ -330,13 +338,13 @@ def _read_back(
             )
         )
         same = conn.execute(once).fetchone() or ()
-        stored = dict.fromkeys((row["id"] for row in rows), same)
+        stored = collections.defaultdict(lambda: same)
     elif missing:
         query = sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
             sql.SQL(", ").join(map(sql.Identifier, missing)),
             sql.Identifier(factory._table),
         )
-        ids = [row["id"] for row in rows]
+        ids = [row[0] for row in made[1]] if made else [row["id"] for row in rows]
         stored = {r[0]: r[1:] for r in conn.execute(query, (ids,))}
     items = [name for name, _ in factory._items()]
     order = [*filled, *items]
@@ -346,12 +354,20 @@ def _read_back(
     place = [given.index(c) for c in order]
     fks = [i for i, c in enumerate(written) if rows and type(rows[0][c]) is Ref]
     out = []
+    if made is not None:  # value tuples in made's column order; no items
+        names, tuples = made
+        pick = [names.index(c) for c in written]
+        for made_row in tuples:
+            values = [made_row[i] for i in pick]
+            values += stored[values[0]]
+            out.append(Row(zip(order, [values[i] for i in place], strict=True)))
+        return out
     for row in rows:
         values = [row[c] for c in written]
         for i in fks:
             if type(values[i]) is Ref:
                 values[i] = values[i].row["id"]
-        values += stored.get(row["id"], ())
+        values += stored[row["id"]]
         values += [row[name] for name in items]
         out.append(Row(zip(order, [values[i] for i in place], strict=True)))
     return out
