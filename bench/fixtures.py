@@ -13,14 +13,17 @@ whose own work takes ``--work-ms``.
     .venv/bin/python bench/fixtures.py [--profiles SMALL,MEDIUM] [--rounds 30]
         [--pool-sizes 0,1,2,4] [--work-ms 200]
     .venv/bin/python bench/fixtures.py --batch 10000 [--batch-table consultas]
+        [--runs 5]
 
 ``--batch N`` instead times ``create_batch(N)`` of one factory on a clone of
-the MEDIUM template (rows/s), against ``create()`` called for a tenth of N.
+the MEDIUM template (rows/s), ``--runs`` times side by side with the row path
+(``OLTPSEED_FAST=0``) and with ``create()`` called for a tenth of N.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -52,6 +55,7 @@ def main() -> None:
     parser.add_argument("--skip-strategies", action="store_true")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--batch-table", default="consultas")
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     if args.batch:
         _batch(args)
@@ -106,30 +110,46 @@ def main() -> None:
 
 
 def _batch(args: argparse.Namespace) -> None:
-    """create_batch(N) against create() one by one, on a seeded MEDIUM clone."""
+    """create_batch(N) against create() one by one, on a seeded MEDIUM clone,
+    ``--runs`` times side by side: the column-wise path, the row path
+    (``OLTPSEED_FAST=0``) and ``create()`` for a tenth of N, each run rolled
+    back so every run starts from the same database."""
     with ephemeral_server() as server:
         janitor = Janitor(server.dsn)
         template = janitor.template(Recipe(resolve("MEDIUM"), tuple(select("all")), 0))
+        factory = factory_for(args.batch_table)
+        n = max(1, args.batch // 10)
+        rates: dict[str, list[float]] = {}
+        print(f"load average {os.getloadavg()[0]:.2f} at start")
         with psycopg.connect(server.dsn(janitor.clone(template.name))) as conn:
-            with bind(conn, seed=0):
-                factory = factory_for(args.batch_table)
-                started = time.perf_counter()
-                rows = factory.create_batch(args.batch)
-                elapsed = time.perf_counter() - started
-                print(
-                    f"{factory.__name__}.create_batch({args.batch}): {elapsed:.2f} s, "
-                    f"{len(rows) / elapsed:,.0f} rows/s"
-                )
-                n = max(1, args.batch // 10)
-                started = time.perf_counter()
-                for _ in range(n):
-                    factory.create()
-                elapsed = time.perf_counter() - started
-                print(
-                    f"{factory.__name__}.create() x {n}: {elapsed:.2f} s, "
-                    f"{n / elapsed:,.0f} rows/s"
-                )
-            conn.rollback()
+            for run in range(args.runs):
+                figures = []
+                for label, fast in (("create_batch", "1"), ("row path", "0")):
+                    os.environ["OLTPSEED_FAST"] = fast
+                    with bind(conn, seed=run):
+                        started = time.perf_counter()
+                        rows = factory.create_batch(args.batch)
+                        rate = len(rows) / (time.perf_counter() - started)
+                    conn.rollback()
+                    rates.setdefault(label, []).append(rate)
+                    figures.append(f"{label} {rate:8,.0f}")
+                os.environ.pop("OLTPSEED_FAST")
+                with bind(conn, seed=run):
+                    started = time.perf_counter()
+                    for _ in range(n):
+                        factory.create()
+                    rate = n / (time.perf_counter() - started)
+                conn.rollback()
+                rates.setdefault("create()", []).append(rate)
+                figures.append(f"create() x {n} {rate:6,.0f}")
+                print(f"run {run + 1}: rows/s " + "  ".join(figures))
+        print(f"load average {os.getloadavg()[0]:.2f} at end")
+        for label, found in rates.items():
+            median = statistics.median(found)
+            print(
+                f"{factory.__name__} {label:<12} median {median:8,.0f} rows/s"
+                f"  (min {min(found):,.0f}, max {max(found):,.0f})"
+            )
 
 
 def _pooled(

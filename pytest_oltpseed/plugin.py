@@ -41,6 +41,9 @@ from pytest_oltpseed.fixtures.databases import (
     IsolatedConnection,
     OltpDatabase,
 )
+
+# ``from pytest_oltpseed.plugin import register``: pytest-factoryboy-style fixtures
+from pytest_oltpseed.fixtures.register import register as register
 from pytest_oltpseed.profiles import (
     DEFAULT_PROFILE,
     PROFILE_NAMES,

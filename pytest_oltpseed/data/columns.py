@@ -78,8 +78,22 @@ def fast_enabled(rows: int = FAST_AT) -> bool:
     return load_numpy()
 
 
+_SECOND = timedelta(seconds=1)
+_SECONDS: dict[datetime, int] = {}
+SECONDS_CACHE = 65_536
+"""Timestamps remembered by :func:`to_seconds`: a batch's rows read the same
+few (a patient's data_cadastro, the run's as_of) again and again, and the
+lookup costs a fifth of the arithmetic."""
+
+
 def to_seconds(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(seconds=1)
+    seconds = _SECONDS.get(moment)
+    if seconds is None:
+        seconds = (moment - EPOCH) // _SECOND
+        if len(_SECONDS) >= SECONDS_CACHE:
+            _SECONDS.clear()
+        _SECONDS[moment] = seconds
+    return seconds
 
 
 def to_moment(seconds: int) -> datetime:
@@ -220,7 +234,13 @@ class Latest(Expr):
         self.parts = parts
 
     def one(self, g: Any, r: Any) -> int:
-        return max(p.one(g, r) for p in self.parts)
+        parts = self.parts
+        out = parts[0].one(g, r)
+        for p in parts[1:]:  # no generator expression: this runs per row
+            value = p.one(g, r)
+            if value > out:
+                out = value
+        return out
 
     def many(self, f: Frame) -> Any:
         out = self.parts[0].many(f)
@@ -255,7 +275,10 @@ class Gen:
     kind = "text"
 
     def __call__(self, g: Any, r: Any) -> Any:
-        return self.one(g, [g.rng.random() for _ in range(self.draws)], r)
+        draws = self.draws
+        if draws == 1:  # most generators: skip the list comprehension
+            return self.one(g, (g.rng.random(),), r)
+        return self.one(g, [g.rng.random() for _ in range(draws)], r)
 
     def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
         raise NotImplementedError

@@ -27,7 +27,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pytest_oltpseed.data.factory import Context, factory_for
+from pytest_oltpseed.data.factory import Context, Ref, Row, factory_for
 from pytest_oltpseed.errors import OltpseedError
 
 Key = tuple[Any, ...]
@@ -120,7 +120,29 @@ class LoadParents:
         return {}, stage.count
 
 
+class BuiltKey(tuple[Any, ...]):
+    """The key of a parent built in memory (``build()`` with no database):
+    its values where the parent's own columns hold them, and the built row,
+    for a key the database would assign (a serial)."""
+
+    table: str
+    row: Row
+
+    @classmethod
+    def of(cls, table: str, columns: tuple[str, ...], row: Row) -> BuiltKey:
+        key = cls(row.get(c) for c in columns)
+        key.table, key.row = table, row
+        return key
+
+
+def _built(g: Context, table: str, columns: tuple[str, ...]) -> BuiltKey:
+    """A new parent of ``table``, built (not inserted), as its key."""
+    return BuiltKey.of(table, columns, factory_for(table).make_row(g))
+
+
 def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
+    if g.conn is None and g.offline and (table, columns) not in _STAGE_KEYS:
+        return [_built(g, table, columns)]
     if g.conn is None:
         keys = _STAGE_KEYS.get((table, columns))
         if keys is None:
@@ -158,6 +180,8 @@ def combination(
     the n-th row takes the n-th combination in mixed radix, so rows are unique
     by construction while n stays below the product of the parents' counts."""
     n = g.next_index(domain, key)
+    if g.conn is None and g.offline:  # new parents: a new combination
+        return tuple(_built(g, table, columns) for table, columns in parents)
     chosen = []
     for table, columns in parents:
         keys = parent_keys(g, table, columns)
@@ -172,7 +196,13 @@ def combination(
 
 
 def at(key: Key | None, i: int) -> Any:
-    return None if key is None else key[i]
+    """Column ``i`` of a parent key; of a built parent whose key the database
+    would assign, a :class:`Ref` to that row (as built-in domains' FKs)."""
+    if key is None:
+        return None
+    if key[i] is None and isinstance(key, BuiltKey):
+        return Ref(key.table, key.row)
+    return key[i]
 
 
 # -- values -----------------------------------------------------------------------

@@ -133,7 +133,7 @@ def internacao(ctx: StreamContext) -> None:
     that: about 80% can be discharged at once (3 days after admission), so
     discharges keep pace with admissions however long the run. With no such
     patient, an admission now (dischargeable in 3 days)."""
-    overrides: dict[str, Any] = {"aberta": True}
+    overrides: dict[str, Any] = {"sem_alta": True}
     earliest, latest = ctx.as_of - ADMITTED_AGO[1], ctx.as_of - ADMITTED_AGO[0]
     patient = ctx.sample("pacientes", ESTABLISHED, (earliest,))
     if patient is not None:

@@ -36,7 +36,7 @@ from pytest_oltpseed.data.columns import (
     Switch,
     Weighted,
 )
-from pytest_oltpseed.data.factory import Col, Context, Parent, SQLFactory
+from pytest_oltpseed.data.factory import Col, Context, Parent, SQLFactory, Trait
 from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
 
 DOMAIN = "hospital"
@@ -176,6 +176,13 @@ _SINCE_CADASTRO = Moment(Latest(_CADASTRO, AsOf(-HISTORY)), _PATIENT_NOW)
 class Consulta(SQLFactory):
     _table, _domain = "consultas", DOMAIN
 
+    class Params:
+        # one state per status: Consulta.create(cancelada=True)
+        agendada = Trait(status="agendada")
+        realizada = Trait(status="realizada")
+        cancelada = Trait(status="cancelada")
+        faltou = Trait(status="faltou")
+
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
     medico_id = Parent("medicos", prefer_existing=True)
     status = Col(Weighted(STATUS_CONSULTA))
@@ -210,14 +217,19 @@ class Internacao(SQLFactory):
     _table, _domain = "internacoes", DOMAIN
 
     class Meta:
-        exclude = ("aberta", "duracao")
+        exclude = ("sem_alta", "duracao")
+
+    class Params:
+        # Internacao.create(aberta=True): still in hospital, no data_saida
+        aberta = Trait(sem_alta=True)
+        com_alta = Trait(sem_alta=False)
 
     paciente_id = Parent("pacientes", carry=("data_cadastro",))
-    aberta = Col(Flag(OPEN_STAY))
+    sem_alta = Col(Flag(OPEN_STAY))  # not discharged yet (the open share)
     duracao = Col(Span(STAY_MIN, STAY_MAX))
     data_entrada = Col(
         Switch(
-            "aberta",
+            "sem_alta",
             {
                 True: Moment(
                     Latest(*_EARLIEST, Plus(_PATIENT_NOW, -STAY_MAX)), _PATIENT_NOW
@@ -230,6 +242,6 @@ class Internacao(SQLFactory):
             ),
         )
     )
-    data_saida = Col(EndAfter("data_entrada", "duracao", unless="aberta"))
+    data_saida = Col(EndAfter("data_entrada", "duracao", unless="sem_alta"))
     motivo = Col(Choice(MOTIVOS_INTERNACAO))
     quarto = Col(Join(Int(1, 8), Int(1, 40, 2), "-", Choice("AB")))

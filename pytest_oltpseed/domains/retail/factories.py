@@ -47,7 +47,16 @@ from pytest_oltpseed.data.columns import (
     Total,
     Weighted,
 )
-from pytest_oltpseed.data.factory import Col, Context, Items, Parent, Row, SQLFactory
+from pytest_oltpseed.data.factory import (
+    Col,
+    Context,
+    Items,
+    Param,
+    Parent,
+    Row,
+    SQLFactory,
+    Trait,
+)
 from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
 from pytest_oltpseed.domains.retail.catalog import CATEGORIES, names_many, product_at
 
@@ -315,13 +324,25 @@ class SaleItem(SQLFactory):
 class Sale(SQLFactory):
     _table, _domain = "sales", DOMAIN
 
+    class Params:
+        # Sale.create(item_count=3): exactly 3 items, total still their sum
+        item_count = Param()
+        completed = Trait(status="completed")
+        cancelled = Trait(status="cancelled")
+        returned = Trait(status="returned")
+
     store_id = Parent("stores", carry=("opened_at",), prefer_existing=True)
     client_id = Parent("clients")
     sold_at = Col(_RECENT)
     status = Col(Weighted(SALE_STATUS))
     payment_method = Col(Weighted(PAYMENT))
     items = Items(
-        "sale_items", "sale_id", 1, 5, header=("store_id", "sold_at", "status")
+        "sale_items",
+        "sale_id",
+        1,
+        5,
+        header=("store_id", "sold_at", "status"),
+        count="item_count",
     )
     total = Col(Total("items", "subtotal"))
 
