@@ -10,19 +10,25 @@ after reconnecting: the transaction id, read before COMMIT, is looked up with
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
 from pytest_oltpseed.db import first_line
-from pytest_oltpseed.errors import DatabaseUnavailable
+from pytest_oltpseed.errors import DatabaseUnavailable, OltpseedError
 from pytest_oltpseed.stream.faults import (
     CONCURRENT_LOCK_TIMEOUT_MS,
     CRITICAL,
+    RETRIES,
+    RETRY_BACKOFF_S,
     GaveUp,
     StopRequested,
+    retryable,
 )
 from pytest_oltpseed.stream.ledger import Ledger
 from pytest_oltpseed.stream.options import StreamOptions
@@ -56,6 +62,33 @@ class Link:
             lambda conn, reserve: None
         )
         self.rebased: Callable[[], None] = lambda: None
+
+    def run_setup(
+        self, setup: Callable[[psycopg.Connection], Any], rng: random.Random
+    ) -> None:
+        """Run ``setup`` (atomic), again after a deadlock with another stream's
+        batches or setup, a few times at most."""
+        assert self.conn is not None
+        for attempt in itertools.count(1):
+            try:
+                setup(self.conn)
+                self.conn.commit()
+                return
+            except (psycopg.Error, OltpseedError) as exc:
+                cause = exc if isinstance(exc, psycopg.Error) else exc.__context__
+                if cause is None or not retryable(cause) or attempt > RETRIES:
+                    raise
+                self.conn.rollback()
+                self.log.warning(
+                    "stream: setup: %s - retrying (%d/%d)",
+                    first_line(cause),
+                    attempt,
+                    RETRIES,
+                )
+                if self.stop.sleep(
+                    RETRY_BACKOFF_S * 5 * attempt * (0.5 + rng.random())
+                ):
+                    raise
 
     def settle(self, xid: str, exc: BaseException) -> bool:
         """COMMIT sent, answer lost: ask the server what became of ``xid``."""

@@ -74,6 +74,14 @@ class StreamOptions:
         write) refuses a path it cannot open."""
         return {"--report": self.report}
 
+    def pace(self) -> str:
+        """The pace in words, for the run's first log line."""
+        if self.rate:
+            return f"{self.rate:g} events/s in batches of up to {self.batch_size}"
+        return (
+            f"{self.batch_size} events every {self.interval:g}s +- {self.jitter_ms}ms"
+        )
+
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)
         for key in ("report", "changes", "pause_file", "pause_home", "floor"):

@@ -20,7 +20,6 @@ path. The parts have modules of their own:
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import random
 import signal
@@ -33,7 +32,6 @@ import psycopg
 
 from pytest_oltpseed import logs
 from pytest_oltpseed.cdc.changes import ChangesWriter
-from pytest_oltpseed.db import first_line
 from pytest_oltpseed.domains import Domain, tables_of
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.stream import pausing
@@ -46,14 +44,11 @@ from pytest_oltpseed.stream.events import (
 )
 from pytest_oltpseed.stream.faults import (
     CRITICAL,
-    RETRIES,
-    RETRY_BACKOFF_S,
     TEARDOWN,
     Aborted,
     AbortSignal,
     GaveUp,
     StopRequested,
-    retryable,
 )
 from pytest_oltpseed.stream.ledger import Ledger, write_report
 from pytest_oltpseed.stream.link import Link
@@ -171,7 +166,7 @@ class Streamer:
                     self.conn, self.options.pause_file, self.options.pause_home
                 )
                 if self.setup is not None:
-                    self._setup(self.setup)
+                    self.link.run_setup(self.setup, self.rng)
                 self.ctx = StreamContext(
                     self.conn,
                     reserve_conn=self.link.reserve,
@@ -190,7 +185,7 @@ class Streamer:
                     "stream %s: %s, %s, seed %d, events %s",
                     ledger.run_id,
                     ", ".join(d.name for d in self.domains),
-                    self._pace(),
+                    self.options.pace(),
                     self.options.seed,
                     ", ".join(f"{e.name}={e.weight}" for e in self.mix.events),
                 )
@@ -232,31 +227,6 @@ class Streamer:
             if self.changes is not None:
                 self.changes.close()
 
-    def _setup(self, setup: Callable[[psycopg.Connection], Any]) -> None:
-        """Run ``setup`` (atomic), again after a deadlock with another stream's
-        batches or setup, a few times at most."""
-        assert self.conn is not None
-        for attempt in itertools.count(1):
-            try:
-                setup(self.conn)
-                self.conn.commit()
-                return
-            except (psycopg.Error, OltpseedError) as exc:
-                cause = exc if isinstance(exc, psycopg.Error) else exc.__context__
-                if cause is None or not retryable(cause) or attempt > RETRIES:
-                    raise
-                self.conn.rollback()
-                self.log.warning(
-                    "stream: setup: %s - retrying (%d/%d)",
-                    first_line(cause),
-                    attempt,
-                    RETRIES,
-                )
-                if self.stop.sleep(
-                    RETRY_BACKOFF_S * 5 * attempt * (0.5 + self.rng.random())
-                ):
-                    raise
-
     def _warm(self) -> None:
         """Load the parent samples and the domains' derived state before the
         clock starts: on a big database the first batch would otherwise take
@@ -268,12 +238,6 @@ class Streamer:
             for warm in domain_warmers(domain):
                 warm(self.ctx)
         self.conn.rollback()
-
-    def _pace(self) -> str:
-        o = self.options
-        if o.rate:
-            return f"{o.rate:g} events/s in batches of up to {o.batch_size}"
-        return f"{o.batch_size} events every {o.interval:g}s +- {o.jitter_ms}ms"
 
     def _loop(self) -> None:
         while not self.finished():
