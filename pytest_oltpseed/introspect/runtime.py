@@ -14,6 +14,14 @@ parent's keys. The seeder loads those keys once per stage
 (:class:`LoadParents`, the domain's stage hook) before it forks workers;
 factories bound to a connection (``oltp_factories``, the stream) load them on
 first use, and create a parent when there is none.
+
+A stream reads keys on its autocommit reservation connection, so it only
+ever learns *committed* keys: a key read inside an open batch could be a row
+that the batch then rolls back (a soft error replays the batch from its
+journal, where the server hands out new serials), and a child written with
+it would be an orphan wherever no FK stops it (Pagila's later payment
+partitions have none). For the same reason a stream never makes a parent on
+demand: with no committed parent the event is not applicable yet.
 """
 
 from __future__ import annotations
@@ -120,6 +128,12 @@ class LoadParents:
         return {}, stage.count
 
 
+def _key_conn(g: Context) -> Any:
+    """Where a bound context reads keys: a stream's autocommit reservation
+    connection (committed rows only, see the module doc), else its own."""
+    return g.reserve_conn or g.conn
+
+
 def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
     if g.conn is None:
         keys = _STAGE_KEYS.get((table, columns))
@@ -129,7 +143,11 @@ def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
     cached = _CONTEXT_KEYS.setdefault(g, {})
     keys = cached.get((table, columns))
     if not keys:
-        keys = cached[(table, columns)] = load_keys(g.conn, table, columns)
+        keys = cached[(table, columns)] = load_keys(_key_conn(g), table, columns)
+    if not keys and g.reserve_conn is not None:
+        from pytest_oltpseed.stream.events import NotApplicable
+
+        raise NotApplicable  # a stream: only once a parent row is committed
     if not keys:  # a parent made on demand, as Parent() does for built-in domains
         parent = factory_for(table)
         made = parent.write(g, parent.make_row(g, create=True))
@@ -396,7 +414,7 @@ def optional_parent(
     else:
         keys = _CONTEXT_KEYS.setdefault(g, {}).get((table, columns)) or []
         if not keys:
-            keys = load_keys(g.conn, table, columns)
+            keys = load_keys(_key_conn(g), table, columns)
             _CONTEXT_KEYS[g][(table, columns)] = keys
     return keys[int(g.rng.random() * len(keys))] if keys else None
 
@@ -485,5 +503,5 @@ def parent_keys_or_none(ctx: Any, table: str, key: tuple[str, ...]) -> list[Key]
     """The keys of ``table`` cached on the stream's context (loaded once)."""
     cached = _CONTEXT_KEYS.setdefault(ctx, {})
     if (table, key) not in cached:
-        cached[(table, key)] = load_keys(ctx.conn, table, key)
+        cached[(table, key)] = load_keys(_key_conn(ctx), table, key)
     return cached[(table, key)]
