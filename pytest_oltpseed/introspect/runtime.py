@@ -36,6 +36,7 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed.data.factory import Context, factory_for
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.errors import OltpseedError
 
 Key = tuple[Any, ...]
@@ -64,7 +65,7 @@ def load_keys(conn: Any, table: str, columns: Sequence[str]) -> list[Key]:
     """Every key of ``table`` (its FK target columns), in a stable order."""
     query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {}").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.Identifier(table),
+        table_ident(table),
         sql.SQL(" AND ").join(
             sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in columns
         ),
@@ -99,7 +100,7 @@ class LoadParents:
                 continue
             rows = seeder.conn.execute(
                 sql.SQL("SELECT ctid::text FROM {} WHERE {} ORDER BY ctid").format(
-                    sql.Identifier(child),
+                    table_ident(child),
                     sql.SQL(" AND ").join(
                         sql.SQL("{} IS NULL").format(sql.Identifier(c)) for c in columns
                     ),
@@ -108,7 +109,7 @@ class LoadParents:
             update = sql.SQL(
                 "UPDATE {} SET ({}) = ROW({}) WHERE ctid = %s::tid"
             ).format(
-                sql.Identifier(child),
+                table_ident(child),
                 sql.SQL(", ").join(map(sql.Identifier, columns)),
                 sql.SQL(", ").join(sql.Placeholder() * len(columns)),
             )
@@ -181,6 +182,10 @@ def combination(
         keys = parent_keys(g, table, columns)
         chosen.append(keys[n % len(keys)])
         n //= len(keys)
+    if n and g.reserve_conn is not None:
+        from pytest_oltpseed.stream.events import NotApplicable
+
+        raise NotApplicable  # a stream: every pair is taken, insert others
     if n:
         raise OltpseedError(
             f"{key}: more rows than distinct combinations of "
@@ -446,7 +451,7 @@ def insert(ctx: Any, factory: Any, key: Sequence[str] = ()) -> None:
     """A new row of ``factory``'s table, parents picked among existing ones."""
     row = factory.make_row(ctx, create=True)
     values = factory.columns(row)
-    table = sql.Identifier(factory._table)
+    table = table_ident(factory._table)
     if values:
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
             table,
@@ -477,7 +482,7 @@ def update(
     declaration = dict(factory._declarations())[column]
     value = declaration.fn(ctx, _Nothing())
     query = sql.SQL("UPDATE {} SET {} = %s WHERE {}{}").format(
-        sql.Identifier(factory._table),
+        table_ident(factory._table),
         sql.Identifier(column),
         _where(key),
         _returning(key),
@@ -494,7 +499,7 @@ def delete(ctx: Any, table: str, key: tuple[str, ...]) -> None:
         raise NotApplicable
     chosen = keys.pop(int(ctx.rng.random() * len(keys)))
     query = sql.SQL("DELETE FROM {} WHERE {}{}").format(
-        sql.Identifier(table), _where(key), _returning(key)
+        table_ident(table), _where(key), _returning(key)
     )
     ctx.execute(table, "delete", query.as_string(ctx.conn), list(chosen))
 
@@ -505,3 +510,19 @@ def parent_keys_or_none(ctx: Any, table: str, key: tuple[str, ...]) -> list[Key]
     if (table, key) not in cached:
         cached[(table, key)] = load_keys(_key_conn(ctx), table, key)
     return cached[(table, key)]
+
+
+def after(g: Context, early: Any, strict: bool, make: Any) -> Any:
+    """A value at or after ``early`` (an end date after its start: ``CHECK
+    (enddate >= startdate)``), up to 30 days later; with ``early`` NULL, the
+    column's own generator ``make``."""
+    if early is None:
+        return make(g)
+    if isinstance(early, datetime):
+        step = timedelta(seconds=g.randint(1 if strict else 0, 30 * 86400))
+        return early + step
+    if isinstance(early, date):
+        return early + timedelta(days=g.randint(1 if strict else 0, 30))
+    if isinstance(early, Decimal | int | float):
+        return early + g.randint(1 if strict else 0, 100)
+    return make(g)

@@ -144,6 +144,8 @@ def plan_table(
     bounds: dict[str, tuple[float | None, float | None]] = {}
     forced_null: set[str] = set()
     computed: dict[str, str] = {}  # column -> Python expression (CHECK col = ...)
+    after: dict[str, tuple[str, bool]] = {}  # CHECK late >= early: late -> early
+    frozen: set[str] = set()  # inputs of a derived column: never updated alone
     for check in table.checks:
         understood = generators.understand(check.expression)
         if understood and understood.column in names:
@@ -164,12 +166,23 @@ def plan_table(
             inputs = generators.referenced(python.replace("r.", ""), names)
             guard = " or ".join(f"r.{c} is None" for c in inputs)
             computed[target] = f"None if {guard} else {python}"
+            frozen.update(inputs)
+            continue
+        order = generators.ordered(check.expression, names)
+        if (
+            order
+            and _before(table, order[0], f"r.{order[1]}")
+            and _written(table, order[0])
+            and order[0] not in after
+        ):
+            after[order[0]] = (order[1], order[2])
+            frozen.add(order[1])
             continue
         used = generators.referenced(check.expression, names)
         nullable = [
             c for c in used if not table.column(c).not_null and _written(table, c)
         ]
-        if nullable:
+        if nullable and not _null_tested(check.expression):
             forced_null.add(nullable[0])
             plan.notes.append(
                 f"{table.name}: CHECK {check.name} {check.expression} is not "
@@ -275,7 +288,7 @@ def plan_table(
             f"{table.name}: UNIQUE ({', '.join(key)}) cannot be made unique by "
             "construction: duplicates are possible"
         )
-    ranges = f"RANGES_{table.name.upper()}" if table.partition_ranges else ""
+    ranges = ranges_name(table.name) if table.partition_ranges else ""
     # Helpers first (FK parents, combinations), then the columns in table order.
     for combo, fks in combos.items():
         parents = ", ".join(f"({fk.parent!r}, {fk.parent_columns!r})" for fk in fks)
@@ -300,11 +313,11 @@ def plan_table(
         if not _written(table, column.name):
             continue
         name = column.name
-        if name in fk_of:
+        if name in forced_null:  # before its FK: the note promised NULL
+            expression = "None"
+        elif name in fk_of:
             helper, i = fk_of[name]
             expression = f"R.at(r.{helper}, {i})"
-        elif name in forced_null:
-            expression = "None"
         elif name in computed:
             expression = computed[name]
         else:
@@ -332,6 +345,11 @@ def plan_table(
                     )
             else:
                 expression = choice.expression
+                if name in after:
+                    early, strict = after[name]
+                    expression = (
+                        f"R.after(g, r.{early}, {strict}, lambda g: {expression})"
+                    )
                 if name in unique_by:
                     expression = _unique(table, column, choice, domain, ranges)
                 elif not column.not_null:
@@ -340,10 +358,19 @@ def plan_table(
                 name not in unique_by
                 and name not in table.primary_key
                 and name != table.partitioned_by
+                and name not in after
+                and name not in frozen
             ):
                 plan.updatable.append(name)
         plan.lines.append(_declare(name, f"Col(lambda g, r: {expression})"))
     return plan
+
+
+def _null_tested(expression: str) -> bool:
+    """Whether a CHECK tests NULL itself (``x IS NULL AND ...``): writing a
+    column NULL then does not make it hold, as it does a comparison."""
+    return bool(re.search(r"\bIS\s+(NOT\s+)?NULL\b|coalesce|nullif|\bCASE\b",
+                          expression, re.IGNORECASE))  # fmt: skip
 
 
 def _before(table: Table, column: str, python: str) -> bool:
@@ -351,6 +378,11 @@ def _before(table: Table, column: str, python: str) -> bool:
     names = [c.name for c in table.columns]
     used = generators.referenced(python.replace("r.", ""), names)
     return all(names.index(u) < names.index(column) for u in used)
+
+
+def ranges_name(table: str) -> str:
+    """The constant holding a partitioned table's ranges (a Python name)."""
+    return "RANGES_" + re.sub(r"\W", "_", table).upper()
 
 
 def index_key(domain: str, table: str, column: str) -> str:
@@ -459,6 +491,7 @@ def render(
     ddl: str,
     objects: list[Owned],
     *,
+    extensions: Sequence[str] = (),
     base: int = 2000,
     rules: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[dict[str, str], Written]:
@@ -482,21 +515,20 @@ def render(
         "events.py": _events(name, header, catalog, ordered, plans, medium),
         "checks.py": _checks(header, catalog, ordered),
         "sql/01_schema.sql": _sql_header(header)
-        + install_sql(name, ddl, objects, [_q(catalog.schema, t) for t in ordered]),
+        + install_sql(
+            name, ddl, objects, [catalog.tables[t].ident for t in ordered], extensions
+        ),
         "sql/99_drop_all.sql": _sql_header(header) + drop_sql(name, objects),
     }
     return files, Written(Path(), ordered, medium, notes)
-
-
-def _q(schema: str, name: str) -> str:
-    return ".".join('"' + p.replace('"', '""') + '"' for p in (schema, name))
 
 
 def _header(catalog: Catalog, source: str, command: str) -> str:
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return (
         f"{MARKER}\nGenerated by `{command}` on {stamp}\n"
-        f"from schema {catalog.schema!r} of {source} (PostgreSQL "
+        f"from schema {', '.join(map(repr, catalog.schemas))} of {source} "
+        "(PostgreSQL "
         f"{catalog.server_version}). Edit freely; run the command again to "
         "regenerate (it overwrites these files)."
     )
@@ -561,7 +593,7 @@ def _factories(
                 f"# {t} is partitioned by RANGE ({table.partitioned_by}): rows fall "
                 "inside its partitions"
             )
-            out.append(f"RANGES_{t.upper()} = (\n    {ranges},\n)")
+            out.append(f"{ranges_name(t)} = (\n    {ranges},\n)")
     for t in ordered:
         plan = plans[t]
         table = catalog.tables[t]
@@ -652,7 +684,7 @@ def _checks(header: str, catalog: Catalog, ordered: list[str]) -> str:
     rules = []
     for t in ordered:
         table = catalog.tables[t]
-        ident = _q(catalog.schema, t)
+        ident = table.ident
         key = _example(table)
         for fk in table.foreign_keys:
             if fk.parent not in catalog.tables:
@@ -664,7 +696,7 @@ def _checks(header: str, catalog: Catalog, ordered: list[str]) -> str:
             present = " AND ".join(f'c."{cc}" IS NOT NULL' for cc in fk.columns)
             query = (
                 f"SELECT {key.format(a='c')} FROM {ident} c WHERE {present} AND NOT "
-                f"EXISTS (SELECT 1 FROM {_q(catalog.schema, fk.parent)} p "
+                f"EXISTS (SELECT 1 FROM {catalog.tables[fk.parent].ident} p "
                 f"WHERE {joined})"
             )
             rules.append((f"{t}.{fk.name}: no orphans", t, query))

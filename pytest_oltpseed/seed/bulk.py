@@ -33,6 +33,7 @@ from pytest_oltpseed.data.factory import (
     SQLFactory,
     factory_for,
 )
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.seed.chunks import copy_text
 
 EMPTY_PARENTS = 100  # rows made first in a parent table that has none
@@ -171,7 +172,7 @@ def _land(conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]) 
     columns = ["id", *factory.column_names()]
     data = _render(rows, columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(factory._table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        table_ident(factory._table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor() as cur, cur.copy(statement) as copy:
         copy.write(data)
@@ -196,7 +197,7 @@ def _read_back(
     if missing:
         query = sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
             sql.SQL(", ").join(map(sql.Identifier, missing)),
-            sql.Identifier(factory._table),
+            table_ident(factory._table),
         )
         ids = [row["id"] for row in rows]
         stored = {r[0]: r[1:] for r in conn.execute(query, (ids,))}
