@@ -372,17 +372,29 @@ def ordered(expression: str, columns: Sequence[str]) -> tuple[str, str, bool] | 
     early IS NULL``: (late, early, strict), so the writer derives ``late``
     from ``early`` (an end date after its start); else ``None``."""
     parts = [_strip(p) for p in _split(_strip(expression), " OR ")]
-    found = _ORDERED.match(parts[0])
-    if found is None:
+    compared = [p for p in parts if _ORDERED.match(p)]
+    if len(compared) != 1:
         return None
+    found = _ORDERED.match(compared[0])
+    assert found is not None
     late, early = found.group("late"), found.group("early")
-    for extra in parts[1:]:
+    for extra in (p for p in parts if p is not compared[0]):
         null = _IS_NULL.match(extra)
         if null is None or null.group("col") not in (late, early):
             return None
     if late not in columns or early not in columns or late == early:
         return None
     return late, early, found.group("op") == ">"
+
+
+def null_escape(expression: str) -> str | None:
+    """The column of a top-level ``col IS NULL`` alternative (``... OR col IS
+    NULL``): writing that column NULL makes the CHECK hold, whatever else."""
+    for part in _split(_strip(expression), " OR "):
+        found = _IS_NULL.match(_strip(part))
+        if found:
+            return found.group("col")
+    return None
 
 
 _EQUALITY = re.compile(

@@ -182,7 +182,12 @@ def plan_table(
         nullable = [
             c for c in used if not table.column(c).not_null and _written(table, c)
         ]
-        if nullable and not _null_tested(check.expression):
+        escape = generators.null_escape(check.expression)
+        if escape in nullable:
+            nullable = [escape]
+        elif _null_tested(check.expression):
+            nullable = []
+        if nullable:
             forced_null.add(nullable[0])
             plan.notes.append(
                 f"{table.name}: CHECK {check.name} {check.expression} is not "
