@@ -381,6 +381,8 @@ def unique_text(
     """A readable value made unique by its index suffix (never by retrying)."""
     n = g.next_index(domain, key)
     suffix = f"-{n:x}"
+    if length is not None and len(suffix) > length:
+        return _packed(n, length, key)
     head = str(make(g)) if make else g.choice(WORDS)
     if length is not None:
         head = head[: max(0, length - len(suffix))]
@@ -388,6 +390,25 @@ def unique_text(
         user, _, host = head.partition("@")
         return fit(f"{user}{suffix}@{host}", length)
     return f"{head}{suffix}"
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _packed(n: int, length: int, key: str) -> str:
+    """``n`` in base 36, ``length`` characters, for a short key (``char(3)``)
+    once ``-<hex>`` no longer fits: it has no ``-``, so it never equals a
+    value of the readable form."""
+    if n >= 36**length:
+        raise OltpseedError(
+            f"{key}: more than {36**length:,} unique values do not fit in "
+            f"{length} characters (lower the profile's count)"
+        )
+    digits = ""
+    for _ in range(length):
+        n, digit = divmod(n, 36)
+        digits = _DIGITS[digit] + digits
+    return digits
 
 
 def unique_moment(
