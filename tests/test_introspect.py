@@ -529,6 +529,7 @@ def test_stream_survives_a_killed_backend_then_verifies(
     ("args", "expected"),
     [
         (["--schema", "nope"], "schema 'nope' has no tables to introspect"),
+        (["--schema", "public", "--schema", "nope"], "schema 'nope' does not exist"),
         (["--rule", "bad"], "--rule 'bad': expected PATTERN=GENERATOR"),
         (["--name", "Bad"], "--name 'Bad': lower-case letters, digits and _"),
         (["--table-filter", "zzz*"], "--table-filter zzz* matches no table"),
