@@ -45,6 +45,10 @@ _STAGE_KEYS: dict[tuple[str, tuple[str, ...]], list[Key]] = {}
 _CONTEXT_KEYS: weakref.WeakKeyDictionary[Context, dict[Any, list[Key]]] = (
     weakref.WeakKeyDictionary()
 )
+_CONTEXT_TAKEN: weakref.WeakKeyDictionary[Context, dict[Any, set[Key]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The combinations a table of FK columns holds, per bound context."""
 WORDS = (
     "alpha", "amber", "anchor", "aurora", "bamboo", "beacon", "breeze", "canyon",
     "cedar", "comet", "coral", "delta", "ember", "falcon", "fjord", "garnet",
@@ -171,27 +175,53 @@ def parent(
 
 
 def combination(
-    g: Context, domain: str, key: str, parents: Sequence[tuple[str, tuple[str, ...]]]
+    g: Context,
+    domain: str,
+    key: str,
+    parents: Sequence[tuple[str, tuple[str, ...]]],
+    child: tuple[str, tuple[str, ...]] | None = None,
 ) -> tuple[Key, ...]:
     """Distinct parent keys for a UNIQUE made only of FK columns (film_actor):
     the n-th row takes the n-th combination in mixed radix, so rows are unique
-    by construction while n stays below the product of the parents' counts."""
-    n = g.next_index(domain, key)
-    chosen = []
-    for table, columns in parents:
-        keys = parent_keys(g, table, columns)
-        chosen.append(keys[n % len(keys)])
-        n //= len(keys)
-    if n and g.reserve_conn is not None:
-        from pytest_oltpseed.stream.events import NotApplicable
+    by construction while n stays below the product of the parents' counts.
 
-        raise NotApplicable  # a stream: every pair is taken, insert others
-    if n:
-        raise OltpseedError(
-            f"{key}: more rows than distinct combinations of "
-            + ", ".join(t for t, _ in parents)
-        )
-    return tuple(chosen)
+    A bound context (the stream, ``oltp_factories``) sees other parent counts
+    than the seeder did, so its n-th combination may be one the seed wrote:
+    it reads the ``child`` table's combinations once and passes over those
+    (known in advance, not found by a failed insert); a stream with every
+    combination taken draws another event."""
+    taken = _taken(g, child) if child is not None and g.conn is not None else None
+    while True:
+        n = g.next_index(domain, key)
+        chosen = []
+        for table, columns in parents:
+            keys = parent_keys(g, table, columns)
+            chosen.append(keys[n % len(keys)])
+            n //= len(keys)
+        if n and g.reserve_conn is not None:
+            from pytest_oltpseed.stream.events import NotApplicable
+
+            raise NotApplicable  # a stream: every pair is taken, insert others
+        if n:
+            raise OltpseedError(
+                f"{key}: more rows than distinct combinations of "
+                + ", ".join(t for t, _ in parents)
+            )
+        flat = tuple(value for parent in chosen for value in parent)
+        if taken is None or flat not in taken:
+            if taken is not None:
+                taken.add(flat)
+            return tuple(chosen)
+
+
+def _taken(g: Context, child: tuple[str, tuple[str, ...]]) -> set[Key]:
+    """The combinations ``child`` holds (its FK columns' values), read once."""
+    cached = _CONTEXT_TAKEN.setdefault(g, {})
+    found = cached.get(child)
+    if found is None:
+        table, columns = child
+        found = cached[child] = set(load_keys(_key_conn(g), table, columns))
+    return found
 
 
 def at(key: Key | None, i: int) -> Any:

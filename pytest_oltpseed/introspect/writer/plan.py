@@ -143,9 +143,11 @@ def plan_table(
     for combo, fks in combos.items():
         parents = ", ".join(f"({fk.parent!r}, {fk.parent_columns!r})" for fk in fks)
         plan.helpers.append(combo)
+        combined = tuple(c for fk in fks for c in fk.columns)
         plan.lines.append(
             f"{combo} = Col(lambda g, r: R.combination(g, DOMAIN, "
-            f"{index_key(domain, table.name, combo)!r}, ({parents},)))"
+            f"{index_key(domain, table.name, combo)!r}, ({parents},), "
+            f"({table.name!r}, {combined!r})))"
         )
     for fk in table.foreign_keys:
         fk_helper = helper_of.get(fk.name)
