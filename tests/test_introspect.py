@@ -191,6 +191,8 @@ def sample_domain(
                 oltp_server, tmp_path_factory.mktemp("domains"), name,
                 sample.source(), *sample.args,
             )  # fmt: skip
+            # the console wraps long lines (a long tmp path under xdist)
+            said = " ".join(said.split())
             assert f"wrote {out / name}: {sample.tables} tables" in said
             made[name] = out
         return made[name]
