@@ -25,6 +25,14 @@ imports) and the fresh server's first queries.
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
         [--domains all,hospital,retail] [--spec-profiles LARGE]
         [--slow-profiles LARGE] [--no-spec] [--no-slow]
+
+``--generated`` measures something else: the built-in hospital and retail
+domains next to a generated one (Pagila, from tests/data/pagila, through
+``oltpseed introspect``), each seeded by ``oltpseed seed`` into a fresh
+database whose schema is installed beforehand; rows/s and the ratio to
+hospital, in one run:
+
+    .venv/bin/python bench/seed.py --generated --profiles LARGE [--repeat 2]
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import psycopg
 from psycopg import sql
 from runs import fresh_database
 
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.domains import select
 from pytest_oltpseed.server.embedded import ephemeral_server, find_bindir
 
@@ -69,7 +78,7 @@ def _rows(dsn: str, domain: str) -> int:
     with psycopg.connect(dsn) as conn:
         return sum(
             conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))
+                sql.SQL("SELECT count(*) FROM {}").format(table_ident(t))
             ).fetchone()[0]
             for t in tables
         )  # type: ignore[index]
@@ -104,6 +113,47 @@ def _oltpseed(
     return best
 
 
+PAGILA = HERE.parent / "tests" / "data" / "pagila" / "pagila-schema.sql"
+
+
+def _introspect_pagila(server: object, out: Path, env: dict[str, str]) -> None:
+    """Pagila's schema file loaded into a scratch database, introspected into
+    ``out/pagila`` (a --domain-path directory)."""
+    source = fresh_database(server, "bench_pagila_src", None)  # type: ignore[arg-type]
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute(PAGILA.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+    _measure(
+        [sys.executable, "-m", "pytest_oltpseed", "introspect", "--dsn", source,
+         "--name", "pagila", "--out", str(out)],
+        env,
+    )  # fmt: skip
+
+
+def generated_domains(
+    server: object, profiles: list[str], env: dict[str, str], repeat: int
+) -> None:
+    """hospital, retail and the generated Pagila domain, side by side."""
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "domains"
+        _introspect_pagila(server, out, env)
+        os.environ["OLTPSEED_DOMAIN_PATH"] = str(out)  # for select() here
+        env = {**env, "OLTPSEED_DOMAIN_PATH": str(out)}
+        print(f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}")
+        for profile in profiles:
+            rate = {}
+            for domain in ("hospital", "retail", "pagila"):
+                seconds, rss, rows = _oltpseed(
+                    server, profile, domain, True, env, repeat
+                )
+                _line(f"oltpseed {profile} {domain}", rows, seconds, rss)
+                rate[domain] = rows / seconds
+            for domain in ("retail", "pagila"):
+                print(
+                    f"{'':<4}{profile} {domain}: "
+                    f"{rate[domain] / rate['hospital']:.2f}x hospital's rows/s"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", default="SMALL,MEDIUM,LARGE")
@@ -128,6 +178,11 @@ def main() -> None:
         "--slow-profiles",
         help="profiles with runs without the fast path (default: all)",
     )
+    parser.add_argument(
+        "--generated",
+        action="store_true",
+        help="hospital, retail and a generated domain (Pagila) side by side",
+    )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]
     domains = [d.strip() for d in args.domains.split(",")]
@@ -140,6 +195,10 @@ def main() -> None:
     }
     env["LOG_DIR"] = str(Path(tempfile.gettempdir()) / "oltpseed-bench-logs")
     pgbench = find_bindir() / "pgbench"
+    if args.generated:
+        with ephemeral_server() as server:
+            generated_domains(server, profiles, env, args.repeat)
+        return
     with ephemeral_server() as server:
         print(f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}")
         for profile in profiles:

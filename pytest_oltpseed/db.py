@@ -12,6 +12,15 @@ from pytest_oltpseed.config import Settings, describe
 from pytest_oltpseed.errors import DatabaseUnavailable
 
 
+def table_ident(table: str) -> sql.Identifier:
+    """A domain table's identifier. A generated domain over several schemas
+    (or one other than ``public``) names its tables ``schema.table``; that
+    becomes a qualified identifier, while a bare name still resolves through
+    ``search_path`` as the built-in domains expect."""
+    schema, dot, name = table.partition(".")
+    return sql.Identifier(schema, name) if dot else sql.Identifier(table)
+
+
 def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:
     """The configured conninfo; with none configured, the embedded server's.
 
@@ -92,7 +101,7 @@ def table_counts(
         if table not in present:
             counts[table] = None
             continue
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        query = sql.SQL("SELECT count(*) FROM {}").format(table_ident(table))
         row = conn.execute(query).fetchone()
         counts[table] = int(row[0]) if row else 0
     return counts

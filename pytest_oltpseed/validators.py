@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pytest_oltpseed.data.factory import Parent, Ref, factory_for
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.domains import Domain, tables_of
 
 
@@ -199,7 +200,7 @@ def coverage(
 
 def _has_rows(conn: psycopg.Connection, table: str) -> bool:
     row = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_ident(table))
     ).fetchone()
     return bool(row and row[0])
 
@@ -271,7 +272,7 @@ def _query(conn: psycopg.Connection, rule: QueryRule) -> Finding:
 def _share(conn: psycopg.Connection, rule: ShareRule) -> Finding:
     row = conn.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE {c}) FROM {t}").format(
-            c=sql.SQL(rule.condition), t=sql.Identifier(rule.table)
+            c=sql.SQL(rule.condition), t=table_ident(rule.table)
         )  # type: ignore[arg-type]
     ).fetchone()
     total, hits = (int(row[0]), int(row[1])) if row else (0, 0)

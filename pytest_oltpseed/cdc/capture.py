@@ -16,7 +16,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pytest_oltpseed.cdc.pgoutput import Change, Decoder, Message, Transaction
+from pytest_oltpseed.cdc.pgoutput import (
+    Change,
+    Decoder,
+    Message,
+    Transaction,
+    qualified,
+)
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.errors import GuardrailRefused, OltpseedError, UsageError
 from pytest_oltpseed.names import PUBLICATION as PUBLICATION
 from pytest_oltpseed.names import SLOT as SLOT
@@ -116,7 +123,7 @@ def create(
                     sql.SQL(
                         "CREATE PUBLICATION {} FOR TABLE {} "
                         "WITH (publish_via_partition_root = true)"
-                    ).format(ident, sql.SQL(", ").join(map(sql.Identifier, tables)))
+                    ).format(ident, sql.SQL(", ").join(map(table_ident, tables)))
                 )
                 conn.execute(
                     sql.SQL("COMMENT ON PUBLICATION {} IS {}").format(
@@ -187,13 +194,16 @@ def slot_plugin(conn: psycopg.Connection, slot: str) -> str:
 def primary_keys(conn: psycopg.Connection) -> dict[str, tuple[str, ...]]:
     """Table -> primary-key columns (in key order) of the visible tables."""
     rows = conn.execute(
-        "SELECT c.relname, array_agg(a.attname::text ORDER BY k.n) "
+        "SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY k.n) "
         "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
-        "WHERE i.indisprimary AND pg_table_is_visible(c.oid) GROUP BY c.relname"
+        "WHERE i.indisprimary AND (pg_table_is_visible(c.oid) OR n.nspname NOT IN "
+        "('pg_catalog', 'information_schema', 'pg_toast')) "
+        "GROUP BY n.nspname, c.relname"
     ).fetchall()
-    return {str(name): tuple(columns) for name, columns in rows}
+    return {qualified(schema, name): tuple(cols) for schema, name, cols in rows}
 
 
 def read(
@@ -253,7 +263,7 @@ def _rows(
         yield iter(cur)
 
 
-_TD_ROW = re.compile(r"^table (?:[^.]+)\.(\S+): (INSERT|UPDATE|DELETE|TRUNCATE):(.*)$")
+_TD_ROW = re.compile(r"^table ([^.]+)\.(\S+): (INSERT|UPDATE|DELETE|TRUNCATE):(.*)$")
 _TD_COLUMN = re.compile(r"(\S+?)\[([^\]]+)\]:('(?:[^']|'')*'|\S+)")
 _TD_INTEGER = frozenset({"bigint", "integer", "smallint", "oid"})
 _TD_MESSAGE = re.compile(
@@ -290,7 +300,8 @@ def _test_decoding(
             found.append(open_)
             open_ = None
         elif (match := _TD_ROW.match(line)) and open_ is not None:
-            table, op, rest = match.groups()
+            schema, name, op, rest = match.groups()
+            table = qualified(schema, name)
             if op == "TRUNCATE":
                 open_.changes.append(Change(table, "truncate", (), open_.xid))
                 continue

@@ -67,6 +67,16 @@ class Relation:
     key_columns: tuple[str, ...] = ()
     positions: dict[int, int] = field(default_factory=dict)  # column -> key index
 
+    @property
+    def table(self) -> str:
+        """The name a domain gives it: bare in ``public``, else ``schema.name``
+        (a generated domain over other schemas, see ``db.table_ident``)."""
+        return qualified(self.schema, self.name)
+
+
+def qualified(schema: str, name: str) -> str:
+    return name if schema == "public" else f"{schema}.{name}"
+
 
 class DecodeError(ValueError):
     """A message this decoder does not understand (another protocol version?)."""
@@ -218,7 +228,7 @@ class Decoder:
             raise DecodeError("row change outside a transaction")
         self.open.changes.append(
             Change(
-                relation.name,
+                relation.table,
                 _ROW[kind],
                 key,
                 self.open.xid,
@@ -232,7 +242,7 @@ class Decoder:
         reader.take("!b")  # options
         for _ in range(count):
             relation = self.relations.get(reader.take("!I"))
-            name = relation.name if relation else "?"
+            name = relation.table if relation else "?"
             self._add(Change(name, "truncate", (), self._xid()))
 
     def _xid(self) -> int:

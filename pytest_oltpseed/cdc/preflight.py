@@ -82,9 +82,9 @@ def preflight(
         )
     )
     rows = conn.execute(
-        "SELECT c.relname, c.relreplident, EXISTS (SELECT 1 FROM pg_index i "
-        "WHERE i.indrelid = c.oid AND i.indisprimary) FROM pg_class c "
-        "WHERE c.oid = ANY(SELECT to_regclass(t) FROM unnest(%s::text[]) t)",
+        "SELECT t, c.relreplident, EXISTS (SELECT 1 FROM pg_index i "
+        "WHERE i.indrelid = c.oid AND i.indisprimary) FROM unnest(%s::text[]) t "
+        "JOIN pg_class c ON c.oid = to_regclass(t)",
         (list(tables),),
     ).fetchall()
     found = {r[0]: r for r in rows}
@@ -117,7 +117,9 @@ def preflight(
     covered = {
         r[0]
         for r in conn.execute(
-            "SELECT tablename FROM pg_publication_tables WHERE pubname = %s",
+            "SELECT CASE schemaname WHEN 'public' THEN tablename "
+            "ELSE schemaname || '.' || tablename END "
+            "FROM pg_publication_tables WHERE pubname = %s",
             (publication,),
         ).fetchall()
     }

@@ -47,8 +47,11 @@ def introspect_command(
     ],
     dsn: DsnOption = None,
     schema: Annotated[
-        str, typer.Option("--schema", help="The schema to read.")
-    ] = "public",
+        list[str] | None,
+        typer.Option(
+            "--schema", help="A schema to read (repeatable: one domain covers all)."
+        ),
+    ] = None,
     table_filter: Annotated[
         list[str] | None,
         typer.Option(
@@ -81,7 +84,7 @@ def introspect_command(
             conn,
             name=name,
             out=out_dir,
-            schema=schema,
+            schemas=schema or ("public",),
             table_filter=table_filter or (),
             rules=rule or (),
             base=base_rows,

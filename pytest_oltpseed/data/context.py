@@ -34,6 +34,7 @@ from pytest_oltpseed.data.rows import (
     _insert_query,
     insert,
 )
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF
 
@@ -165,7 +166,7 @@ class Context:
             return cached
         with self.conn.cursor(row_factory=dict_row) as cur:
             found = cur.execute(
-                sql.SQL("SELECT * FROM {} WHERE id = %s").format(sql.Identifier(table)),
+                sql.SQL("SELECT * FROM {} WHERE id = %s").format(table_ident(table)),
                 (value,),
             ).fetchone()
         if found is None:
@@ -303,7 +304,7 @@ class Context:
         """A random existing row of ``table`` (optionally filtered), or ``None``."""
         if self.conn is None:
             return None
-        ident = sql.Identifier(table)
+        ident = table_ident(table)
         bounds = self._id_range.get(table)
         if bounds is None:
             found = self.conn.execute(

@@ -31,17 +31,18 @@ def introspect(
     *,
     name: str,
     out: Path,
-    schema: str = "public",
+    schemas: Sequence[str] = ("public",),
     table_filter: Sequence[str] = (),
     rules: Sequence[str] = (),
     base: int = 2000,
     command: str = "oltpseed introspect",
 ) -> Written:
-    """Write the domain ``name`` for ``schema`` into ``out/name``.
+    """Write the domain ``name`` for ``schemas`` into ``out/name``.
 
-    The captured DDL is the whole schema (its objects are the domain's own
-    in the target); ``table_filter`` chooses the tables the domain seeds,
-    streams and checks.
+    The captured DDL is the whole of each schema (its objects are the
+    domain's own in the target); ``table_filter`` chooses the tables the
+    domain seeds, streams and checks. With a schema other than ``public``
+    every table is named ``schema.table``.
 
     An existing ``out/name`` is replaced only when it is a package this
     command wrote (its ``__init__.py`` says so): regenerating is safe,
@@ -58,8 +59,9 @@ def introspect(
             f"{target} exists and was not written by oltpseed introspect: "
             "choose another --out or --name"
         )
-    found = catalog_reader.read(conn, schema, table_filter)
-    objects = ddl.owned_objects(conn, schema)
+    found = catalog_reader.read(conn, schemas, table_filter)
+    objects = ddl.owned_objects(conn, found.schemas)
+    needed = ddl.extensions(conn, found.schemas)
     # Only the basic keywords: pg_dump's libpq may be older than psycopg's and
     # reject options it does not know (sslcertmode).
     params: dict[str, str | int | None] = {
@@ -72,11 +74,12 @@ def introspect(
     if password:
         params["password"] = password.decode()
     conninfo = make_conninfo("", **params)
-    captured = ddl.capture(conninfo, schema, str(find_bindir()))
+    captured = ddl.capture(conninfo, found.schemas, str(find_bindir()))
     source = f"database {conn.info.dbname!r} on {conn.info.host}:{conn.info.port}"
     files, written = writer.render(
-        found, name, source, command, captured, objects, base=base, rules=parsed
-    )
+        found, name, source, command, captured, objects,
+        extensions=needed, base=base, rules=parsed,
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
     try:

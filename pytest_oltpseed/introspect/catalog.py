@@ -65,6 +65,7 @@ class Check:
 @dataclass
 class Table:
     name: str
+    """The domain's name for it: bare in ``public``, else ``schema.table``."""
     schema: str
     columns: list[Column]
     primary_key: tuple[str, ...] = ()
@@ -76,6 +77,16 @@ class Table:
     """The single column of a RANGE partition key, when that is what it is."""
     partition_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
     rows: int = 0
+    relname: str = ""
+    """The table's own name in its schema."""
+
+    def __post_init__(self) -> None:
+        self.relname = self.relname or self.name.rpartition(".")[2]
+
+    @property
+    def ident(self) -> str:
+        """The quoted, schema-qualified name for SQL."""
+        return _qualified(self.schema, self.relname)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -88,7 +99,7 @@ class Table:
 
 @dataclass
 class Catalog:
-    schema: str
+    schemas: tuple[str, ...]
     tables: dict[str, Table]
     server_version: str
     problems: list[str] = field(default_factory=list)
@@ -107,28 +118,52 @@ ORDER BY a.attnum
 """
 
 
-def read(
-    conn: psycopg.Connection, schema: str = "public", table_filter: Sequence[str] = ()
-) -> Catalog:
-    """The tables of ``schema`` (partitions through their parent) and what they need.
+def domain_name(schema: str, name: str) -> str:
+    """A table's name in a generated domain: bare in ``public`` (found through
+    ``search_path``), else ``schema.table``, which every core module turns
+    into a qualified identifier (``db.table_ident``)."""
+    return name if schema == "public" else f"{schema}.{name}"
 
-    ``table_filter`` keeps tables whose name matches one of its shell patterns
-    (``film*``); an FK to a table left out is a problem reported by the writer.
+
+def read(
+    conn: psycopg.Connection,
+    schemas: Sequence[str] = ("public",),
+    table_filter: Sequence[str] = (),
+) -> Catalog:
+    """The tables of ``schemas`` (partitions through their parent) and what
+    they need; one domain covers them all.
+
+    ``table_filter`` keeps tables whose name (bare or ``schema.table``) matches
+    one of its shell patterns (``film*``); an FK to a table left out is a
+    problem reported by the writer.
     """
+    schemas = tuple(dict.fromkeys(schemas))
     found = conn.execute(
-        "SELECT c.oid, c.relname, c.relkind, coalesce(c.reltuples, 0)::bigint "
+        "SELECT c.oid, n.nspname, c.relname, c.relkind "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
-        "ORDER BY c.relname",
-        (schema,),
+        "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p') "
+        "AND NOT c.relispartition ORDER BY n.nspname, c.relname",
+        (list(schemas),),
     ).fetchall()
+    for schema in schemas:
+        if not any(row[1] == schema for row in found) and len(schemas) == 1:
+            raise UsageError(f"schema {schema!r} has no tables to introspect")
+        exists = conn.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL", (_quoted(schema),)
+        ).fetchone()
+        if not (exists and exists[0]):
+            raise UsageError(f"schema {schema!r} does not exist")
     if not found:
-        raise UsageError(f"schema {schema!r} has no tables to introspect")
+        raise UsageError(f"schemas {', '.join(schemas)} have no tables to introspect")
     tables: dict[str, Table] = {}
-    for oid, name, relkind, _ in found:
-        if table_filter and not any(fnmatch.fnmatch(name, p) for p in table_filter):
+    for oid, schema, relname, relkind in found:
+        name = domain_name(schema, relname)
+        if table_filter and not any(
+            fnmatch.fnmatch(relname, p) or fnmatch.fnmatch(name, p)
+            for p in table_filter
+        ):
             continue
-        if name.startswith("oltpseed_"):
+        if relname.startswith("oltpseed_"):
             continue  # oltpseed's own bookkeeping (a seeded source), not business data
         rows = conn.execute(_COLUMNS, (oid,)).fetchall()
         table = Table(name, schema, [_column(conn, row) for row in rows])
@@ -144,21 +179,24 @@ def read(
                 (oid,),
             )
         ]
-        row = conn.execute(
-            f"SELECT count(*) FROM {_qualified(schema, name)}"
-        ).fetchone()
+        row = conn.execute(f"SELECT count(*) FROM {table.ident}").fetchone()
         table.rows = int(row[0]) if row else 0
         tables[name] = table
     if not tables:
         raise UsageError(
-            f"--table-filter {' '.join(table_filter)} matches no table of {schema!r}"
+            f"--table-filter {' '.join(table_filter)} matches no table of "
+            + ", ".join(repr(s) for s in schemas)
         )
     version = conn.execute("SHOW server_version").fetchone()
-    return Catalog(schema, tables, str(version[0]) if version else "?")
+    return Catalog(schemas, tables, str(version[0]) if version else "?")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _qualified(schema: str, name: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
+    return f"{_quoted(schema)}.{_quoted(name)}"
 
 
 def _column(conn: psycopg.Connection, row: tuple) -> Column:
@@ -234,12 +272,15 @@ def _names(conn: psycopg.Connection, oid: int, numbers: list[int]) -> tuple[str,
 
 
 def _constraints(conn: psycopg.Connection, oid: int, table: Table) -> None:
-    for contype, name, conkey, parent, confkey, deferrable, definition in conn.execute(
-        "SELECT contype, conname, conkey, confrelid::regclass::text, confkey, "
-        "condeferrable, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s ORDER BY conname",
+    for (contype, name, conkey, parent_oid, parent_schema, parent_name, confkey,
+         deferrable, definition) in conn.execute(
+        "SELECT c.contype, c.conname, c.conkey, c.confrelid, n.nspname, p.relname, "
+        "c.confkey, c.condeferrable, pg_get_constraintdef(c.oid) "
+        "FROM pg_constraint c LEFT JOIN pg_class p ON p.oid = c.confrelid "
+        "LEFT JOIN pg_namespace n ON n.oid = p.relnamespace "
+        "WHERE c.conrelid = %s ORDER BY c.conname",
         (oid,),
-    ).fetchall():
+    ).fetchall():  # fmt: skip
         if contype == "p":
             table.primary_key = _names(conn, oid, conkey)
         elif contype == "u":
@@ -247,13 +288,12 @@ def _constraints(conn: psycopg.Connection, oid: int, table: Table) -> None:
         elif contype == "c":
             table.checks.append(Check(name, _expression(definition)))
         elif contype == "f":
-            parent_oid = conn.execute("SELECT %s::regclass::oid", (parent,)).fetchone()
             table.foreign_keys.append(
                 ForeignKey(
                     name,
                     _names(conn, oid, conkey),
-                    parent.split(".")[-1].strip('"'),
-                    _names(conn, parent_oid[0], confkey) if parent_oid else (),
+                    domain_name(parent_schema, parent_name),
+                    _names(conn, parent_oid, confkey),
                     bool(deferrable),
                 )
             )

@@ -8,16 +8,22 @@ The rule (docs/domains.md, "Generated domains own only what they create"):
   *and* carries the domain's ownership mark, it does nothing (a second
   ``init-db`` is harmless); anything else is refused and nothing is changed.
 * Every object the DDL creates gets ``COMMENT ON ... IS 'oltpseed:<domain>
-  ...'``, the mark, in the same transaction.
+  ...'``, the mark, in the same transaction; a schema other than ``public``
+  is one of those objects (an existing one means the target is not empty).
+* Extensions the schemas use (``uuid-ossp`` for a column default) are
+  created ``IF NOT EXISTS`` before the DDL, never marked and never dropped:
+  they are the database's, not the domain's.
 * ``reset`` drops an object only if it exists *and* bears the mark, without
   CASCADE: a same-named table of the user's (no mark) survives, and a user's
-  object that depends on one of ours stops the reset.
+  object that depends on one of ours (or sits in one of our schemas) stops
+  the reset.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -42,14 +48,14 @@ SELECT CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'v' THEN 
        WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' END,
        format('%%I.%%I', n.nspname, c.relname), 'pg_class', c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(s)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+WHERE n.nspname = ANY(%(s)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid
                   AND d.classid = 'pg_class'::regclass AND d.deptype IN ('e'))
 UNION ALL
 SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
        format('%%I.%%I', n.nspname, t.typname), 'pg_type', t.typtype
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = %(s)s AND t.typtype IN ('e', 'd', 'c', 'r')
+WHERE n.nspname = ANY(%(s)s) AND t.typtype IN ('e', 'd', 'c', 'r')
   AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid
                   AND d.classid = 'pg_type'::regclass AND d.deptype = 'e')
@@ -59,22 +65,29 @@ SELECT CASE p.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE'
        format('%%I.%%I(%%s)', n.nspname, p.proname,
               oidvectortypes(p.proargtypes)), 'pg_proc', p.prokind
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = %(s)s
+WHERE n.nspname = ANY(%(s)s)
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid
                   AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e')
+UNION ALL
+SELECT 'SCHEMA', format('%%I', n.nspname), 'pg_namespace', ''
+FROM pg_namespace n WHERE n.nspname = ANY(%(s)s) AND n.nspname <> 'public'
 """
 # Drop order: what depends on tables first, then tables, then what they use.
 _ORDER = ["VIEW", "MATERIALIZED VIEW", "TABLE", "SEQUENCE", "AGGREGATE",
-          "PROCEDURE", "FUNCTION", "DOMAIN", "TYPE"]  # fmt: skip
+          "PROCEDURE", "FUNCTION", "DOMAIN", "TYPE", "SCHEMA"]  # fmt: skip
 
 
-def owned_objects(conn: psycopg.Connection, schema: str) -> list[Owned]:
-    """The schema's own objects (not an extension's), in drop order."""
+def owned_objects(conn: psycopg.Connection, schemas: Sequence[str]) -> list[Owned]:
+    """The schemas' own objects (not an extension's), in drop order; the
+    schemas themselves too, but ``public``."""
     found = []
-    for kind, name, catalog, _ in conn.execute(_OBJECTS, {"s": schema}).fetchall():
+    rows = conn.execute(_OBJECTS, {"s": list(schemas)}).fetchall()
+    for kind, name, catalog, _ in rows:
         if name.split(".", 1)[-1].strip('"').startswith("oltpseed_"):
             continue  # a seeded source's bookkeeping, left out of the DDL too
-        if catalog == "pg_proc":
+        if catalog == "pg_namespace":
+            check = f"to_regnamespace('{_literal(name)}')"
+        elif catalog == "pg_proc":
             check = f"to_regprocedure('{_literal(name)}')"
         elif catalog == "pg_type":
             check = f"to_regtype('{_literal(name)}')"
@@ -88,31 +101,72 @@ def _literal(text: str) -> str:
     return text.replace("'", "''")
 
 
-def capture(conninfo: str, schema: str, bindir: str) -> str:
-    """``pg_dump --schema-only`` of ``schema``, without session settings.
+_EXTENSIONS = """
+SELECT DISTINCT e.extname, x.nspname
+FROM pg_depend d
+JOIN pg_depend m ON m.classid = d.refclassid AND m.objid = d.refobjid
+  AND m.deptype = 'e' AND m.refclassid = 'pg_extension'::regclass
+JOIN pg_extension e ON e.oid = m.refobjid
+JOIN pg_namespace x ON x.oid = e.extnamespace
+WHERE d.deptype IN ('n', 'a')
+  AND coalesce((SELECT c.relnamespace::regnamespace::text FROM pg_attrdef a
+                 JOIN pg_class c ON c.oid = a.adrelid
+                 WHERE d.classid = 'pg_attrdef'::regclass AND a.oid = d.objid),
+               (SELECT c.relnamespace::regnamespace::text FROM pg_rewrite r
+                 JOIN pg_class c ON c.oid = r.ev_class
+                 WHERE d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid),
+               (pg_identify_object(d.classid, d.objid, 0)).schema) = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = d.classid
+                  AND o.objid = d.objid AND o.deptype = 'e')
+ORDER BY 1
+"""
+
+
+def extensions(conn: psycopg.Connection, schemas: Sequence[str]) -> list[str]:
+    """``CREATE EXTENSION IF NOT EXISTS`` for each extension that objects of
+    ``schemas`` use (a default calling ``uuid_generate_v1()``): pg_dump of a
+    schema leaves them out, and the DDL would fail without them."""
+    statements = []
+    for extension, schema in conn.execute(_EXTENSIONS, (list(schemas),)).fetchall():
+        where = (
+            ""
+            if schema in schemas and schema != "public"
+            else (f' WITH SCHEMA "{schema}"')
+        )
+        statements.append(f'CREATE EXTENSION IF NOT EXISTS "{extension}"{where};')
+    return statements
+
+
+def capture(conninfo: str, schemas: Sequence[str], bindir: str) -> str:
+    """``pg_dump --schema-only`` of ``schemas``, without session settings.
 
     ``SET``/``set_config`` lines and psql meta-commands are removed: the DDL
     runs inside one ``EXECUTE`` of the install, where they would leak into
     the caller's session (``check_function_bodies`` is kept, as ``SET LOCAL``).
+    ``CREATE SCHEMA public`` is left out (every database has it); the other
+    schemas are created by the DDL, and marked as the domain's.
     """
+    selection = []
+    for schema in schemas:
+        selection += ["--schema", schema, "--exclude-table", f"{schema}.oltpseed_*"]
     done = subprocess.run(
         [f"{bindir}/pg_dump", "--schema-only", "--no-owner", "--no-privileges",
          "--no-comments", "--no-publications", "--no-subscriptions",
-         "--no-tablespaces", "--no-security-labels", "--schema", schema,
-         "--exclude-table", f"{schema}.oltpseed_*",
+         "--no-tablespaces", "--no-security-labels", *selection,
          "--dbname", conninfo],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise OltpseedError(f"pg_dump of schema {schema!r} failed: {last}")
+        shown = ", ".join(repr(s) for s in schemas)
+        raise OltpseedError(f"pg_dump of schema {shown} failed: {last}")
     # Function bodies name tables created later in the dump: as pg_dump does,
     # skip their validation, for this transaction only.
     kept = ["SET LOCAL check_function_bodies = false;"]
     for line in done.stdout.splitlines():
         if line.startswith(("SET ", "\\")) or "pg_catalog.set_config(" in line:
             continue
-        if re.match(rf"^(CREATE|ALTER|COMMENT ON) SCHEMA {re.escape(schema)}\b", line):
+        if re.match(r"^(CREATE|ALTER|COMMENT ON) SCHEMA public\b", line):
             continue
         if line.startswith("--") or (
             not line.strip() and kept and not kept[-1].strip()
@@ -122,8 +176,15 @@ def capture(conninfo: str, schema: str, bindir: str) -> str:
     return "\n".join(kept).strip() + "\n"
 
 
-def install_sql(domain: str, ddl: str, objects: list[Owned], tables: list[str]) -> str:
-    """One DO block: refuse a non-empty target, run the DDL, mark what it made."""
+def install_sql(
+    domain: str,
+    ddl: str,
+    objects: list[Owned],
+    tables: list[str],
+    extensions: Sequence[str] = (),
+) -> str:
+    """One DO block: refuse a non-empty target, run the DDL (after the
+    extensions it needs), mark what it made."""
     mark = MARK.format(domain=domain)
     tag = "oltpseed_ddl"
     while f"${tag}$" in ddl:
@@ -150,7 +211,7 @@ BEGIN
       '(nothing was changed)';
   END IF;
   EXECUTE ${tag}$
-{ddl}
+{"".join(line + chr(10) for line in extensions)}{ddl}
 {comments}
 ${tag}$;
 END $oltpseed$;

@@ -242,7 +242,8 @@ def _bounds(
 
 # -- CHECK constraints ---------------------------------------------------------
 _IN_LIST = re.compile(
-    r"^\(*\(?(?P<col>\"?[A-Za-z_][\w$]*\"?|VALUE)\)?(?:::[\w\s]+)?\s*=\s*ANY\s*\(+"
+    r"^\(*(?:upper\(\(?)?\(?(?P<col>\"?[A-Za-z_][\w$]*\"?|VALUE)\)?(?:::[\w\s]+)?"
+    r"\)?\s*=\s*ANY\s*\(+"
     r"\s*ARRAY\[(?P<items>.*)\](?:::[\w\s\[\]]+)?\)+$",
     re.DOTALL,
 )
@@ -261,9 +262,26 @@ class Understood:
     high: float | None = None
 
 
+_IS_NULL = re.compile(r"^\(*\"?(?P<col>[A-Za-z_][\w$]*)\"?\)?\s+IS\s+NULL\)*$")
+
+
 def understand(expression: str) -> Understood | None:
-    """An IN-list or a conjunction of bounds on one column, else ``None``."""
+    """An IN-list or a conjunction of bounds on one column, else ``None``.
+
+    ``upper(col) = ANY (...)`` lists upper-case values (written as they are),
+    and ``... OR col IS NULL`` is understood as its other part (a value the
+    generator writes satisfies it; NULL does too).
+    """
     text = _strip(expression)
+    parts = _split(text, " OR ")
+    if len(parts) == 2:
+        nulls = [_IS_NULL.match(_strip(p)) for p in parts]
+        for i, found_null in enumerate(nulls):
+            if found_null:
+                rest = understand(parts[1 - i])
+                column = found_null.group("col")
+                return rest if rest and rest.column == column else None
+        return None
     found = _IN_LIST.match(text)
     if found:
         items = tuple(
@@ -314,16 +332,21 @@ def _balanced(text: str) -> bool:
 
 
 def _conjuncts(text: str) -> list[str]:
+    return _split(text, " AND ")
+
+
+def _split(text: str, word: str) -> list[str]:
+    """``text`` cut at ``word`` (`` AND ``, `` OR ``) outside parentheses."""
     parts, depth, start = [], 0, 0
     upper = text.upper()
     i = 0
     while i < len(text):
         char = text[i]
         depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0 and upper.startswith(" AND ", i):
+        if depth == 0 and upper.startswith(word, i):
             parts.append(text[start:i])
-            start = i + 5
-            i += 5
+            start = i + len(word)
+            i += len(word)
             continue
         i += 1
     parts.append(text[start:])
@@ -336,6 +359,42 @@ def referenced(expression: str, columns: Sequence[str]) -> list[str]:
     names = set(re.findall(r'"((?:[^"]|"")+)"|\b([A-Za-z_]\w*)\b', code))
     flat = {a or b for a, b in names}
     return [c for c in columns if c in flat]
+
+
+_ORDERED = re.compile(
+    r"^\(*\"?(?P<late>[A-Za-z_]\w*)\"?\s*(?P<op>>=|>)\s*\"?(?P<early>[A-Za-z_]\w*)"
+    r"\"?\)*$"
+)
+
+
+def ordered(expression: str, columns: Sequence[str]) -> tuple[str, str, bool] | None:
+    """``late >= early`` (or ``>``), optionally ``OR late IS NULL`` / ``OR
+    early IS NULL``: (late, early, strict), so the writer derives ``late``
+    from ``early`` (an end date after its start); else ``None``."""
+    parts = [_strip(p) for p in _split(_strip(expression), " OR ")]
+    compared = [p for p in parts if _ORDERED.match(p)]
+    if len(compared) != 1:
+        return None
+    found = _ORDERED.match(compared[0])
+    assert found is not None
+    late, early = found.group("late"), found.group("early")
+    for extra in (p for p in parts if p is not compared[0]):
+        null = _IS_NULL.match(extra)
+        if null is None or null.group("col") not in (late, early):
+            return None
+    if late not in columns or early not in columns or late == early:
+        return None
+    return late, early, found.group("op") == ">"
+
+
+def null_escape(expression: str) -> str | None:
+    """The column of a top-level ``col IS NULL`` alternative (``... OR col IS
+    NULL``): writing that column NULL makes the CHECK hold, whatever else."""
+    for part in _split(_strip(expression), " OR "):
+        found = _IS_NULL.match(_strip(part))
+        if found:
+            return found.group("col")
+    return None
 
 
 _EQUALITY = re.compile(

@@ -14,6 +14,14 @@ parent's keys. The seeder loads those keys once per stage
 (:class:`LoadParents`, the domain's stage hook) before it forks workers;
 factories bound to a connection (``oltp_factories``, the stream) load them on
 first use, and create a parent when there is none.
+
+A stream reads keys on its autocommit reservation connection, so it only
+ever learns *committed* keys: a key read inside an open batch could be a row
+that the batch then rolls back (a soft error replays the batch from its
+journal, where the server hands out new serials), and a child written with
+it would be an orphan wherever no FK stops it (Pagila's later payment
+partitions have none). For the same reason a stream never makes a parent on
+demand: with no committed parent the event is not applicable yet.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from typing import Any
 from psycopg import sql
 
 from pytest_oltpseed.data.factory import Context, Ref, Row, factory_for
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.errors import OltpseedError
 
 Key = tuple[Any, ...]
@@ -36,6 +45,10 @@ _STAGE_KEYS: dict[tuple[str, tuple[str, ...]], list[Key]] = {}
 _CONTEXT_KEYS: weakref.WeakKeyDictionary[Context, dict[Any, list[Key]]] = (
     weakref.WeakKeyDictionary()
 )
+_CONTEXT_TAKEN: weakref.WeakKeyDictionary[Context, dict[Any, set[Key]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The combinations a table of FK columns holds, per bound context."""
 WORDS = (
     "alpha", "amber", "anchor", "aurora", "bamboo", "beacon", "breeze", "canyon",
     "cedar", "comet", "coral", "delta", "ember", "falcon", "fjord", "garnet",
@@ -56,7 +69,7 @@ def load_keys(conn: Any, table: str, columns: Sequence[str]) -> list[Key]:
     """Every key of ``table`` (its FK target columns), in a stable order."""
     query = sql.SQL("SELECT DISTINCT {} FROM {} WHERE {}").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.Identifier(table),
+        table_ident(table),
         sql.SQL(" AND ").join(
             sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in columns
         ),
@@ -91,7 +104,7 @@ class LoadParents:
                 continue
             rows = seeder.conn.execute(
                 sql.SQL("SELECT ctid::text FROM {} WHERE {} ORDER BY ctid").format(
-                    sql.Identifier(child),
+                    table_ident(child),
                     sql.SQL(" AND ").join(
                         sql.SQL("{} IS NULL").format(sql.Identifier(c)) for c in columns
                     ),
@@ -100,7 +113,7 @@ class LoadParents:
             update = sql.SQL(
                 "UPDATE {} SET ({}) = ROW({}) WHERE ctid = %s::tid"
             ).format(
-                sql.Identifier(child),
+                table_ident(child),
                 sql.SQL(", ").join(map(sql.Identifier, columns)),
                 sql.SQL(", ").join(sql.Placeholder() * len(columns)),
             )
@@ -140,6 +153,12 @@ def _built(g: Context, table: str, columns: tuple[str, ...]) -> BuiltKey:
     return BuiltKey.of(table, columns, factory_for(table).make_row(g))
 
 
+def _key_conn(g: Context) -> Any:
+    """Where a bound context reads keys: a stream's autocommit reservation
+    connection (committed rows only, see the module doc), else its own."""
+    return g.reserve_conn or g.conn
+
+
 def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
     if g.conn is None and g.offline and (table, columns) not in _STAGE_KEYS:
         return [_built(g, table, columns)]
@@ -151,7 +170,11 @@ def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
     cached = _CONTEXT_KEYS.setdefault(g, {})
     keys = cached.get((table, columns))
     if not keys:
-        keys = cached[(table, columns)] = load_keys(g.conn, table, columns)
+        keys = cached[(table, columns)] = load_keys(_key_conn(g), table, columns)
+    if not keys and g.reserve_conn is not None:
+        from pytest_oltpseed.stream.events import NotApplicable
+
+        raise NotApplicable  # a stream: only once a parent row is committed
     if not keys:  # a parent made on demand, as Parent() does for built-in domains
         parent = factory_for(table)
         made = parent.write(g, parent.make_row(g, create=True))
@@ -174,25 +197,56 @@ def parent(
 
 
 def combination(
-    g: Context, domain: str, key: str, parents: Sequence[tuple[str, tuple[str, ...]]]
+    g: Context,
+    domain: str,
+    key: str,
+    parents: Sequence[tuple[str, tuple[str, ...]]],
+    child: tuple[str, tuple[str, ...]] | None = None,
 ) -> tuple[Key, ...]:
     """Distinct parent keys for a UNIQUE made only of FK columns (film_actor):
     the n-th row takes the n-th combination in mixed radix, so rows are unique
-    by construction while n stays below the product of the parents' counts."""
-    n = g.next_index(domain, key)
+    by construction while n stays below the product of the parents' counts.
+
+    A bound context (the stream, ``oltp_factories``) sees other parent counts
+    than the seeder did, so its n-th combination may be one the seed wrote:
+    it reads the ``child`` table's combinations once and passes over those
+    (known in advance, not found by a failed insert); a stream with every
+    combination taken draws another event."""
     if g.conn is None and g.offline:  # new parents: a new combination
+        g.next_index(domain, key)
         return tuple(_built(g, table, columns) for table, columns in parents)
-    chosen = []
-    for table, columns in parents:
-        keys = parent_keys(g, table, columns)
-        chosen.append(keys[n % len(keys)])
-        n //= len(keys)
-    if n:
-        raise OltpseedError(
-            f"{key}: more rows than distinct combinations of "
-            + ", ".join(t for t, _ in parents)
-        )
-    return tuple(chosen)
+    taken = _taken(g, child) if child is not None and g.conn is not None else None
+    while True:
+        n = g.next_index(domain, key)
+        chosen = []
+        for table, columns in parents:
+            keys = parent_keys(g, table, columns)
+            chosen.append(keys[n % len(keys)])
+            n //= len(keys)
+        if n and g.reserve_conn is not None:
+            from pytest_oltpseed.stream.events import NotApplicable
+
+            raise NotApplicable  # a stream: every pair is taken, insert others
+        if n:
+            raise OltpseedError(
+                f"{key}: more rows than distinct combinations of "
+                + ", ".join(t for t, _ in parents)
+            )
+        flat = tuple(value for parent in chosen for value in parent)
+        if taken is None or flat not in taken:
+            if taken is not None:
+                taken.add(flat)
+            return tuple(chosen)
+
+
+def _taken(g: Context, child: tuple[str, tuple[str, ...]]) -> set[Key]:
+    """The combinations ``child`` holds (its FK columns' values), read once."""
+    cached = _CONTEXT_TAKEN.setdefault(g, {})
+    found = cached.get(child)
+    if found is None:
+        table, columns = child
+        found = cached[child] = set(load_keys(_key_conn(g), table, columns))
+    return found
 
 
 def at(key: Key | None, i: int) -> Any:
@@ -388,6 +442,8 @@ def unique_text(
     """A readable value made unique by its index suffix (never by retrying)."""
     n = g.next_index(domain, key)
     suffix = f"-{n:x}"
+    if length is not None and len(suffix) > length:
+        return _packed(n, length, key)
     head = str(make(g)) if make else g.choice(WORDS)
     if length is not None:
         head = head[: max(0, length - len(suffix))]
@@ -395,6 +451,25 @@ def unique_text(
         user, _, host = head.partition("@")
         return fit(f"{user}{suffix}@{host}", length)
     return f"{head}{suffix}"
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _packed(n: int, length: int, key: str) -> str:
+    """``n`` in base 36, ``length`` characters, for a short key (``char(3)``)
+    once ``-<hex>`` no longer fits: it has no ``-``, so it never equals a
+    value of the readable form."""
+    if n >= 36**length:
+        raise OltpseedError(
+            f"{key}: more than {36**length:,} unique values do not fit in "
+            f"{length} characters (lower the profile's count)"
+        )
+    digits = ""
+    for _ in range(length):
+        n, digit = divmod(n, 36)
+        digits = _DIGITS[digit] + digits
+    return digits
 
 
 def unique_moment(
@@ -426,7 +501,7 @@ def optional_parent(
     else:
         keys = _CONTEXT_KEYS.setdefault(g, {}).get((table, columns)) or []
         if not keys:
-            keys = load_keys(g.conn, table, columns)
+            keys = load_keys(_key_conn(g), table, columns)
             _CONTEXT_KEYS[g][(table, columns)] = keys
     return keys[int(g.rng.random() * len(keys))] if keys else None
 
@@ -458,7 +533,7 @@ def insert(ctx: Any, factory: Any, key: Sequence[str] = ()) -> None:
     """A new row of ``factory``'s table, parents picked among existing ones."""
     row = factory.make_row(ctx, create=True)
     values = factory.columns(row)
-    table = sql.Identifier(factory._table)
+    table = table_ident(factory._table)
     if values:
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
             table,
@@ -489,7 +564,7 @@ def update(
     declaration = dict(factory._declarations())[column]
     value = declaration.fn(ctx, _Nothing())
     query = sql.SQL("UPDATE {} SET {} = %s WHERE {}{}").format(
-        sql.Identifier(factory._table),
+        table_ident(factory._table),
         sql.Identifier(column),
         _where(key),
         _returning(key),
@@ -506,7 +581,7 @@ def delete(ctx: Any, table: str, key: tuple[str, ...]) -> None:
         raise NotApplicable
     chosen = keys.pop(int(ctx.rng.random() * len(keys)))
     query = sql.SQL("DELETE FROM {} WHERE {}{}").format(
-        sql.Identifier(table), _where(key), _returning(key)
+        table_ident(table), _where(key), _returning(key)
     )
     ctx.execute(table, "delete", query.as_string(ctx.conn), list(chosen))
 
@@ -515,5 +590,21 @@ def parent_keys_or_none(ctx: Any, table: str, key: tuple[str, ...]) -> list[Key]
     """The keys of ``table`` cached on the stream's context (loaded once)."""
     cached = _CONTEXT_KEYS.setdefault(ctx, {})
     if (table, key) not in cached:
-        cached[(table, key)] = load_keys(ctx.conn, table, key)
+        cached[(table, key)] = load_keys(_key_conn(ctx), table, key)
     return cached[(table, key)]
+
+
+def after(g: Context, early: Any, strict: bool, make: Any) -> Any:
+    """A value at or after ``early`` (an end date after its start: ``CHECK
+    (enddate >= startdate)``), up to 30 days later; with ``early`` NULL, the
+    column's own generator ``make``."""
+    if early is None:
+        return make(g)
+    if isinstance(early, datetime):
+        step = timedelta(seconds=g.randint(1 if strict else 0, 30 * 86400))
+        return early + step
+    if isinstance(early, date):
+        return early + timedelta(days=g.randint(1 if strict else 0, 30))
+    if isinstance(early, Decimal | int | float):
+        return early + g.randint(1 if strict else 0, 100)
+    return make(g)

@@ -41,6 +41,7 @@ from pytest_oltpseed.data.factory import (
     SQLFactory,
     factory_for,
 )
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.seed import chunks
 from pytest_oltpseed.seed.chunks import copy_text
 
@@ -271,7 +272,7 @@ def _land(conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]) 
 
 def _copy(conn: psycopg.Connection, table: str, names: list[str], data: bytes) -> None:
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+        table_ident(table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     with conn.cursor() as cur, cur.copy(statement) as copy:
         copy.write(data)
@@ -342,7 +343,7 @@ def _read_back(
     elif missing:
         query = sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
             sql.SQL(", ").join(map(sql.Identifier, missing)),
-            sql.Identifier(factory._table),
+            table_ident(factory._table),
         )
         ids = [row[0] for row in made[1]] if made else [row["id"] for row in rows]
         stored = {r[0]: r[1:] for r in conn.execute(query, (ids,))}

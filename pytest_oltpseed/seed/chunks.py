@@ -20,7 +20,7 @@ import random
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +69,7 @@ _FORMATS: dict[type, Callable[[Any], str]] = {
     bool: lambda v: "t" if v else "f",
     datetime: str,  # "YYYY-MM-DD HH:MM:SS[.ffffff]", what COPY reads
     date: date.isoformat,
+    time: time.isoformat,  # "HH:MM:SS[.ffffff]" (a generated time column)
     type(None): lambda v: "\\N",
     Ref: lambda v: str(v.row["id"]),
 }

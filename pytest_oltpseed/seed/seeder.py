@@ -43,6 +43,7 @@ from pytest_oltpseed.data.factory import (
     SQLFactory,
     factory_for,
 )
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import OltpseedError, UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
@@ -173,7 +174,7 @@ class ParentPool:
         self.values: dict[str, list[Any]] = {c: [] for c in self.carry}
         query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
             sql.SQL(", ").join(map(sql.Identifier, ("id", *self.carry))),
-            sql.Identifier(table),
+            table_ident(table),
         )
         with conn.cursor() as cur:
             for row in cur.stream(query):
@@ -493,11 +494,11 @@ class _Deferred:
         for table, name, _ in self.constraints:
             conn.execute(
                 sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(table), sql.Identifier(name)
+                    sql.SQL(table), sql.Identifier(name)
                 )
             )
         for name, _ in self.indexes:
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
 
     def restore(self) -> None:
         for _, definition in self.indexes:
@@ -505,7 +506,7 @@ class _Deferred:
         for table, name, definition in self.constraints:
             self.conn.execute(
                 sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                    sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+                    sql.SQL(table), sql.Identifier(name), sql.SQL(definition)
                 )
             )
 
@@ -522,7 +523,7 @@ def _rows(values: Iterable[Sequence[Any]]) -> Callable[[psycopg.Copy], None]:
 
 def _has_rows(conn: psycopg.Connection, table: str) -> bool:
     row = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_ident(table))
     ).fetchone()
     return bool(row and row[0])
 
@@ -560,7 +561,7 @@ class _Writer:
                 ).format(
                     s=self.staging,
                     c=self._cols(self.columns),
-                    t=sql.Identifier(stage.table),
+                    t=table_ident(stage.table),
                 )
             )
 
@@ -599,7 +600,7 @@ class _Writer:
                     item[items.fk] = row["id"]
                     children.append(item)
             self._copy(
-                sql.Identifier(items.table),
+                table_ident(items.table),
                 child_columns,
                 _rows(self._values(children, child_columns, child)),
             )
@@ -617,7 +618,7 @@ class _Writer:
         columns: Sequence[str],
     ) -> None:
         """COPY into the table, or into staging then upsert; count what landed."""
-        self._copy(self.staging or sql.Identifier(self.stage.table), columns, feed)
+        self._copy(self.staging or table_ident(self.stage.table), columns, feed)
         if self.staging is None:
             result.written += rows
             return
@@ -626,7 +627,7 @@ class _Writer:
                 sql.SQL(
                     "INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT DO NOTHING"
                 ).format(
-                    t=sql.Identifier(self.stage.table),
+                    t=table_ident(self.stage.table),
                     c=self._cols(columns),
                     s=self.staging,
                 )

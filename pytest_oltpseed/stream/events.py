@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 
 from pytest_oltpseed.config import StreamSettings, Value, parse_weights
 from pytest_oltpseed.data.factory import Context, Row
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.domains import Domain, registry
 from pytest_oltpseed.errors import UsageError
 
@@ -220,7 +221,7 @@ class RowCache:
         never a COUNT(*) or a scan: this runs inside a batch, on big tables
         too); a small or sparse table is read whole (up to ``size`` rows)."""
         assert ctx.conn is not None
-        ident = sql.Identifier(self.table)
+        ident = table_ident(self.table)
         where = sql.SQL(self.condition)  # type: ignore[arg-type]
         if self.by_id is None:
             self.by_id = _has_id(ctx.conn, self.table)
@@ -275,7 +276,7 @@ def _has_id(conn: psycopg.Connection, table: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
         "AND attname = 'id' AND NOT attisdropped",
-        (sql.Identifier(table).as_string(conn),),
+        (table_ident(table).as_string(conn),),
     ).fetchone()
     return row is not None
 
@@ -310,7 +311,7 @@ class Candidates:
 
     def load(self, ctx: StreamContext, params: Sequence[Any]) -> None:
         assert ctx.conn is not None
-        ident = sql.Identifier(self.table)
+        ident = table_ident(self.table)
         bounds = ctx.conn.execute(
             sql.SQL("SELECT min(id), max(id) FROM {}").format(ident)
         ).fetchone()
