@@ -15,15 +15,17 @@ import pytest
 
 from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.errors import ConfigError
+from pytest_oltpseed.server.embedded import ephemeral_server
 from pytest_oltpseed.stream.merging import merge_changes, merge_reports
 from pytest_oltpseed.stream.runner import StreamOptions, parse_shard, stream_seed
 from pytest_oltpseed.stream.workers import client_options
-from tests.conftest import run_cli
+from tests.conftest import run_cli, scratch_database
 from tests.stream_helpers import (
     assert_reconciled,
     committed_in,
     counts,
     read_report,
+    restart_server,
     seed,
     start_stream,
     stream_env,
@@ -90,6 +92,52 @@ def test_four_clients_with_a_killed_backend_match_database_and_slot(
     stamps = [int(str(line["at"])) for line in lines]
     assert stamps == sorted(stamps)  # merged in commit order
     _verify(database, env, report, changes)
+
+
+def test_four_clients_ride_out_a_killed_backend_and_a_server_restart(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The acceptance run: one client's backend killed, then the server itself
+    stopped and started mid-run (its own server: the session's stays up). Every
+    client reconnects with backoff and goes on; the merged ledger equals the
+    COUNT(*) deltas and, key by key, what a slot made before the run decoded
+    (slots survive a restart)."""
+    with ephemeral_server() as server, scratch_database(server) as database:
+        seed(database)
+        env = stream_env(cli_env)
+        assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
+        before = counts(database)
+        report, changes = tmp_path / "r.json", tmp_path / "c.jsonl"
+        proc = start_stream(
+            env, "--dsn", database, "--clients", "4", "--rate", "800",
+            "--max-events", "3200", "--batch-size", "25", "--progress", "0.3",
+            "--report", str(report), "--changes", str(changes),
+        )  # fmt: skip
+        wait_for(lambda: committed_in(report) > 300, what="first commits")
+        name = env["PG_APPLICATION_NAME"]
+        wait_for(lambda: _kill_one_backend(database, name), what="a batch in flight")
+        wait_for(lambda: committed_in(report) > 900, what="commits after the kill")
+        assert server.datadir is not None
+        restart_server(server.datadir, down_s=2.0)
+        _out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        document = read_report(report)
+        assert document["exit"] == "completed", err
+        assert {part["exit"] for part in document["parts"]} == {"completed"}
+        # every client reconnects after the restart (a client still backing
+        # off after the kill rides out both in one reconnect)
+        assert document["reconnects"] >= 4
+        assert "reconnecting in" in err and "Traceback" not in err
+        events = document["events"]
+        assert events["committed"] + events["skipped"] == 3200
+        assert_reconciled(before, counts(database), document)
+        lines = _lines(changes)
+        assert (
+            len(lines)
+            == document["changes"]["lines"]
+            == sum(sum(ops.values()) for ops in document["tables"].values())
+        )
+        _verify(database, env, report, changes)
 
 
 def test_sigterm_stops_every_client_with_a_complete_report(
