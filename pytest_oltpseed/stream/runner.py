@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import random
+import re
 import signal
 import threading
 import time
@@ -463,6 +464,9 @@ class Streamer:
         little and say True to replay the batch; False once retries ran out
         (the batch is counted lost and the stream goes on)."""
         reason = f"{first_line(exc)} ({exc.sqlstate})"
+        where = re.search(r'in relation "([^"]+)"', exc.diag.context or "")
+        if where:  # which parent is hot: the row lock's or the deadlock's table
+            reason += f" on {where.group(1)}"
         if exc.sqlstate == LOCK_NOT_AVAILABLE:  # waited as long as the lock lasts
             self.ledger.retried += 1
             if attempt == 1 or attempt % 50 == 0:
