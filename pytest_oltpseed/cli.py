@@ -30,6 +30,7 @@ from rich.table import Table
 
 from pytest_oltpseed import __version__, cdc, db, logs, validators
 from pytest_oltpseed.cdc import diff as sink_diff
+from pytest_oltpseed.cdc.shards import ShardLine
 from pytest_oltpseed.config import Settings, describe, load_settings
 from pytest_oltpseed.console import Output
 from pytest_oltpseed.domains import (
@@ -1127,6 +1128,8 @@ def _verify(
         shown: dict[str, Any] = done.verdict.as_dict() if done.verdict else {}
         if done.keys is not None:
             shown["keys"] = done.keys.as_dict()
+        if done.shards is not None:
+            shown["shards"] = [line.as_dict() for line in done.shards]
         shown["ok"] = done.ok
         out.print_json(json.dumps(shown))
     else:
@@ -1134,6 +1137,8 @@ def _verify(
             _print_verdict(done.verdict)
         if done.keys is not None:
             _print_keys(done.keys, show)
+        if done.shards is not None:
+            _print_shards(done.shards)
         out.print(
             f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
             f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
@@ -1188,6 +1193,15 @@ def _print_keys(keys: cdc.KeyVerdict, show: int) -> None:
                 f"{batch} xid {issue.xid}{times}",
                 soft_wrap=True,
             )
+
+
+def _print_shards(lines: list[ShardLine]) -> None:
+    table = Table(title="cdc verify, per shard", title_justify="left")
+    for column in ShardLine.COLUMNS:
+        table.add_column(column, justify="left" if column == "shard" else "right")
+    for line in lines:
+        table.add_row(*line.cells(), style=None if line.ok else "bold red")
+    out.print(table)
 
 
 def _print_verdict(verdict: cdc.Verdict) -> None:

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -220,10 +221,76 @@ def test_two_shards_at_once_never_collide_and_their_merge_verifies(
     _verify(database, env, tmp_path / "all.json", tmp_path / "all.jsonl")
 
 
-def _shard_args(database: str, tmp_path: Path, i: int) -> list[str]:
+def test_verify_breaks_merged_shards_down_and_names_the_one_that_differs(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    seed(database)
+    env = stream_env(cli_env)
+    assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
+    procs = [
+        start_stream(env, *_shard_args(database, tmp_path, i, events=300))
+        for i in (0, 1)
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    merged = run_cli(
+        "report", "merge", str(tmp_path / "r0.json"), str(tmp_path / "r1.json"),
+        "-o", str(tmp_path / "all.json"),
+        "--changes", str(tmp_path / "c0.jsonl"),
+        "--changes", str(tmp_path / "c1.jsonl"),
+        "--changes-output", str(tmp_path / "all.jsonl"), env=env,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    parts = [read_report(tmp_path / f"r{i}.json") for i in range(2)]
+    lines = _lines(tmp_path / "all.jsonl")
+    per_shard = [
+        [x for x in lines if str(x["run"]) == part["run_id"]] for part in parts
+    ]
+
+    def verify(*extra: str) -> tuple[int, dict[str, Any]]:
+        done = run_cli(
+            "cdc", "verify", "--dsn", database, "--report",
+            str(tmp_path / "all.json"), "--json", *extra, env=env,
+        )  # fmt: skip
+        assert "Traceback" not in done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    code, clean = verify("--changes", str(tmp_path / "all.jsonl"), "--keep")
+    assert code == 0 and clean["ok"]
+    assert [s["shard"] for s in clean["shards"]] == ["0/2", "1/2"]
+    for shard, part, mine in zip(clean["shards"], parts, per_shard, strict=True):
+        assert shard["ok"] and shard["runs"] == 1
+        assert shard["batches_reported"] == shard["batches_captured"]
+        assert shard["batches_reported"] == part["batches"]
+        assert shard["expected"] == shard["captured"] == len(mine) > 0
+        assert shard["missing"] == shard["extra"] == 0
+    # the report alone: each shard's expected changes from the merged parts
+    code, counted = verify("--keep")
+    assert code == 0 and counted["shards"] == clean["shards"]
+    # one change of shard 1 left out of the file: the WAL has it, unexpected
+    dropped = per_shard[1][len(per_shard[1]) // 2]
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text(
+        "".join(json.dumps(x) + "\n" for x in lines if x is not dropped)
+    )
+    code, found = verify("--changes", str(tampered), "--keep")
+    assert code == 1 and not found["ok"]
+    first, second = found["shards"]
+    assert first["ok"] and first["extra"] == first["missing"] == 0
+    assert not second["ok"] and second["extra"] == 1 and second["missing"] == 0
+    assert second["expected"] == len(per_shard[1]) - 1 == second["captured"] - 1
+    text = run_cli(
+        "cdc", "verify", "--dsn", database, "--report", str(tmp_path / "all.json"),
+        env=env,
+    )  # fmt: skip
+    assert "per shard" in text.stdout and "1/2" in text.stdout, text.stderr
+
+
+def _shard_args(database: str, tmp_path: Path, i: int, events: int = 800) -> list[str]:
     return [
         "--dsn", database, "--shard", f"{i}/2", "--interval", "0",
-        "--max-events", "800", "--batch-size", "25", "--seed-random", "7",
+        "--max-events", str(events), "--batch-size", "25", "--seed-random", "7",
         "--report", str(tmp_path / f"r{i}.json"),
         "--changes", str(tmp_path / f"c{i}.jsonl"),
     ]  # fmt: skip
