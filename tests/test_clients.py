@@ -439,3 +439,41 @@ def test_clients_that_cannot_start_still_leave_a_report(
     document = read_report(report)
     assert document["exit"] == "failed" and document["clients"] == 2
     assert document["events"]["committed"] == 0
+
+
+_HOT_ONLY = (
+    "novo_paciente=0,consulta=5,consulta_status=0,exame=0,exame_resultado=0,"
+    "internacao=0,alta=0,paciente_update=0,consulta_delete=0,exame_delete=0,"
+    "convenio_update=5"
+)
+
+
+def _late_first_at(lines: list[dict[str, object]]) -> list[bool]:
+    """Per batch: whether every hot update (convenio_update) comes after the
+    batch's other changes."""
+    batches: dict[tuple[object, object], list[bool]] = {}
+    for line in lines:
+        hot = line["table"] in ("convenios", "pacientes_convenios")
+        batches.setdefault((line["run"], line["batch"]), []).append(hot)
+    return [flags == sorted(flags) for flags in batches.values()]
+
+
+@pytest.mark.parametrize("shard", [True, False])
+def test_concurrent_streams_run_hot_updates_last_in_their_batch(
+    database: str, cli_env: dict[str, str], tmp_path: Path, shard: bool
+) -> None:
+    """A hot row (a plan's coverage) is locked for the COMMIT, not the batch:
+    concurrent streams run ``late`` events last; a lone stream keeps its draw
+    order (so the check below is seen to fail without the deferral)."""
+    seed(database, domain="hospital")
+    changes = tmp_path / "c.jsonl"
+    done = run_cli(
+        "stream", "--dsn", database, "--domain", "hospital", "--interval", "0",
+        "--batch-size", "20", "--max-events", "400", "--seed-random", "3",
+        "--weights", _HOT_ONLY, "--changes", str(changes),
+        *(["--shard", "0/1"] if shard else []), env=stream_env(cli_env),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ordered = _late_first_at(_lines(changes))
+    assert len(ordered) == 20
+    assert all(ordered) if shard else not all(ordered)

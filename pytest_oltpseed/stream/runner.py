@@ -245,6 +245,10 @@ class Streamer:
         self.mix = mix
         self.options = options
         self.every = resolve_every(self.domains, options.every)
+        # events run last in their batch when other streams run at once
+        self._late = (
+            {e.name: e for e in mix.events if e.late} if options.stamped else {}
+        )
         self._batches_begun = 0
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
@@ -505,7 +509,19 @@ class Streamer:
         return wait <= 0 or not self._sleep(wait)
 
     def _fill(self, plan: list[_Planned]) -> None:
-        """Run events until the batch is over (full, idle, stopped or bounded)."""
+        """Run events until the batch is over (full, idle, stopped or bounded);
+        with concurrent streams, the ``late`` ones last (see :class:`Event`)."""
+        deferred: list[_Planned] = []
+        try:
+            self._fill_events(plan, deferred)
+        except BaseException:
+            plan.extend(deferred)  # not run yet: a replay makes them anew
+            raise
+        for planned in deferred:
+            plan.append(planned)
+            self._run_event(planned, self._late[planned.name])
+
+    def _fill_events(self, plan: list[_Planned], deferred: list[_Planned]) -> None:
         limit = self.options.max_events
         room = None if limit is None else limit - self.ledger.attempted
         self._batches_begun += 1
@@ -515,11 +531,14 @@ class Streamer:
                 planned = _Planned(started, started)
                 plan.append(planned)
                 self._run_event(planned, event)
-        while room is None or len(plan) < room:
+        ctx = self.ctx
+        assert ctx is not None
+        while room is None or len(plan) + len(deferred) < room:
             now = time.monotonic()
             due = self.schedule.peek(now)
             wait = due - now
-            if self.schedule.batch_over(len(plan), wait) or self._finished():
+            in_batch = len(plan) + len(deferred)
+            if self.schedule.batch_over(in_batch, wait) or self._finished():
                 return
             if wait > 0 and self._sleep(wait):
                 return
@@ -528,8 +547,13 @@ class Streamer:
                 return
             self.schedule.take(started)
             planned = _Planned(due, started)
+            drawn = self.mix.draw(ctx.rng) if self._late else None
+            if drawn is not None and drawn.name in self._late:
+                planned.name = drawn.name
+                deferred.append(planned)
+                continue
             plan.append(planned)
-            self._run_event(planned)
+            self._run_event(planned, drawn)
 
     def _run_event(self, planned: _Planned, first: Event | None = None) -> None:
         """Run one event (drawing another when it has nothing to act on),
