@@ -317,8 +317,10 @@ def verdict(
         (
             "report == WAL (cdc verify)",
             verified.returncode == 0 and bool(wal.get("ok")),
-            f"exit {verified.returncode}, {wal.get('transactions', '?')} "
-            f"transactions, {wal.get('changes', '?')} changes decoded"
+            f"exit {verified.returncode}, "
+            f"{wal.get('batches', {}).get('captured', 0):,} batches captured of "
+            f"{wal.get('batches', {}).get('reported', 0):,} reported, "
+            f"{sum(t['captured'] for t in wal.get('tables', [])):,} row changes"
             + (f"; {verified.stderr.strip()}" if verified.returncode else ""),
         )
     )
