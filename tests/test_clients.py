@@ -477,3 +477,27 @@ def test_concurrent_streams_run_hot_updates_last_in_their_batch(
     ordered = _late_first_at(_lines(changes))
     assert len(ordered) == 20
     assert all(ordered) if shard else not all(ordered)
+
+
+def test_stream_ids_come_in_growing_blocks(database: str) -> None:
+    """Ids are reserved on a second connection, a round trip each block: a
+    busy table (retail's items) took one every 64 rows; blocks now double up
+    to 2,048, and never hand out an id twice."""
+    from pytest_oltpseed.data.factory import Context
+    from pytest_oltpseed.domains import schema, select
+
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("retail"))
+        conn.commit()
+        ctx = Context(conn, allocate_ids=True)
+        asked: list[object] = []
+        execute = conn.execute
+
+        def counted(query: Any, params: Any = None, **kw: Any) -> Any:
+            asked.append(params)
+            return execute(query, params, **kw)
+
+        conn.execute = counted  # type: ignore[method-assign]
+        ids = [ctx._next_id("sale_items") for _ in range(6000)]
+    assert len(set(ids)) == 6000
+    assert [p[1] for p in asked] == [64, 128, 256, 512, 1024, 2048, 2048]  # type: ignore[index]
