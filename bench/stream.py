@@ -28,9 +28,11 @@ database of the same server, in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,32 +152,63 @@ def changes_cost(events: int, repeat: int, domains: list[str]) -> None:
 CLIENTS = (1, 2, 4)
 
 
+def _server_cpu(server: Any) -> float:
+    """CPU seconds of the server's exited backends (the postmaster's reaped
+    children): a stream's connections close when it ends, so the difference
+    around a run is what its backends used."""
+    pid = int((server.datadir / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def _client_cpu() -> float:
+    """CPU seconds of this process's waited-for descendants: the CLI and the
+    client processes it forked and joined."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
-    """``--clients 1, 2, 4`` per domain beside ``pgbench -N -c`` (same run)."""
+    """``--clients 1, 2, 4`` per domain beside ``pgbench -N -c`` (same run),
+    with the CPU each event cost the clients (Python; the CLI's start-up, a
+    one-event run's, left out) and the server: on 2 cores, events/s is at
+    most 2 / (client + server CPU seconds per event)."""
     print(
-        "| run | clients | events | events/s | row changes/s | vs 1 client |\n"
-        "|---|---:|---:|---:|---:|---:|"
+        "| run | clients | events | events/s | row changes/s | vs 1 client "
+        "| client CPU ms/event | server CPU ms/event | cores busy |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     with ephemeral_server() as server:
         for domain in domains:
             one = 0.0
+            dsn = fresh_database(server, f"bench_c0_{domain}", domain, "MEDIUM")
+            start_up = _client_cpu()  # start-up and warm-up, left out below
+            stream(dsn, "--domain", domain, "--max-events", "1", "--interval", "0")
+            start_up = _client_cpu() - start_up
             for clients in CLIENTS:
                 dsn = fresh_database(
                     server, f"bench_c{clients}_{domain}", domain, "MEDIUM"
                 )
+                cpu, backends, began = _client_cpu(), _server_cpu(server), time.time()
                 document = stream(
                     dsn, "--domain", domain, "--interval", "0", "--jitter-ms", "0",
                     "--batch-size", "50", "--max-events", str(events),
                     "--clients", str(clients),
                 )  # fmt: skip
+                wall = time.time() - began
+                time.sleep(0.5)  # the backends exit after the stream
+                cpu = _client_cpu() - cpu - start_up
+                backends = _server_cpu(server) - backends
                 rate = float(document["events_per_s"])
                 committed = document["events"]["committed"]
                 rows = sum(sum(ops.values()) for ops in document["tables"].values())
                 one = one or rate
+                per = 1000 / max(committed, 1)
                 print(
                     f"| oltpseed stream, {domain} | {clients} | {committed:,} | "
                     f"{rate:,.0f} | {rate * rows / max(committed, 1):,.0f} | "
-                    f"{rate / one:.2f}x |",
+                    f"{rate / one:.2f}x | {cpu * per:.3f} | {backends * per:.3f} | "
+                    f"{(cpu + backends) / wall:.2f} |",
                     flush=True,
                 )
         pgbench = str(find_bindir() / "pgbench")
@@ -186,6 +219,7 @@ def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
             check=True, capture_output=True,
         )  # fmt: skip
         one = 0.0
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for clients in CLIENTS:
             done = subprocess.run(
                 [pgbench, "-N", "-c", str(clients), "-j", str(clients),
@@ -197,7 +231,7 @@ def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
             one = one or tps
             print(
                 f"| pgbench -N (3 row changes/tx), scale 4 | {clients} | - | "
-                f"{tps:,.0f} tx/s | {tps * 3:,.0f} | {tps / one:.2f}x |",
+                f"{tps:,.0f} tx/s | {tps * 3:,.0f} | {tps / one:.2f}x | - | - | - |",
                 flush=True,
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -164,3 +165,29 @@ def ack_dropper(host: str, port: int) -> Iterator[AckDropper]:
         yield proxy
     finally:
         proxy.close()
+
+
+def restart_server(datadir: Path, down_s: float = 2.0) -> None:
+    """Stop a test's own cluster (fast: open transactions roll back, clients are
+    cut off), keep it down ``down_s``, start it again with the options it ran
+    with (``postmaster.opts``), waiting until it accepts connections.
+
+    Goes through the layout's root-safe ``pg_ctl`` wrapper when there is one,
+    as :func:`~pytest_oltpseed.server.embedded.remove_cluster` does."""
+    wrapper = datadir.parent.parent / "bin" / "pg_ctl"
+    pg_ctl = str(wrapper) if wrapper.exists() else "pg_ctl"
+    argv = shlex.split((datadir / "postmaster.opts").read_text())[1:]
+    while "-D" in argv:  # pg_ctl passes its own -D
+        at = argv.index("-D")
+        del argv[at : at + 2]
+    log = datadir.parent / "postgresql.log"
+    subprocess.run(
+        [pg_ctl, "stop", "-D", str(datadir), "-m", "fast", "-w"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    time.sleep(down_s)
+    subprocess.run(
+        [pg_ctl, "start", "-D", str(datadir), "-w", "-l", str(log),
+         "-o", shlex.join(argv)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip

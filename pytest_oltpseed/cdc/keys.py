@@ -99,6 +99,9 @@ class KeyVerdict:
     issues: dict[str, list[Issue]] = field(default_factory=dict)
     expected: int = 0
     received: int = 0
+    # run -> kind -> changes: whose batch each difference belongs to (None:
+    # an untagged transaction), for ``cdc verify``'s per-shard breakdown
+    by_run: dict[str | None, Counter[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -164,6 +167,7 @@ def compare(
     totals = dict.fromkeys(KINDS, 0)
     issues: dict[str, list[Issue]] = {kind: [] for kind in KINDS}
     counts: dict[str, Counter[tuple[str, str]]] = {k: Counter() for k in KINDS}
+    by_run: dict[str | None, Counter[str]] = {}
     received_n = 0
     previous: Any = ()
     position: Any = None
@@ -185,7 +189,7 @@ def compare(
         here = (table, key)
         if position < last.get(here, -1):
             _note(issues, totals, counts, show, "reordered", item, xid, 1,
-                  batches)  # fmt: skip
+                  batches, by_run)  # fmt: skip
         else:
             last[here] = position
     at: int | None
@@ -193,10 +197,13 @@ def compare(
         if left:
             kind = "missing" if left > 0 else "duplicate"
             at = xids[want[3]]
-            _note(issues, totals, counts, show, kind, want, at, abs(left), batches)
+            _note(
+                issues, totals, counts, show, kind, want, at, abs(left), batches,
+                by_run,
+            )  # fmt: skip
     for found, times in extra.items():
         at = extra_xid.get(found[3])
-        _note(issues, totals, counts, show, "extra", found, at, times, batches)
+        _note(issues, totals, counts, show, "extra", found, at, times, batches, by_run)
     seen = Counter(per_op)
     seen.subtract(counts["missing"])  # received at least as often as expected
     places = order or {}
@@ -220,6 +227,7 @@ def compare(
         {k: v for k, v in issues.items() if v},
         sum(per_op.values()),
         received_n,
+        by_run,
     )
 
 
@@ -233,15 +241,19 @@ def _note(
     xid: int | None,
     times: int,
     batches: list[tuple[str, int]],
+    by_run: dict[str | None, Counter[str]],
 ) -> None:
     table, op, key, where = item
     totals[kind] += times
     counts[kind][(table, op)] += times
+    run: str | None
+    number: int | None
+    if isinstance(where, int):
+        run, number = batches[where]
+    else:  # a tag the file does not know, or untagged
+        run, number = where if where is not None else (None, None)
+    by_run.setdefault(run, Counter())[kind] += times
     if len(issues[kind]) < show:
-        if isinstance(where, int):
-            number: int | None = batches[where][1]
-        else:  # a tag the file does not know, or untagged
-            number = where[1] if where is not None else None
         issues[kind].append(Issue(kind, table, op, dict(key), number, xid, times))
 
 

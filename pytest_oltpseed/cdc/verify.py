@@ -32,6 +32,7 @@ from pytest_oltpseed.cdc.capture import (
 from pytest_oltpseed.cdc.changes import OPS, read_changes
 from pytest_oltpseed.cdc.keys import KeyVerdict, compare, received
 from pytest_oltpseed.cdc.pgoutput import Message, Transaction
+from pytest_oltpseed.cdc.shards import ShardLine, breakdown
 from pytest_oltpseed.errors import UsageError
 
 
@@ -190,6 +191,7 @@ class Verification:
     changes: int
     seconds: float  # reading the changes file, reading, decoding, reconciling
     keys: KeyVerdict | None = None  # key by key against the changes file
+    shards: list[ShardLine] | None = None  # per shard, for merged shard runs
 
     @property
     def rate(self) -> float:
@@ -248,18 +250,27 @@ def verify(
     )
     verdict = reconcile(transactions, report, tables) if report is not None else None
     keys = None
+    watched = (
+        set(tables) | {t for t, _ in parse_report(report)[1]} if report else set(tables)
+    )
     if expected is not None:
-        watched = set(tables) | {line.table for line in expected}
+        watched |= {line.table for line in expected}
         keys = compare(
             expected,
             received(transactions, watched, TAG),
             show=show,
             order={table: i for i, table in enumerate(tables)},
         )
+    shards = breakdown(
+        transactions, watched, TAG, report=report,
+        runs=runs_of(report) if report is not None else None,
+        expected=expected, keys=keys,
+    )  # fmt: skip
     return Verification(
         verdict,
         len(transactions),
         sum(len(tx.changes) for tx in transactions),
         time.perf_counter() - started,
         keys,
+        shards,
     )

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pytest_oltpseed import cdc
 from pytest_oltpseed.cdc import diff as sink_diff
+from pytest_oltpseed.cdc.shards import ShardLine
 from pytest_oltpseed.cli.options import out
 
 
@@ -50,6 +51,8 @@ def print_verification(
         shown: dict[str, Any] = done.verdict.as_dict() if done.verdict else {}
         if done.keys is not None:
             shown["keys"] = done.keys.as_dict()
+        if done.shards is not None:
+            shown["shards"] = [line.as_dict() for line in done.shards]
         shown["ok"] = done.ok
         out.print_json(json.dumps(shown))
         return
@@ -57,10 +60,21 @@ def print_verification(
         print_verdict(done.verdict)
     if done.keys is not None:
         print_keys(done.keys, show)
+    if done.shards is not None:
+        print_shards(done.shards)
     out.print(
         f"decoded {done.changes:,} changes in {done.transactions:,} transactions "
         f"in {done.seconds:.2f}s ({done.rate:,.0f} changes/s)"
     )
+
+
+def print_shards(lines: list[ShardLine]) -> None:
+    table = Table(title="cdc verify, per shard", title_justify="left")
+    for column in ShardLine.COLUMNS:
+        table.add_column(column, justify="left" if column == "shard" else "right")
+    for line in lines:
+        table.add_row(*line.cells(), style=None if line.ok else "bold red")
+    out.print(table)
 
 
 def print_keys(keys: cdc.KeyVerdict, show: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,9 @@ class Batches:
         little and say True to replay the batch; False once retries ran out
         (the batch is counted lost and the stream goes on)."""
         reason = f"{first_line(exc)} ({exc.sqlstate})"
+        where = re.search(r'in relation "([^"]+)"', exc.diag.context or "")
+        if where:  # which parent is hot: the row lock's or the deadlock's table
+            reason += f" on {where.group(1)}"
         if exc.sqlstate == LOCK_NOT_AVAILABLE:  # waited as long as the lock lasts
             self.run.ledger.retried += 1
             if attempt == 1 or attempt % 50 == 0:
@@ -147,7 +151,19 @@ class Batches:
         return wait <= 0 or not self.run.stop.sleep(wait)
 
     def _fill(self, plan: list[Planned]) -> None:
-        """Run events until the batch is over (full, idle, stopped or bounded)."""
+        """Run events until the batch is over (full, idle, stopped or bounded);
+        with concurrent streams, the ``late`` ones last (see :class:`Event`)."""
+        deferred: list[Planned] = []
+        try:
+            self._fill_events(plan, deferred)
+        except BaseException:
+            plan.extend(deferred)  # not run yet: a replay makes them anew
+            raise
+        for planned in deferred:
+            plan.append(planned)
+            self._run_event(planned, self.run.late[planned.name])
+
+    def _fill_events(self, plan: list[Planned], deferred: list[Planned]) -> None:
         limit = self.run.options.max_events
         room = None if limit is None else limit - self.run.ledger.attempted
         self.begun += 1
@@ -157,11 +173,14 @@ class Batches:
                 planned = Planned(started, started)
                 plan.append(planned)
                 self._run_event(planned, event)
-        while room is None or len(plan) < room:
+        ctx = self.run.ctx
+        assert ctx is not None
+        while room is None or len(plan) + len(deferred) < room:
             now = time.monotonic()
             due = self.run.schedule.peek(now)
             wait = due - now
-            if self.run.schedule.batch_over(len(plan), wait) or self.run.finished():
+            in_batch = len(plan) + len(deferred)
+            if self.run.schedule.batch_over(in_batch, wait) or self.run.finished():
                 return
             if wait > 0 and self.run.stop.sleep(wait):
                 return
@@ -170,8 +189,13 @@ class Batches:
                 return
             self.run.schedule.take(started)
             planned = Planned(due, started)
+            drawn = self.run.mix.draw(ctx.rng) if self.run.late else None
+            if drawn is not None and drawn.name in self.run.late:
+                planned.name = drawn.name
+                deferred.append(planned)
+                continue
             plan.append(planned)
-            self._run_event(planned)
+            self._run_event(planned, drawn)
 
     def _run_event(self, planned: Planned, first: Event | None = None) -> None:
         """Run one event (drawing another when it has nothing to act on),

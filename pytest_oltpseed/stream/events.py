@@ -40,7 +40,13 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True)
 class Event:
-    """One kind of business event; ``tables`` are those it may change."""
+    """One kind of business event; ``tables`` are those it may change.
+
+    ``late``: the event updates a few hot rows every client touches (a price,
+    a plan's coverage). Concurrent streams run it last in its batch, so its
+    row lock is held for the COMMIT rather than for the whole batch, and the
+    other clients' batches wait milliseconds rather than time out and replay.
+    """
 
     name: str
     weight: int
@@ -48,6 +54,7 @@ class Event:
     tables: tuple[str, ...]
     description: str
     domain: str = ""
+    late: bool = False
 
 
 def domain_events(domain: Domain) -> list[Event]:

@@ -37,6 +37,7 @@ from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.stream import pausing
 from pytest_oltpseed.stream.batches import Batches
 from pytest_oltpseed.stream.events import (
+    Event,
     Mix,
     StreamContext,
     domain_warmers,
@@ -109,6 +110,10 @@ class Streamer:
         self.mix = mix
         self.options = options
         self.every = resolve_every(self.domains, options.every)
+        # events run last in their batch when other streams run at once
+        self.late: dict[str, Event] = (
+            {e.name: e for e in mix.events if e.late} if options.stamped else {}
+        )
         self.log = logs.get("stream")
         self.tables = tables_of(self.domains)
         self.ledger = Ledger(self.tables, run_id=run_id or new_run_id(options.shard))

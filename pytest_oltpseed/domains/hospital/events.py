@@ -226,7 +226,7 @@ EVENTS = (
     Event("paciente_update", 26, paciente_update, ("pacientes",),
           "patient phone or address changed"),
     Event("convenio_update", 14, convenio_update, ("convenios", "pacientes_convenios"),
-          "coverage changed or card renewed"),
+          "coverage changed or card renewed", late=True),
     Event("consulta_delete", 1, consulta_delete, ("consultas",),
           "cancelled appointment deleted"),
     Event("exame_delete", 1, exame_delete, ("exames",), "pending exam deleted"),

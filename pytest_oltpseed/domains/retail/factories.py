@@ -439,6 +439,14 @@ def _take(ctx: Context, key: tuple[Any, ...], quantity: int) -> None:
         tally[key] = tally.get(key, 0) - quantity
 
 
+def _restock(ctx: Context, factory: type[SQLFactory], **fields: Any) -> None:
+    """What ``factory.create(**fields)`` writes, without factory_boy's steps:
+    a restock runs inside a sale's item and was a fifth of a retail stream's
+    time through ``create()`` (1.4 ms a restock against 0.5 ms this way)."""
+    overrides = factory.normalize(fields)
+    factory.write(ctx, factory.make_row(ctx, create=True, overrides=overrides))
+
+
 def ensure_store_stock(
     ctx: Context, store_id: int, product: Any, quantity: int, at: datetime
 ) -> None:
@@ -451,7 +459,9 @@ def ensure_store_stock(
     available = _available(ctx, key, STORE_STOCK, {"s": store_id, "p": product_id})
     if available < quantity:
         need = quantity - available + ctx.randint(*STORE_MARGIN)
-        InternalDistribution.create(
+        _restock(
+            ctx,
+            InternalDistribution,
             store_id=store_id,
             distributed_at=at - _lag(ctx),
             status="received",
@@ -471,7 +481,9 @@ def ensure_warehouse_stock(
     if available < quantity:
         need = quantity - available + ctx.randint(*WAREHOUSE_MARGIN)
         cost = ctx.parent(product, "products")["cost"]
-        ProductEntry.create(
+        _restock(
+            ctx,
+            ProductEntry,
             entry_date=at - _lag(ctx),
             status="received",
             items=[Row(product_id=product, quantity=need, unit_cost=cost)],
