@@ -336,3 +336,18 @@ def test_retail_create_uses_the_same_declarations(database: str) -> None:
     assert entry["total_cost"] == sum(
         i["quantity"] * i["unit_cost"] for i in entry["items"]
     )
+
+
+def test_column_text_escapes_values_and_keeps_nulls() -> None:
+    """Text columns are checked for escapes in one pass; a column with both
+    nulls and a value to escape keeps its nulls as nulls (``\\N``), and a
+    value that is literally backslash-N is escaped, not taken for a null."""
+    if not columns.load_numpy():
+        pytest.skip("NumPy (extra 'fast') not installed")
+    np = columns.np
+    plain = np.array(["Ana", "Rua A, 12", "Bia"], dtype=object)
+    assert columns.column_text("text", plain) == ["Ana", "Rua A, 12", "Bia"]
+    mixed = np.array([None, "a\tb", "\\N", "ok"], dtype=object)
+    assert columns.column_text("text", mixed) == ["\\N", "a\\tb", "\\\\N", "ok"]
+    nulls = np.array([None, "x"], dtype=object)
+    assert columns.column_text("text", nulls) == ["\\N", "x"]
