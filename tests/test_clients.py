@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -60,29 +61,35 @@ def _kill_one_backend(dsn: str, application_name: str) -> bool:
     return bool(row and row[0])
 
 
-def test_four_clients_with_a_killed_backend_match_database_and_slot(
-    database: str, cli_env: dict[str, str], tmp_path: Path
-) -> None:
+def _four_clients_then_a_kill(
+    database: str, env: dict[str, str], tmp_path: Path, events: int
+) -> tuple[subprocess.Popen[str], Path, Path, dict[str, int]]:
+    """Seed, make a slot, start 4 clients and kill one client's backend while
+    its batch is open; the stream, its report, changes file and counts before."""
     seed(database)
-    env = stream_env(cli_env)
     assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
     before = counts(database)
     report, changes = tmp_path / "r.json", tmp_path / "c.jsonl"
     proc = start_stream(
         env, "--dsn", database, "--clients", "4", "--rate", "800",
-        "--max-events", "2400", "--batch-size", "25", "--progress", "0.3",
+        "--max-events", str(events), "--batch-size", "25", "--progress", "0.3",
         "--report", str(report), "--changes", str(changes),
     )  # fmt: skip
     wait_for(lambda: committed_in(report) > 300, what="first commits")
     name = env["PG_APPLICATION_NAME"]
     wait_for(lambda: _kill_one_backend(database, name), what="a batch in flight")
-    _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    document = read_report(report)
-    assert document["exit"] == "completed" and document["clients"] == 4
-    assert document["reconnects"] >= 1
-    assert len(document["runs"]) == 4 and len(document["parts"]) == 4
-    assert document["events"]["committed"] + document["events"]["skipped"] == 2400
+    return proc, report, changes, before
+
+
+def _matches_database_and_slot(
+    database: str,
+    env: dict[str, str],
+    paths: tuple[Path, Path],
+    before: dict[str, int],
+    document: dict[str, Any],
+) -> list[dict[str, object]]:
+    """Report == COUNT(*) deltas == changes file == what the slot decoded."""
+    report, changes = paths
     assert_reconciled(before, counts(database), document)
     lines = _lines(changes)
     assert (
@@ -90,9 +97,29 @@ def test_four_clients_with_a_killed_backend_match_database_and_slot(
         == document["changes"]["lines"]
         == sum(sum(ops.values()) for ops in document["tables"].values())
     )
+    _verify(database, env, report, changes)
+    return lines
+
+
+def test_four_clients_with_a_killed_backend_match_database_and_slot(
+    database: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = stream_env(cli_env)
+    proc, report, changes, before = _four_clients_then_a_kill(
+        database, env, tmp_path, 2400
+    )
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    document = read_report(report)
+    assert document["exit"] == "completed" and document["clients"] == 4
+    assert document["reconnects"] >= 1
+    assert len(document["runs"]) == 4 and len(document["parts"]) == 4
+    assert document["events"]["committed"] + document["events"]["skipped"] == 2400
+    lines = _matches_database_and_slot(
+        database, env, (report, changes), before, document
+    )
     stamps = [int(str(line["at"])) for line in lines]
     assert stamps == sorted(stamps)  # merged in commit order
-    _verify(database, env, report, changes)
 
 
 def test_four_clients_ride_out_a_killed_backend_and_a_server_restart(
@@ -104,19 +131,10 @@ def test_four_clients_ride_out_a_killed_backend_and_a_server_restart(
     COUNT(*) deltas and, key by key, what a slot made before the run decoded
     (slots survive a restart)."""
     with ephemeral_server() as server, scratch_database(server) as database:
-        seed(database)
         env = stream_env(cli_env)
-        assert run_cli("cdc", "start", "--dsn", database, env=env).returncode == 0
-        before = counts(database)
-        report, changes = tmp_path / "r.json", tmp_path / "c.jsonl"
-        proc = start_stream(
-            env, "--dsn", database, "--clients", "4", "--rate", "800",
-            "--max-events", "3200", "--batch-size", "25", "--progress", "0.3",
-            "--report", str(report), "--changes", str(changes),
-        )  # fmt: skip
-        wait_for(lambda: committed_in(report) > 300, what="first commits")
-        name = env["PG_APPLICATION_NAME"]
-        wait_for(lambda: _kill_one_backend(database, name), what="a batch in flight")
+        proc, report, changes, before = _four_clients_then_a_kill(
+            database, env, tmp_path, 3200
+        )
         wait_for(lambda: committed_in(report) > 900, what="commits after the kill")
         assert server.datadir is not None
         restart_server(server.datadir, down_s=2.0)
@@ -131,14 +149,7 @@ def test_four_clients_ride_out_a_killed_backend_and_a_server_restart(
         assert "reconnecting in" in err and "Traceback" not in err
         events = document["events"]
         assert events["committed"] + events["skipped"] == 3200
-        assert_reconciled(before, counts(database), document)
-        lines = _lines(changes)
-        assert (
-            len(lines)
-            == document["changes"]["lines"]
-            == sum(sum(ops.values()) for ops in document["tables"].values())
-        )
-        _verify(database, env, report, changes)
+        _matches_database_and_slot(database, env, (report, changes), before, document)
 
 
 def test_sigterm_stops_every_client_with_a_complete_report(
