@@ -218,6 +218,15 @@ def test_two_shards_at_once_never_collide_and_their_merge_verifies(
     assert [p["shard"] for p in parts] == ["0/2", "1/2"]
     assert parts[0]["run_id"].endswith("-s0of2")
     assert all(p["events"]["skipped"] == 0 for p in parts)
+    _merge_two_shards(tmp_path, env)
+    document = read_report(tmp_path / "all.json")
+    assert document["events"]["committed"] == 1600
+    assert_reconciled(before, counts(database), document)
+    _verify(database, env, tmp_path / "all.json", tmp_path / "all.jsonl")
+
+
+def _merge_two_shards(tmp_path: Path, env: dict[str, str]) -> None:
+    """``report merge`` of shards 0 and 1 into all.json and all.jsonl."""
     merged = run_cli(
         "report", "merge", str(tmp_path / "r0.json"), str(tmp_path / "r1.json"),
         "-o", str(tmp_path / "all.json"),
@@ -226,10 +235,6 @@ def test_two_shards_at_once_never_collide_and_their_merge_verifies(
         "--changes-output", str(tmp_path / "all.jsonl"), env=env,
     )  # fmt: skip
     assert merged.returncode == 0, merged.stderr
-    document = read_report(tmp_path / "all.json")
-    assert document["events"]["committed"] == 1600
-    assert_reconciled(before, counts(database), document)
-    _verify(database, env, tmp_path / "all.json", tmp_path / "all.jsonl")
 
 
 def test_verify_breaks_merged_shards_down_and_names_the_one_that_differs(
@@ -245,14 +250,7 @@ def test_verify_breaks_merged_shards_down_and_names_the_one_that_differs(
     for proc in procs:
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    merged = run_cli(
-        "report", "merge", str(tmp_path / "r0.json"), str(tmp_path / "r1.json"),
-        "-o", str(tmp_path / "all.json"),
-        "--changes", str(tmp_path / "c0.jsonl"),
-        "--changes", str(tmp_path / "c1.jsonl"),
-        "--changes-output", str(tmp_path / "all.jsonl"), env=env,
-    )  # fmt: skip
-    assert merged.returncode == 0, merged.stderr
+    _merge_two_shards(tmp_path, env)
     parts = [read_report(tmp_path / f"r{i}.json") for i in range(2)]
     lines = _lines(tmp_path / "all.jsonl")
     per_shard = [

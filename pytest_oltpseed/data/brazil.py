@@ -150,14 +150,7 @@ def cpf_many(ns: Any) -> Any:
     """
     import numpy as np
 
-    if ns.size and (int(ns.min()) < 0 or int(ns.max()) >= _CPF_SPACE):
-        raise ValueError(f"index outside 0..{_CPF_SPACE - 1}")
-    reserved = np.array(sorted(_REPDIGIT_CPF), dtype=np.int64)
-    base = (_CPF_A * ns.astype(np.int64) + _CPF_B) % _CPF_SPACE
-    bad = np.isin(base, reserved)
-    while bad.any():  # cycle-walking, as in _walk
-        base[bad] = (_CPF_A * base[bad] + _CPF_B) % _CPF_SPACE
-        bad = np.isin(base, reserved)
+    base = _walk_many(ns, _CPF_A, _CPF_B, _CPF_SPACE, _REPDIGIT_CPF)
     powers = 10 ** np.arange(8, -1, -1, dtype=np.int64)
     digits = (base[:, None] // powers) % 10  # (n, 9), most significant first
     first = _digits_of(digits @ np.array(_CPF_W1, dtype=np.int64))
@@ -169,6 +162,22 @@ def cpf_many(ns: Any) -> Any:
     text[:, 12] = 48 + first
     text[:, 13] = 48 + second
     return text.view("S14").ravel().astype("U14").astype(object)
+
+
+def _walk_many(ns: Any, a: int, b: int, space: int, reserved: frozenset[int]) -> Any:
+    """:func:`_walk` over a NumPy array of indices (cycle-walking the
+    reserved values the same way, so both give the same numbers)."""
+    import numpy as np
+
+    if ns.size and (int(ns.min()) < 0 or int(ns.max()) >= space):
+        raise ValueError(f"index outside 0..{space - 1}")
+    banned = np.array(sorted(reserved), dtype=np.int64)
+    out = (a * ns.astype(np.int64) + b) % space
+    bad = np.isin(out, banned)
+    while bad.any():
+        out[bad] = (a * out[bad] + b) % space
+        bad = np.isin(out, banned)
+    return out
 
 
 def _digits_of(totals: Any) -> Any:
@@ -192,14 +201,7 @@ def cnpj_many(ns: Any) -> Any:
     """:func:`cnpj` over a NumPy array of indices (an object array of str)."""
     import numpy as np
 
-    if ns.size and (int(ns.min()) < 0 or int(ns.max()) >= _CNPJ_SPACE):
-        raise ValueError(f"index outside 0..{_CNPJ_SPACE - 1}")
-    reserved = np.array(sorted(_RESERVED_CNPJ), dtype=np.int64)
-    root = (_CNPJ_A * ns.astype(np.int64) + _CNPJ_B) % _CNPJ_SPACE
-    bad = np.isin(root, reserved)
-    while bad.any():  # cycle-walking, as in _walk
-        root[bad] = (_CNPJ_A * root[bad] + _CNPJ_B) % _CNPJ_SPACE
-        bad = np.isin(root, reserved)
+    root = _walk_many(ns, _CNPJ_A, _CNPJ_B, _CNPJ_SPACE, _RESERVED_CNPJ)
     base = root * 10_000 + 1
     powers = 10 ** np.arange(11, -1, -1, dtype=np.int64)
     digits = (base[:, None] // powers) % 10  # (n, 12), most significant first
