@@ -865,8 +865,31 @@ _CENTS = [f"{c:02d}" for c in range(100)]
 
 
 # -- COPY text of a column ------------------------------------------------------------
+_TYPED = {"int": "int64", "money": "int64", "date": "int64", "timestamp": "int64",
+          "bool": "bool"}  # fmt: skip
+"""Kinds whose arrays hold numbers; such an array of objects holds None too
+(a nullable column: :class:`Maybe`)."""
+
+
 def column_text(kind: str, values: Any) -> list[str]:
-    """A column array as COPY text fields (``\\N`` for None)."""
+    """A column array as COPY text fields (``\\N`` for None).
+
+    Kind ``"value"`` holds Python values (a Decimal of any scale, a parent's
+    key), written exactly as the one-row-at-a-time path writes them.
+    """
+    if kind == "value":
+        from pytest_oltpseed.seed.chunks import copy_text
+
+        return [copy_text(v) for v in values.tolist()]
+    if kind in _TYPED and values.dtype == object:
+        nulls = np.equal(values, None)
+        if nulls.any():
+            out = np.full(len(values), "\\N", dtype=object)
+            present = values[~nulls]
+            if len(present):
+                out[~nulls] = column_text(kind, present.astype(_TYPED[kind]))
+            return out.tolist()  # type: ignore[no-any-return]
+        values = values.astype(_TYPED[kind])
     if kind == "timestamp":
         text = np.datetime_as_string(values.astype("datetime64[s]"))
         if (values == NULL_TIME).any():

@@ -11,13 +11,34 @@ from functools import cached_property, lru_cache
 
 from faker import Faker
 
+POOL_SIZES = (
+    ("first_names", "first_name", 400),
+    ("last_names", "last_name", 200),
+    ("streets", "street_name", 800),
+    ("bairros", "bairro", 300),
+)
+"""The Faker-built pools (name, Faker method, size), in the one order they are
+drawn (see :class:`Pools`)."""
+
 
 class Pools:
-    """Realistic pt_BR values drawn once from a seeded Faker, then picked from."""
+    """Realistic pt_BR values drawn once from a seeded Faker, then picked from.
+
+    The pools are drawn in one fixed order (:data:`POOL_SIZES`), all at once:
+    drawn lazily, each pool's values depended on which pool a process touched
+    first, so one table's rows depended on the tables generated before it in
+    the same process, and a pool first drawn in a forked worker differed from
+    the one the parent process drew (a generated domain's addresses seeded
+    with and without workers).
+    """
 
     def __init__(self, seed: int) -> None:
         self.faker = Faker("pt_BR")
         self.faker.seed_instance(seed)
+        self.first_names, self.last_names, self.streets, self.bairros = (
+            self._unique(getattr(self.faker, method), size)
+            for _, method, size in POOL_SIZES
+        )
 
     def _unique(self, make: Callable[[], str], size: int) -> tuple[str, ...]:
         seen: dict[str, None] = {}
@@ -26,22 +47,6 @@ class Pools:
             if len(seen) >= size:
                 break
         return tuple(seen)
-
-    @cached_property
-    def first_names(self) -> tuple[str, ...]:
-        return self._unique(self.faker.first_name, 400)
-
-    @cached_property
-    def last_names(self) -> tuple[str, ...]:
-        return self._unique(self.faker.last_name, 200)
-
-    @cached_property
-    def streets(self) -> tuple[str, ...]:
-        return self._unique(self.faker.street_name, 800)
-
-    @cached_property
-    def bairros(self) -> tuple[str, ...]:
-        return self._unique(self.faker.bairro, 300)
 
     cities: tuple[tuple[str, str], ...] = (
         ("São Paulo", "SP"), ("Rio de Janeiro", "RJ"), ("Belo Horizonte", "MG"),

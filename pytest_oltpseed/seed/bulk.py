@@ -146,8 +146,8 @@ def columnwise(factory: type[SQLFactory], size: int) -> bool:
     if factory._items() or not chunks.columnar(factory._table):
         return False
     gens = [d.fn for _, kind, d in factory._plan() if kind is not Parent]
-    if any(_indexed(gen) for gen in gens):
-        return False
+    if any(_indexed(gen) or getattr(gen, "seeding_only", False) for gen in gens):
+        return False  # a generated domain's keys are loaded by a seeding stage
     return columns.fast_enabled(size)
 
 
