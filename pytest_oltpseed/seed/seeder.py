@@ -163,6 +163,9 @@ class PlannedParents(Protocol):
         """FK column -> (row number -> Ref), and the number of rows to write."""
 
 
+POOL_PAGE = 50_000
+
+
 class ParentPool:
     """Ids and carried columns of a parent table: compact, picked uniformly."""
 
@@ -171,15 +174,26 @@ class ParentPool:
         self.carry = tuple(carry)
         self.ids = array("q")
         self.values: dict[str, list[Any]] = {c: [] for c in self.carry}
-        query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+        # Pages by id: a round trip per 50,000 rows, not a wait per row (what
+        # ``cursor.stream`` costs), and memory bounded by a page.
+        query = sql.SQL("SELECT {} FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
             sql.SQL(", ").join(map(sql.Identifier, ("id", *self.carry))),
             sql.Identifier(table),
         )
+        carried = [self.values[c] for c in self.carry]
+        last = -(2**63)  # the smallest bigint (ids are integers: see ``ids``)
         with conn.cursor() as cur:
-            for row in cur.stream(query):
-                self.ids.append(row[0])
-                for column, value in zip(self.carry, row[1:], strict=True):
-                    self.values[column].append(value)
+            while True:
+                rows = cur.execute(query, (last, POOL_PAGE)).fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    self.ids.append(row[0])
+                    for values, value in zip(carried, row[1:], strict=True):
+                        values.append(value)
+                last = rows[-1][0]
+                if len(rows) < POOL_PAGE:
+                    break
         self._index: dict[int, int] | None = None
         self._id_array: Any = None
         self._seconds: dict[str, Any] = {}
@@ -272,6 +286,7 @@ class Seeder:
         # Each stage has its own random stream: a table's rows do not depend on
         # which other domains or tables are seeded in the same run.
         self.ctx.rng = random.Random(f"{self.seed}:{stage.table}")
+        before = dict(self.ctx.local_indices())
         with self.conn.transaction():
             hook = _hook(stage)
             run: Callable[[], None]
@@ -296,7 +311,7 @@ class Seeder:
                 finish(self, stage)
             if deferred:
                 deferred.restore()
-            self._bump_sequences(stage.domain)
+            self._bump_sequences(stage.domain, before)
         for table in (stage.table, *stage.item_tables):
             for key in [k for k in self._pools if k[0] == table]:
                 del self._pools[key]
@@ -427,11 +442,18 @@ class Seeder:
                     pickers[name] = pool.picker(self.ctx.rng)
         return pickers
 
-    def _bump_sequences(self, domain: Domain) -> None:
+    def _bump_sequences(
+        self, domain: Domain, before: Mapping[tuple[str, str], int]
+    ) -> None:
         """Leave the identifier sequences past what this run numbered itself,
-        so factories and streams never hand out a seeded identifier again."""
-        for (name, key), next_index in self.ctx.local_indices():
-            if name == domain.name:
+        so factories and streams never hand out a seeded identifier again.
+
+        Only the keys this stage moved (``before``: the indices at its start):
+        the others were bumped by the stage that used them. In sorted order,
+        so stages bumping on several connections at once lock alike.
+        """
+        for (name, key), next_index in sorted(self.ctx.local_indices()):
+            if name == domain.name and before.get((name, key)) != next_index:
                 indices.bump(self.conn, name, key, next_index)
 
 
