@@ -21,7 +21,11 @@ contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
 imports) and the fresh server's first queries.
 
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
-        [--no-spec] [--no-slow]
+        [--no-spec] [--no-slow] [--baseline DIR]
+
+``--baseline DIR`` also times ``oltpseed seed`` (fast path) from the checkout
+in DIR (its ``pytest_oltpseed`` and ``sql``, e.g. ``git archive main``
+unpacked there), in the same run, to compare a change with what it replaces.
 """
 
 from __future__ import annotations
@@ -113,6 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per measurement; best is kept"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time oltpseed from this checkout (PYTHONPATH) in the same run",
+    )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]
     env = {
@@ -127,17 +136,26 @@ def main() -> None:
         for profile in profiles:
             rate: dict[str, float] = {}
             per_row: dict[str, float] = {}
-            for domain in ("all", "hospital"):
-                for fast in (True, False) if not args.no_slow else (True,):
-                    label = f"{domain} {'fast' if fast else 'slow'}"
-                    seconds, rss, rows = _oltpseed(
-                        server, profile, domain, fast, env, args.repeat
-                    )
-                    _line(f"oltpseed {profile} {label}", rows, seconds, rss)
-                    rate[label] = rows / seconds
-                    per_row[label] = seconds / rows
-                    if label == "all fast":
-                        all_rows = rows
+            contenders = [
+                (domain, fast, "")
+                for domain in ("all", "hospital")
+                for fast in ((True, False) if not args.no_slow else (True,))
+            ]
+            if args.baseline:
+                contenders += [("all", True, " base"), ("hospital", True, " base")]
+            for domain, fast, base in contenders:
+                label = f"{domain} {'fast' if fast else 'slow'}{base}"
+                run_env = dict(env)
+                if base:
+                    run_env["PYTHONPATH"] = str(args.baseline.resolve())
+                seconds, rss, rows = _oltpseed(
+                    server, profile, domain, fast, run_env, args.repeat
+                )
+                _line(f"oltpseed {profile} {label}", rows, seconds, rss)
+                rate[label] = rows / seconds
+                per_row[label] = seconds / rows
+                if label == "all fast":
+                    all_rows = rows
             if not args.no_spec:
                 best = None
                 for _ in range(args.repeat):
@@ -173,6 +191,13 @@ def main() -> None:
                             f"{'':<4}{profile} {label}: "
                             f"{rate[label] / rate['spec']:.1f}x the specs' design"
                         )
+            for domain in ("all", "hospital"):
+                if f"{domain} fast base" in rate:
+                    print(
+                        f"{'':<4}{profile} {domain} fast: "
+                        f"{rate[f'{domain} fast'] / rate[f'{domain} fast base']:.2f}x "
+                        "the baseline"
+                    )
             if "all slow" in rate:
                 print(
                     f"{'':<4}{profile} fast path: "
