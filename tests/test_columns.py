@@ -159,3 +159,18 @@ def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:
     ns = np.concatenate([np.arange(0, 50_000), np.arange(10**9 - 1000, 10**9)])
     assert brazil.cpf_many(ns).tolist() == [brazil.cpf(int(n)) for n in ns]
     assert all(brazil.is_valid_cpf(v) for v in brazil.cpf_many(ns[:1000]))
+
+
+def test_column_text_escapes_values_and_keeps_nulls() -> None:
+    """Text columns are checked for escapes in one pass; a column with both
+    nulls and a value to escape keeps its nulls as nulls (``\\N``), and a
+    value that is literally backslash-N is escaped, not taken for a null."""
+    if not columns.load_numpy():
+        pytest.skip("NumPy (extra 'fast') not installed")
+    np = columns.np
+    plain = np.array(["Ana", "Rua A, 12", "Bia"], dtype=object)
+    assert columns.column_text("text", plain) == ["Ana", "Rua A, 12", "Bia"]
+    mixed = np.array([None, "a\tb", "\\N", "ok"], dtype=object)
+    assert columns.column_text("text", mixed) == ["\\N", "a\\tb", "\\\\N", "ok"]
+    nulls = np.array([None, "x"], dtype=object)
+    assert columns.column_text("text", nulls) == ["\\N", "x"]

@@ -235,11 +235,10 @@ class ParentPool:
         if column not in self._seconds:
             import numpy as np
 
-            self._seconds[column] = np.fromiter(
-                (columns.to_seconds(v) for v in self.values[column]),
-                dtype=np.int64,
-                count=len(self.ids),
-            )
+            # NumPy converts the datetimes in C; microseconds floored to
+            # seconds as :func:`columns.to_seconds` does.
+            micros = np.array(self.values[column], dtype="datetime64[us]")
+            self._seconds[column] = micros.astype(np.int64) // 1_000_000
         return self._seconds[column]
 
     def picker(self, rng: random.Random) -> Picker:
