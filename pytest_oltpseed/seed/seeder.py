@@ -297,6 +297,7 @@ class Seeder:
         """
         stages = list(stages)
         self.done = []
+        columns.prefetch_numpy(max((s.count for s in stages), default=0))
         if self.workers > 1 and len(stages) > 1:
             lanes = _Lanes(self, stages, self.workers)
             if lanes.useful():
@@ -399,6 +400,7 @@ class Seeder:
             and _CAN_FORK
             and not chunks.column_wise(stage.table, count, positional)
         ):
+            columns.numpy_settled()  # never fork with an import half done
             chunks.STAGE_POOLS.clear()
             for name, kind, declaration in stage.factory._plan():
                 if kind is Parent and name not in (positional or {}):
