@@ -283,3 +283,98 @@ def test_copy_text_survives_awkward_strings(conn: psycopg.Connection) -> None:
     with conn.cursor() as cur, cur.copy("COPY t (a, b, c) FROM STDIN") as copy:
         copy.write(line)
     assert conn.execute("SELECT a, b, c FROM t").fetchone() == ("Nome", awkward, None)
+
+
+def test_independent_stages_share_lanes_dependent_ones_wait(
+    conn: psycopg.Connection,
+) -> None:
+    """Hospital: doctors, plans and patients need nothing; the four stages
+    after them need only those, so they may run at once."""
+    stages = plan(select("hospital"), resolve("SMALL"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    names = [s.table for s in stages]
+    after = {
+        names[i]: sorted(names[j] for j in deps) for i, deps in enumerate(lanes.after)
+    }
+    assert after["medicos"] == after["pacientes"] == []
+    assert after["consultas"] == ["medicos", "pacientes"]
+    assert after["exames"] == ["pacientes"]
+    assert after["pacientes_convenios"] == ["convenios", "pacientes"]
+    assert not any(lanes.alone) and lanes.useful()
+    retail = seeder._Lanes(
+        Seeder(conn, workers=2), plan(select("retail"), resolve("SMALL")), 2
+    )
+    alone = {s.table for s, a in zip(retail.stages, retail.alone, strict=True) if a}
+    assert {"sales", "product_entries", "internal_distributions"} <= alone  # items
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_interrupted_lanes_leave_the_schema_as_before(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while two large stages run at once on two connections: both
+    roll back whole (indexes back, no FK touched), earlier stages stay, and
+    the seeder says which committed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)  # the index drop/restore path
+    before = _schema_shape(conn)
+    conn.rollback()  # lanes start from outside a transaction
+    overrides = {"SEED_PACIENTES_CONVENIOS": "10", "SEED_CONSULTAS": "20000"}
+    overrides["SEED_EXAMES"] = "20000"  # several chunks each: stopped mid-copy
+    profile = resolve("CUSTOM", {k: (v, "test") for k, v in overrides.items()})
+    stages = plan(select("hospital"), profile)
+    both = threading.Barrier(2, timeout=30)
+
+    def interrupt(stage: Stage, done: int) -> None:
+        # Each of the two holds after its first chunk until the other is there
+        # too; then Ctrl-C, while both are mid-copy on their own connection.
+        if stage.table in ("consultas", "exames") and done < stage.count:
+            if both.wait() == 0:
+                os.kill(os.getpid(), signal.SIGINT)  # to the main thread
+            time.sleep(0.5)  # the main thread stops the lanes meanwhile
+
+    job = Seeder(conn, workers=2, progress=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(stages)
+    assert _schema_shape(conn) == before
+    counts = _counts(conn)
+    committed = {r.table for r in job.done}
+    assert {"medicos", "convenios", "pacientes"} <= committed
+    assert not committed & {"consultas", "exames"}  # both were mid-copy
+    for stage in stages:
+        expected = stage.count if stage.table in committed else 0
+        assert counts[stage.table] == expected + LOOKUPS.get(stage.table, 0)
+    message = seeder.interrupted(stages, job.done)
+    assert "--only" in message and "consultas" in message
+
+
+def test_set_based_fk_check_fails_a_stage_with_an_orphan(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the FK triggers off during the copy, the check at the stage's end
+    still refuses a row without its parent, and the stage leaves nothing."""
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run([s for s in stages if s.table in ("medicos", "pacientes")])
+    before = _schema_shape(conn)
+    consultas = next(s for s in stages if s.table == "consultas")
+    with conn.transaction():
+        assert seeder._SetChecked.start(conn, consultas) is not None  # superuser
+        raise psycopg.Rollback()
+    real_init = seeder.ParentPool.__init__
+
+    def shifted(self, conn, table, carry):  # type: ignore[no-untyped-def]
+        real_init(self, conn, table, carry)
+        if table == "pacientes":  # every visit points past the last patient
+            from array import array
+
+            self.ids = array("q", [i + 10**9 for i in self.ids])
+
+    monkeypatch.setattr(seeder.ParentPool, "__init__", shifted)
+    with pytest.raises(seeder.OltpseedError, match="violates consultas_paciente_id"):
+        Seeder(conn).run([consultas])
+    assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
+    assert _schema_shape(conn) == before

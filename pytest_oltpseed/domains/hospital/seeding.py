@@ -32,7 +32,9 @@ class Memberships:
         remaining = stage.count
         room = array("b", [MAX_CONVENIOS]) * len(patients)
         previous: list[int] | None = None  # pass n deals to pass n-1's receivers
-        while remaining > 0 and len(plans):
+        draw, size = rng.random, len(plans)
+        pairs_p, pairs_c = self.pairs_p, self.pairs_c
+        while remaining > 0 and size:
             eligible = [i for i in (previous or range(len(room))) if room[i] > 0]
             if not eligible:
                 if previous is None:
@@ -41,19 +43,27 @@ class Memberships:
                 continue
             share = min(SHARE, remaining / len(eligible))
             receivers = []
+            # The hot loop of the stage (~1 us a patient): names bound
+            # locally; a plan is drawn by index (ids are distinct, so "the
+            # index is not mine" is "the id is not mine").
             for i in eligible:
                 if remaining == 0:
                     break
-                if rng.random() >= share:
+                if draw() >= share:
                     continue
-                mine = planned.setdefault(i, set())
-                if len(mine) >= len(plans):
+                mine = planned.get(i)
+                if mine is None:
+                    mine = planned[i] = set()
+                if len(mine) >= size:
                     room[i] = 0
                     continue
-                j = _pick(rng, plans.ids, {plans.ids[k] for k in mine})
+                while True:
+                    j = int(draw() * size)
+                    if j not in mine:
+                        break
                 mine.add(j)
-                self.pairs_p.append(i)
-                self.pairs_c.append(j)
+                pairs_p.append(i)
+                pairs_c.append(j)
                 room[i] -= 1
                 remaining -= 1
                 receivers.append(i)
@@ -83,15 +93,6 @@ class Memberships:
             kept_p.append(i)
             kept_c.append(j)
         self.pairs_p, self.pairs_c = kept_p, kept_c
-
-
-def _pick(rng: Any, ids: array, mine: set[int]) -> int:
-    """A random convênio the patient does not hold (they hold at most 3)."""
-    draw, size = rng.random, len(ids)
-    while True:
-        j = int(draw() * size)
-        if ids[j] not in mine:
-            return j
 
 
 HOOKS = {"pacientes_convenios": Memberships}
