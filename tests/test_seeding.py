@@ -301,12 +301,47 @@ def test_independent_stages_share_lanes_dependent_ones_wait(
     assert after["exames"] == ["pacientes"]
     assert after["pacientes_convenios"] == ["convenios", "pacientes"]
     assert not any(lanes.alone) and lanes.useful()
-    retail = seeder._Lanes(
-        Seeder(conn, workers=2), plan(select("retail"), resolve("SMALL")), 2
-    )
-    alone = {s.table for s, a in zip(retail.stages, retail.alone, strict=True) if a}
-    assert {"sales", "product_entries", "internal_distributions"} <= alone  # items
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_stages_with_rules_keep_their_domains_order_beside_other_domains(
+    conn: psycopg.Connection,
+) -> None:
+    """Retail's header stages (items, the stock rule) wait for every retail
+    stage before them and hold back every one after them, but need nothing
+    of the hospital's: in ``--domain all`` they share the hospital's lanes."""
+    stages = plan(select("all"), resolve("SMALL"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    names = [s.table for s in stages]
+    after = {names[i]: {names[j] for j in deps} for i, deps in enumerate(lanes.after)}
+    retail = [s.table for s in stages if s.domain.name == "retail"]
+    hospital = set(names) - set(retail)
+    assert not any(lanes.alone)
+    for table in ("product_entries", "internal_distributions", "sales"):
+        earlier = retail[: retail.index(table)]
+        assert after[table] == set(earlier)  # its domain's order, no hospital
+        assert all(table in after[t] for t in retail[retail.index(table) + 1 :])
+        assert not after[table] & hospital
+    assert after["clients"] == set()  # rule-free: only its FKs' parents
+    assert lanes.useful()
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_planning_lanes_does_not_wait_for_numpy(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a large stage would fork is decided without importing NumPy:
+    the lanes start while its import runs on a thread (it once held every
+    stage back until the import was done)."""
+    from pytest_oltpseed.data import columns
+
+    def no_wait() -> bool:
+        raise AssertionError("the lanes' plan waited for NumPy's import")
+
+    monkeypatch.setattr(columns, "load_numpy", no_wait)
+    stages = plan(select("hospital"), resolve("LARGE"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    assert not any(lanes.alone)  # column-wise: none forks, all may share lanes
 
 
 def test_interrupted_lanes_leave_the_schema_as_before(

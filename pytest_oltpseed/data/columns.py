@@ -21,6 +21,7 @@ Timestamps travel as whole seconds since the (naive UTC) epoch.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import threading
 import unicodedata
@@ -103,6 +104,27 @@ def fast_enabled(rows: int = FAST_AT) -> bool:
     return load_numpy()
 
 
+def fast_expected(rows: int) -> bool:
+    """What :func:`fast_enabled` will answer for a stage of ``rows``, without
+    waiting for a NumPy import under way: the seeder plans its lanes before
+    the first stage, and waiting there would hold back the small stages the
+    import is meant to overlap (~0.2 s at LARGE)."""
+    if not fast_enabled(0) or not _importable():
+        return False
+    if rows >= FAST_AT:
+        return True
+    return (np is not None or bool(_PREFETCH)) and rows >= FAST_LOADED_AT
+
+
+def _importable() -> bool:
+    if np is None and not _FOUND:
+        _FOUND.append(importlib.util.find_spec("numpy") is not None)
+    return np is not None or _FOUND[0]
+
+
+_FOUND: list[bool] = []  # whether NumPy is installed, once looked up
+
+
 _SECOND = timedelta(seconds=1)
 _SECONDS: dict[datetime, int] = {}
 SECONDS_CACHE = 65_536
@@ -142,7 +164,14 @@ def uniform(key: int, i: int) -> float:
 
 def uniforms(key: int, start: int, n: int) -> Any:
     """Rows ``start .. start+n-1`` of stream ``key`` as a float64 array."""
-    i = np.arange(start + 1, start + n + 1, dtype=np.uint64)
+    return uniforms_at(key, np.arange(start, start + n, dtype=np.uint64))
+
+
+def uniforms_at(key: int, rows: Any) -> Any:
+    """:func:`uniform` of stream ``key`` at each of ``rows`` (an integer array),
+    for draws keyed by something other than a range of rows (a patient's
+    index among those still eligible)."""
+    i = rows.astype(np.uint64, copy=False) + np.uint64(1)
     with np.errstate(over="ignore"):
         z = np.uint64(key) + i * np.uint64(_GOLDEN)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

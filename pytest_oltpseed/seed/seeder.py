@@ -293,8 +293,9 @@ class Seeder:
         once, each in its own transaction on its own connection (lanes): the
         server copies, indexes and checks one table while the client generates
         the next. Only stages that cannot see each other run together (no FK
-        between them, no hook with rules across tables, no trigger of the
-        domain's own); the rest run alone, in order.
+        between them, no hook with rules across its domain's tables beside
+        that domain's other stages, no trigger of the domain's own); the rest
+        wait for what they depend on (see :class:`_Lanes`).
         """
         stages = list(stages)
         self.done = []
@@ -530,12 +531,14 @@ class _Lanes:
     """Stages run at once on several connections (see :meth:`Seeder.run`).
 
     A stage may start once every stage it depends on has committed: the
-    stages of its FKs' parent tables. A stage that may read or write beyond
-    its own tables (a hook with rules across rows, items, a domain trigger
-    on INSERT)
+    stages of its FKs' parent tables. A stage whose rules reach its domain's
+    other tables (items, a hook with rules across rows) keeps its domain's
+    order, and may run beside other domains' stages (domains share no
+    tables). A stage with a domain trigger on INSERT (it may touch anything)
     or that forks generation workers runs alone: all before it have
     committed and none starts until it has. Rows are the same as in order:
-    a stage's rows depend only on the seed, its table and its parents.
+    a stage's rows depend only on the seed, its table and its parents (and,
+    for the ordered ones, its domain's stages before it).
     """
 
     def __init__(self, seeder: Seeder, stages: list[Stage], lanes: int) -> None:
@@ -561,25 +564,46 @@ class _Lanes:
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.rollback()  # only catalog reads: leave the caller as it was
         self.session = (path, role if role != user else None)
+        serial: list[bool] = []
         for i, stage in enumerate(stages):
             mine = {stage.table, *stage.item_tables}
             needs = set().union(*(parents.get(t, set()) for t in mine)) - mine
             self.after.append({j for j in range(i) if stages[j].table in needs})
-            self.alone.append(not self._lane_safe(stage) or bool(mine & triggered))
+            self.alone.append(self._forks(stage) or bool(mine & triggered))
+            serial.append(self._reads_its_domain(stage))
+        # A stage whose rules read or write its domain's other tables runs in
+        # its domain's order: after all of its domain's stages before it, and
+        # before all after it. Other domains' stages may share its time.
+        for i, stage in enumerate(stages):
+            same = [
+                j for j, s in enumerate(stages) if s.domain.name == stage.domain.name
+            ]
+            if serial[i]:
+                self.after[i] |= {j for j in same if j < i}
+                for k in same:
+                    if k > i:
+                        self.after[k].add(i)
 
-    def _lane_safe(self, stage: Stage) -> bool:
+    @staticmethod
+    def _reads_its_domain(stage: Stage) -> bool:
+        """Items, a hook with rules across rows (retail's stock reads the
+        entries before it), or a ``finish`` hook (a cycle's FK)."""
         hook = _hook(stage)
         if stage.item_tables or getattr(hook, "finish", None) is not None:
-            return False
-        if hook is not None and not isinstance(hook, PlannedParents):
-            return False
-        forks = (
+            return True
+        return hook is not None and not isinstance(hook, PlannedParents)
+
+    def _forks(self, stage: Stage) -> bool:
+        """Whether the stage forks generation workers: never beside a lane's
+        thread (a fork copies its locks and its connection mid-statement)."""
+        return (
             self.seeder.workers > 0
             and stage.count >= PARALLEL_AT
             and _CAN_FORK
-            and not (chunks.columnar(stage.table) and columns.fast_enabled(stage.count))
+            and not (
+                chunks.columnar(stage.table) and columns.fast_expected(stage.count)
+            )
         )
-        return not forks
 
     def useful(self) -> bool:
         """Whether two stages could ever run at once (else: plain order)."""
