@@ -413,3 +413,44 @@ def test_set_based_fk_check_fails_a_stage_with_an_orphan(
         Seeder(conn).run([consultas])
     assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
     assert _schema_shape(conn) == before
+
+
+def test_parent_pools_take_a_gapless_id_range_and_serve_narrower_requests(
+    conn: psycopg.Connection,
+) -> None:
+    """A freshly seeded table's ids are one range: the pool takes it from
+    min, max and count instead of fetching every id, and equals the fetched
+    one; with a gap it fetches. A pool carrying a column also serves a
+    request without it (one load of the patients, not two)."""
+    from datetime import datetime
+
+    np = pytest.importorskip("numpy")
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run([s for s in stages if s.table in ("medicos", "pacientes")])
+
+    def fetched(table: str) -> list[int]:
+        pool = seeder.ParentPool.__new__(seeder.ParentPool)
+        pool.table, pool.carry, pool.values = table, (), {}
+        pool.ids = seeder.array("q")
+        pool._fetch(conn)
+        return list(pool.ids)
+
+    taken = seeder.ParentPool(conn, "pacientes", ())
+    assert list(taken.ids) == fetched("pacientes") and len(taken) == 200
+    conn.execute("DELETE FROM pacientes WHERE id = (SELECT min(id) + 5 FROM pacientes)")
+    gapped = seeder.ParentPool(conn, "pacientes", ())
+    assert list(gapped.ids) == fetched("pacientes") and len(gapped) == 199
+
+    job = Seeder(conn)
+    wide = job.pool("pacientes", ("data_cadastro",))
+    assert job.pool("pacientes") is wide
+    # carried timestamps to seconds: exact, floored as to_seconds floors
+    moments = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_999),
+        datetime(2025, 3, 1, 8, 0, 0, 1),
+    ]
+    wide.values["data_cadastro"][:2] = moments
+    seconds = wide.seconds("data_cadastro")
+    expected = np.array(wide.values["data_cadastro"], dtype="datetime64[us]")
+    assert seconds.tolist() == (expected.astype(np.int64) // 1_000_000).tolist()
+    assert seconds[:2].tolist() == [-1, 1740816000]

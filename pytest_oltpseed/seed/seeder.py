@@ -34,7 +34,7 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
@@ -175,6 +175,17 @@ class PlannedParents(Protocol):
 
 
 POOL_PAGE = 50_000
+_ID_SPAN = """
+SELECT min(id), max(id), count(id), EXISTS (
+    SELECT 1 FROM pg_index i
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    WHERE i.indrelid = {name}::regclass AND i.indisunique AND i.indnatts = 1
+    AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = 'id')
+FROM {table}
+"""
+"""The ids' span and count, and whether they are unique (then a span as
+long as the count is every id)."""
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class ParentPool:
@@ -185,11 +196,36 @@ class ParentPool:
         self.carry = tuple(carry)
         self.ids = array("q")
         self.values: dict[str, list[Any]] = {c: [] for c in self.carry}
+        if not self.carry and self._contiguous(conn):
+            pass  # a freshly seeded table: its ids are one range, none fetched
+        else:
+            self._fetch(conn)
+        self._index: dict[int, int] | None = None
+        self._id_array: Any = None
+        self._seconds: dict[str, Any] = {}
+
+    def _contiguous(self, conn: psycopg.Connection) -> bool:
+        """Take the ids as ``range(min, max + 1)`` when they are exactly that
+        (a table seeded in one go: its ``bigserial`` numbered it without a
+        gap): one aggregate instead of every id through the wire (200,000
+        patients: ~0.5 s of server and transfer under load)."""
+        ident = table_ident(self.table)
+        row = conn.execute(
+            sql.SQL(_ID_SPAN).format(
+                table=ident, name=sql.Literal(ident.as_string(conn))
+            )
+        ).fetchone()
+        if not row or not row[3] or not row[2] or row[1] - row[0] + 1 != row[2]:
+            return False
+        self.ids = array("q", range(row[0], row[1] + 1))
+        return True
+
+    def _fetch(self, conn: psycopg.Connection) -> None:
         # Pages by id: a round trip per 50,000 rows, not a wait per row (what
         # ``cursor.stream`` costs), and memory bounded by a page.
         query = sql.SQL("SELECT {} FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
             sql.SQL(", ").join(map(sql.Identifier, ("id", *self.carry))),
-            table_ident(table),
+            table_ident(self.table),
         )
         carried = [self.values[c] for c in self.carry]
         last = -(2**63)  # the smallest bigint (ids are integers: see ``ids``)
@@ -205,9 +241,6 @@ class ParentPool:
                 last = rows[-1][0]
                 if len(rows) < POOL_PAGE:
                     break
-        self._index: dict[int, int] | None = None
-        self._id_array: Any = None
-        self._seconds: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -236,10 +269,20 @@ class ParentPool:
         if column not in self._seconds:
             import numpy as np
 
-            # NumPy converts the datetimes in C; microseconds floored to
-            # seconds as :func:`columns.to_seconds` does.
-            micros = np.array(self.values[column], dtype="datetime64[us]")
-            self._seconds[column] = micros.astype(np.int64) // 1_000_000
+            # Exact microseconds since the epoch, floored to seconds as
+            # :func:`columns.to_seconds` does. (``np.array(values,
+            # "datetime64[us]")`` gives the same in ~9x the time: 1 s for
+            # 200,000 patients under load.)
+            values = self.values[column]
+            try:
+                micros = np.fromiter(
+                    ((v - columns.EPOCH) // _MICROSECOND for v in values),
+                    dtype=np.int64,
+                    count=len(values),
+                )
+            except TypeError:  # a NULL or a date: NumPy's own conversion
+                micros = np.array(values, dtype="datetime64[us]").astype(np.int64)
+            self._seconds[column] = micros // 1_000_000
         return self._seconds[column]
 
     def picker(self, rng: random.Random) -> Picker:
@@ -279,10 +322,20 @@ class Seeder:
         self._stop: threading.Event | None = None  # set on a lane (see _lane)
 
     def pool(self, table: str, carry: Sequence[str] = ()) -> ParentPool:
+        """The parent ids of ``table`` (and ``carry``'s values), loaded once:
+        a pool carrying more columns of the same table serves too (its ids
+        are the same, in the same order)."""
         key = (table, tuple(carry))
         with self._pools_lock:  # lanes share the pools (see :meth:`_lane`)
             if key not in self._pools:
-                self._pools[key] = ParentPool(self.conn, table, carry)
+                wider = [
+                    pool
+                    for (name, carried), pool in self._pools.items()
+                    if name == table and set(carry) <= set(carried)
+                ]
+                self._pools[key] = (
+                    wider[0] if wider else ParentPool(self.conn, table, carry)
+                )
             return self._pools[key]
 
     def run(self, stages: Iterable[Stage]) -> list[StageResult]:
