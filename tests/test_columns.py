@@ -37,6 +37,42 @@ def test_uniform_stream_is_the_same_in_python_and_numpy() -> None:
     assert many.min() >= 0.0 and many.max() < 1.0
 
 
+def test_uniforms_at_any_rows_equal_the_stream() -> None:
+    key = columns.stream_key(0, "pacientes_convenios", "plan", 2, "accept")
+    rows = np.array([0, 7, 3, 2**40, 999], dtype=np.int64)
+    assert columns.uniforms_at(key, rows).tolist() == [
+        columns.uniform(key, int(i)) for i in rows
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patients", "plans", "total"),
+    [(2000, 12, 2500), (500, 2, 900), (300, 20, 5000), (1, 5, 3), (50, 7, 0)],
+)
+def test_memberships_plan_column_wise_equals_one_at_a_time(
+    patients: int, plans: int, total: int
+) -> None:
+    """The convênio plan over arrays gives the very pairs of the per-patient
+    loop (the slow path's), and keeps the rule: distinct plans, at most 3."""
+    from collections import Counter
+
+    from pytest_oltpseed.domains.hospital import seeding as memberships
+
+    keys = memberships.keys(7, "pacientes_convenios")
+    slow = memberships.deal_rows(patients, plans, total, keys)
+    fast = memberships.deal_columns(patients, plans, total, keys)
+    assert [list(p) for p in slow] == [p.tolist() for p in fast]
+    pairs = list(zip(*slow, strict=True))
+    cap = min(h.MAX_CONVENIOS, plans)
+    assert len(pairs) == min(total, patients * cap)
+    assert len(set(pairs)) == len(pairs)
+    assert max(Counter(p for p, _ in pairs).values(), default=0) <= cap
+    assert all(0 <= p < patients and 0 <= c < plans for p, c in pairs)
+    if total == 2500:  # the shape: about a third hold none, some hold three
+        held = Counter(Counter(p for p, _ in pairs).values())
+        assert 0.2 < 1 - sum(held.values()) / patients < 0.5 and held[3] > 100
+
+
 def test_generators_map_arrays_as_they_map_values() -> None:
     """Each generator's column form equals its value form, draw for draw."""
     assert columns.load_numpy()
