@@ -39,7 +39,12 @@ from pytest_oltpseed.errors import OltpseedError
 
 Key = tuple[Any, ...]
 _STAGE_KEYS: dict[tuple[str, tuple[str, ...]], list[Key]] = {}
-"""Parent keys loaded by the running seeding stage (inherited by its workers)."""
+"""Parent keys loaded by the running seeding stages (inherited by their workers).
+
+Never cleared while seeding: stages run at once on lanes (threads), and one
+stage's start must not drop the keys another is picking from. Each stage
+reloads its own parents' entries; a parent table is complete before any
+stage that references it starts, so a reload holds the same keys."""
 _CONTEXT_KEYS: weakref.WeakKeyDictionary[Context, dict[Any, list[Key]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -115,9 +120,12 @@ class LoadParents:
                 )
 
     def plan(self, seeder: Any, stage: Any) -> tuple[dict[str, Any], int]:
-        _STAGE_KEYS.clear()
-        for table, columns in self.parents:
-            _STAGE_KEYS[(table, columns)] = load_keys(seeder.conn, table, columns)
+        _STAGE_KEYS.update(
+            {
+                (table, columns): load_keys(seeder.conn, table, columns)
+                for table, columns in self.parents
+            }
+        )
         return {}, stage.count
 
 
