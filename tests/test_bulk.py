@@ -242,3 +242,23 @@ def test_batches_of_tables_keyed_otherwise(
     marked = edge_factories["edge_marked"].create_batch(5)
     assert {r.mark for r in marked} == {"marked"}
     assert copied == ["Edge.Item", "edge_pair", "edge_log"]  # row by row
+
+
+def test_autocommit_batch_returns_the_stored_defaults(database: str) -> None:
+    """On an autocommit connection the COPY is a transaction of its own, so a
+    ``now()`` evaluated afterwards is another time: such defaults are taken
+    up front and written, and the rows returned are the stored ones."""
+    from pytest_oltpseed.data.factory import bind
+    from pytest_oltpseed.domains import schema
+
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("hospital"))
+        conn.commit()
+    with psycopg.connect(database, autocommit=True) as conn, bind(conn, seed=3):
+        rows = factory_for("pacientes").create_batch(20)
+        with conn.cursor(row_factory=dict_row) as cur:
+            stored = cur.execute(
+                "SELECT * FROM pacientes WHERE id = ANY(%s) ORDER BY id",
+                ([r["id"] for r in rows],),
+            ).fetchall()
+    assert [dict(r) for r in sorted(rows, key=lambda r: r["id"])] == stored
