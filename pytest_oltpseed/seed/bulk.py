@@ -3,9 +3,13 @@
 factory_boy's ``create_batch`` runs ``create()`` n times: a round trip and
 ~100 us of factory_boy per row. Here the rows come from the same
 declarations (:meth:`SQLFactory.make_row`, so no field is defined twice),
-their ids are taken from the table's sequence in one statement, and they land
-with one COPY per table (header, then items); the rows are read back, so the
-caller gets what the database holds (defaults and triggers included).
+their keys (and every other per-row default) are taken up front from the
+table's own sequences in one statement, whatever the key is called or made
+of (:mod:`~pytest_oltpseed.seed.landing`: ``id``, ``film_id``, a composite
+or identity key, a schema-qualified table), and they land with one COPY per
+table (header, then items); what only the server knows is read back by the
+primary key, so the caller gets what the database holds (defaults and
+triggers included). Any factory works, a generated domain's too.
 
 A table whose columns are all column generators (``consultas``, ``exames``,
 ``internacoes``) is made a column at a time with NumPy, as the seeder's fast
@@ -17,7 +21,9 @@ with no rows gets a few made first, through this same path); a parent given
 as a keyword (``paciente=row``) or through ``paciente__nome=...`` is used
 as ``create()`` would use it. Factories with rules across rows (a stock
 check before a sale item, a total kept after it, a pick restricted by SQL)
-keep factory_boy's row-by-row path, which applies those rules.
+keep factory_boy's row-by-row path, which applies those rules; so does a
+table whose rows could not be found again after a COPY (no primary key, and
+a trigger or a generated column: :func:`landing.findable`).
 """
 
 from __future__ import annotations
