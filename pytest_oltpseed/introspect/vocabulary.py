@@ -321,7 +321,7 @@ class Numeric(Gen):
     def one(self, g: Any, us: Sequence[float], r: Any) -> Any:
         if self.scale is None:
             return self.low + us[0] * self.span
-        return self.value(self.low + pick(us[0], self.size))
+        return self.value(int(self.low) + pick(us[0], self.size))
 
     def many(self, f: Frame, us: Sequence[Any]) -> Any:
         if self.scale is None:
