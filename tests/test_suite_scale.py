@@ -16,7 +16,7 @@ from pytest_oltpseed.server.embedded import ServerInfo, process_alive
 COUNTING_CONFTEST = """
 import os
 from pytest_oltpseed.seed import seeder
-from pytest_oltpseed.server import embedded
+from pytest_oltpseed.server import cluster
 
 _LOG = {log!r}
 
@@ -24,7 +24,7 @@ def _note(what):
     with open(_LOG, "a") as handle:
         handle.write(f"{{what}} {{os.getpid()}}\\n")
 
-_start = embedded.ClusterExecutor.start_cluster
+_start = cluster.ClusterExecutor.start_cluster
 _run = seeder.Seeder.run
 
 def start_cluster(self):
@@ -35,7 +35,7 @@ def run(self, *args, **kwargs):
     _note("template")
     return _run(self, *args, **kwargs)
 
-embedded.ClusterExecutor.start_cluster = start_cluster
+cluster.ClusterExecutor.start_cluster = start_cluster
 seeder.Seeder.run = run
 """
 

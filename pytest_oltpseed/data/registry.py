@@ -22,9 +22,17 @@ def factory_for(table: str) -> type[SQLFactory]:
     """
     from pytest_oltpseed.domains import active, registry
 
-    if table not in _FACTORIES:
-        for domain in registry().values():
-            domain.load_factories()
+    mine = active()
+    known = _FACTORIES.get(table, {})
+    if not known or (mine and not mine.intersection(known)):
+        # The domains in use first: seeding one domain imports no other's
+        # factories. Every domain's only for a table none of them makes.
+        domains = registry()
+        for name in sorted(mine.intersection(domains)):
+            domains[name].load_factories()
+        if not mine.intersection(_FACTORIES.get(table, {})):
+            for domain in domains.values():
+                domain.load_factories()
     found = _FACTORIES.get(table, {})
     if len(found) == 1:
         return next(iter(found.values()))
