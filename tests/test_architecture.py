@@ -16,7 +16,6 @@ CLASS_LINES = 300
 LONG_CLASSES = {
     "data/context.py:Context",
     "data/sqlfactory.py:SQLFactory",
-    "ui/jobs.py:Hub",
 }
 
 
