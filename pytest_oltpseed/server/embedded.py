@@ -412,12 +412,25 @@ class EmbeddedServer:
                 f"cannot create the server's directory {self.home} "
                 f"({HOME_ENV}): {exc.strerror or exc}"
             ) from None
-        with (self.home / "server.lock").open("a") as handle:
+        lock = self.home / "server.lock"
+        try:
+            handle = lock.open("a")
+        except OSError as exc:  # another user's home, or not a file
+            raise self._unusable(lock, exc) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _unusable(self, path: Path, exc: OSError) -> UsageError:
+        """One line for a home this user cannot use (another user's server)."""
+        return UsageError(
+            f"cannot use the server's directory {self.home} ({HOME_ENV}): "
+            f"{path.relative_to(self.home)}: {exc.strerror or exc}; set "
+            f"{HOME_ENV} to a directory of your own"
+        )
 
     def _saved_port(self) -> int | None:
         try:
@@ -433,8 +446,12 @@ class EmbeddedServer:
     def status(self) -> ServerInfo | None:
         """The running server, or ``None``; never starts anything."""
         port = self._saved_port()
-        if port is None or not (self.home / "pg" / "data" / "postmaster.pid").exists():
-            return None
+        pid = self.home / "pg" / "data" / "postmaster.pid"
+        try:
+            if port is None or not pid.exists():
+                return None
+        except PermissionError as exc:  # the data directory is another user's
+            raise self._unusable(pid, exc) from None
         if not self._executor(port).running():
             return None
         return ServerInfo(port=port, datadir=self.home / "pg" / "data")

@@ -1,0 +1,105 @@
+"""What a newcomer meets on a clean clone, as root and as a user: every
+failure is one line on stderr with the contract's exit code, never a
+traceback (docs: README "The CLI")."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def _as_nobody() -> list[str]:
+    """A prefix that runs a command as ``nobody`` (root reads and writes
+    anything, so a permission is only tested as a user)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv is needed to drop root")
+    nobody = pwd.getpwnam("nobody")
+    return [
+        setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+        "--clear-groups",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every account can enter (pytest's tmp_path is root's 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="oltpseed-newcomer-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_server_home_that_is_not_usable_is_one_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``server.lock`` cannot be opened (a directory here: root is stopped by
+    it too): every command that needs the server says so in one line."""
+    home = tmp_path / "home"
+    (home / "server.lock").mkdir(parents=True)
+    env = {**cli_env, "OLTPSEED_HOME": str(home)}
+    for args in (["counts"], ["server", "start"], ["server", "stop"]):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)
+        assert f"cannot use the server's directory {home} (OLTPSEED_HOME)" in line
+        assert "server.lock: Is a directory" in line
+
+
+def test_another_users_server_home_is_one_line(
+    cli_env: dict[str, str], shared_dir: Path
+) -> None:
+    """A user whose OLTPSEED_HOME is root's server home (root started the
+    server there): one line naming the variable, not a PermissionError."""
+    prefix = _as_nobody()
+    if not prefix:
+        pytest.skip("needs root, to make a home another account cannot use")
+    home = shared_dir / "home"
+    data = home / "pg" / "data"
+    data.mkdir(parents=True)
+    (data / "postmaster.pid").write_text("1\n")
+    (home / "pg").chmod(0o700)  # as the server's own account keeps it
+    (home / "server.json").write_text('{"port": 1, "datadir": "x"}')
+    (home / "server.lock").write_text("")
+    (shared_dir / "config").mkdir()
+    env = {
+        **cli_env,
+        "OLTPSEED_HOME": str(home),
+        "HOME": str(shared_dir),
+        "LOG_DIR": str(shared_dir / "logs"),
+        "OLTPSEED_CONFIG_DIR": str(shared_dir / "config"),
+    }
+    for args in (["counts"], ["server", "status"], ["server", "dsn"]):
+        result = subprocess.run(
+            [*prefix, sys.executable, "-m", "pytest_oltpseed", *args],
+            env=env,
+            cwd=shared_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)
+        assert "(OLTPSEED_HOME)" in line and "Permission denied" in line, line
