@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import run_cli
@@ -103,3 +104,38 @@ def test_another_users_server_home_is_one_line(
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
         assert "(OLTPSEED_HOME)" in line and "Permission denied" in line, line
+
+
+def test_introspect_into_an_unwritable_out_is_one_line(
+    database: str, cli_env: dict[str, str], tmp_path: Path, shared_dir: Path
+) -> None:
+    """``--out`` below a file (root too), and as a user a read-only directory:
+    refused before the catalog is read, where it was a traceback at the end."""
+    with psycopg.connect(database) as conn:
+        conn.execute("CREATE TABLE shelf (id int PRIMARY KEY, label text)")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli(
+        "introspect", "--dsn", database, "--name", "shop",
+        "--out", str(blocker / "domains"), env=cli_env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert _one_line(result.stderr) == (
+        f"oltpseed: error: cannot write --out {blocker / 'domains'}: "
+        f"{blocker} is not a directory"
+    )
+    prefix = _as_nobody()
+    readonly = shared_dir / "readonly"
+    readonly.mkdir(mode=0o555)
+    (shared_dir / "config").mkdir()
+    as_user = subprocess.run(
+        [*prefix, sys.executable, "-m", "pytest_oltpseed", "introspect",
+         "--dsn", database, "--name", "shop", "--out", str(readonly)],
+        env={**cli_env, "OLTPSEED_CONFIG_DIR": str(shared_dir / "config")},
+        cwd=shared_dir, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert as_user.returncode == 2, as_user.stderr
+    assert _one_line(as_user.stderr) == (
+        f"oltpseed: error: cannot write --out {readonly}: {readonly} is not writable"
+    )
+    assert list(readonly.iterdir()) == []
