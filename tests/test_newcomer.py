@@ -139,3 +139,24 @@ def test_introspect_into_an_unwritable_out_is_one_line(
         f"oltpseed: error: cannot write --out {readonly}: {readonly} is not writable"
     )
     assert list(readonly.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("999.1.1.1", "Name or service not known"),
+        ("192.0.2.1", "not an address of this machine"),  # TEST-NET-1
+    ],
+)
+def test_ui_with_a_bad_host_is_bad_usage_in_one_line(
+    cli_env: dict[str, str], tmp_path: Path, host: str, reason: str
+) -> None:
+    """Checked before the embedded server is asked for (it was started, the
+    "not loopback" warning printed, then exit 1)."""
+    pytest.importorskip("uvicorn")
+    home = tmp_path / "home"
+    result = run_cli("ui", "--host", host, env={**cli_env, "OLTPSEED_HOME": str(home)})
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith(f"oltpseed: error: --host {host}: ") and reason in line
+    assert not home.exists()  # no server was started for it
