@@ -59,7 +59,12 @@ class Reads:
     def run_preflight(self, domain: str = "all") -> None:
         """``oltpseed cdc preflight`` for the UI's publication."""
         with self.target.connect(autocommit=True) as conn:
-            checks = cdc.preflight(conn, tables_of(select(domain)), SLOT)
+            checks = cdc.preflight(
+                conn,
+                tables_of(select(domain)),
+                SLOT,
+                creates="Start with CDC on (the stream's own capture)",
+            )
         with self.board.lock:
             self.board.preflight = [dataclasses.asdict(c) for c in checks]
         self.board.touch()
