@@ -160,3 +160,16 @@ def test_ui_with_a_bad_host_is_bad_usage_in_one_line(
     line = _one_line(result.stderr)
     assert line.startswith(f"oltpseed: error: --host {host}: ") and reason in line
     assert not home.exists()  # no server was started for it
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_a_dsn_port_out_of_range_is_bad_input(
+    cli_env: dict[str, str], port: str
+) -> None:
+    """A typo in a DSN is bad input (exit 2) before any connection, as a bad
+    PG_PORT is; it reached libpq and exited 1."""
+    dsn = f"postgresql://app:s3cret@127.0.0.1:{port}/shop"
+    result = run_cli("counts", "--dsn", dsn, env=cli_env)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result.stderr)
+    assert "with a port from 1 to 65535" in line and "s3cret" not in line
