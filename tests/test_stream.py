@@ -238,6 +238,22 @@ def test_interval_schedule_cycles_and_restarts_when_late() -> None:
     assert schedule.peek(7.1) == 9.0  # counted from the late start: no burst
 
 
+def test_interval_zero_is_flat_out_whatever_the_jitter() -> None:
+    """``--interval 0`` runs flat out with the default jitter (400 ms) too,
+    and a jitter wider than the interval keeps the mean pace at the interval."""
+    flat = IntervalSchedule(0.0, 0.4, 2, random.Random(3), now=0.0)
+    for _ in range(20):  # cycle after cycle, no time passing: all due now
+        assert flat.peek(0.0) == 0.0
+        flat.take(0.0)
+    wide = IntervalSchedule(0.2, 0.4, 1, random.Random(5), now=0.0)
+    starts = []
+    for _ in range(2000):
+        starts.append(wide.peek(0.0))
+        wide.take(starts[-1])
+    mean = (starts[-1] - starts[0]) / (len(starts) - 1)
+    assert 0.19 < mean < 0.21, mean
+
+
 def test_deleted_parent_is_reselected_not_an_error(
     database: str, tmp_path: Path
 ) -> None:
