@@ -102,6 +102,9 @@ def test_dry_run_writes_nothing(database: str, cli_env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert "50 events every 2s +- 400ms until stopped" in done.stdout
     assert tables_in(database) == set()
+    flat = run_cli("stream", "--dsn", database, "--dry-run", "--interval", "0",
+                   env=cli_env)  # fmt: skip
+    assert "50 events every 0s +- 0ms until stopped" in flat.stdout  # as it runs
 
 
 def test_guardrail_refuses_stream(database: str, cli_env: dict[str, str]) -> None:
