@@ -173,3 +173,39 @@ def test_a_dsn_port_out_of_range_is_bad_input(
     assert result.returncode == 2, result.stderr
     line = _one_line(result.stderr)
     assert "with a port from 1 to 65535" in line and "s3cret" not in line
+
+
+def test_an_account_without_a_home_is_one_line(
+    cli_env: dict[str, str], shared_dir: Path
+) -> None:
+    """A container's ``--user 4321``: no passwd entry and no HOME. Finding the
+    server's home raised RuntimeError from ``Path.home()``: a traceback."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run as a uid with no passwd entry")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv is needed to drop root")
+    uid = 4321
+    try:
+        pwd.getpwuid(uid)
+        pytest.skip(f"uid {uid} has a passwd entry here")
+    except KeyError:
+        pass
+    (shared_dir / "config").mkdir()
+    env = {k: v for k, v in cli_env.items() if k not in ("HOME", "XDG_DATA_HOME")}
+    env |= {
+        "OLTPSEED_CONFIG_DIR": str(shared_dir / "config"),
+        "LOG_DIR": str(shared_dir / "logs"),
+    }
+    env.pop("OLTPSEED_HOME", None)
+    shared_dir.chmod(0o777)
+    for args in (["counts"], ["server", "status"], ["pause"]):
+        result = subprocess.run(
+            [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+             sys.executable, "-m", "pytest_oltpseed", *args],
+            env=env, cwd=shared_dir, capture_output=True, text=True, check=False,
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        line = _one_line(result.stderr)
+        assert f"no home directory for uid {uid}" in line and "OLTPSEED_HOME" in line

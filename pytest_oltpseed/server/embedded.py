@@ -385,14 +385,21 @@ def _reason(exc: BaseException) -> str:
 
 def default_home() -> Path:
     """The per-user state directory of the embedded server."""
-    if os.environ.get(HOME_ENV):
-        home = Path(os.environ[HOME_ENV]).expanduser().resolve()
-        if home.exists() and not home.is_dir():
-            raise UsageError(f"{HOME_ENV}={home} is not a directory")
-        return home
-    if os.geteuid() == 0:
-        return Path("/var/lib/oltpseed")
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    try:
+        if os.environ.get(HOME_ENV):
+            home = Path(os.environ[HOME_ENV]).expanduser().resolve()
+            if home.exists() and not home.is_dir():
+                raise UsageError(f"{HOME_ENV}={home} is not a directory")
+            return home
+        if os.geteuid() == 0:
+            return Path("/var/lib/oltpseed")
+        data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    except (RuntimeError, KeyError):  # a container's uid: no HOME, no passwd entry
+        raise UsageError(
+            f"no home directory for uid {os.geteuid()} (HOME is unset, no passwd "
+            f"entry): set {HOME_ENV}; the embedded server also needs the account "
+            "in /etc/passwd (initdb does), else give --dsn"
+        ) from None
     return Path(data) / "oltpseed"
 
 
