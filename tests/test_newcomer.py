@@ -209,3 +209,16 @@ def test_an_account_without_a_home_is_one_line(
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
         assert f"no home directory for uid {uid}" in line and "OLTPSEED_HOME" in line
+    # with a home given, initdb itself refuses such an account: its reason is
+    # in the one line (pg_ctl's own lines went to the terminal above it)
+    home = shared_dir / "home"
+    started = subprocess.run(
+        [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+         sys.executable, "-m", "pytest_oltpseed", "server", "start"],
+        env={**env, "OLTPSEED_HOME": str(home)}, cwd=shared_dir,
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 1, started.stderr
+    line = _one_line(started.stderr)
+    assert "PostgreSQL did not start" in line
+    assert f"initdb: could not look up effective user ID {uid}" in line
