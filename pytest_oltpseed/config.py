@@ -471,6 +471,13 @@ def check_dsn(value: Value) -> str:
     ports = str((params or {}).get("port") or "5432").split(",")
     if not params or not all(port.strip().isdigit() for port in ports):
         raise ConfigError(value.name, redact(text), allowed, value.source)
+    if not all(1 <= int(port) <= 65535 for port in ports):  # libpq: at connect
+        raise ConfigError(
+            value.name,
+            redact(text),
+            f"{allowed} with a port from 1 to 65535",
+            value.source,
+        )
     bad = _bad_host(str(params.get("host") or ""))
     if bad is not None:
         raise ConfigError(

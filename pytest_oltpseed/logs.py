@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from logging.handlers import TimedRotatingFileHandler
 from pathlib import Path
 
@@ -21,6 +22,7 @@ LOGGER_NAME = "oltp.simulator"
 STREAM_LOGGER_NAME = f"{LOGGER_NAME}.stream"
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(funcName)s] - %(message)s"
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+FILES = ("app.log", "stream.log", "errors.log")
 
 _CNPJ = r"\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}"
 _CPF = r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}"
@@ -108,6 +110,7 @@ def setup(settings: LogSettings, *, console: bool = True) -> logging.Logger:
             str(settings.directory),
             f"a writable directory ({exc.strerror or exc})",
         ) from None
+    _check_writable(Path(settings.directory), FILES)
     handlers: list[logging.Handler] = [
         _file(settings, "app.log", logging.NOTSET),
         _file(settings, "stream.log", logging.NOTSET, _StreamOnly()),
@@ -122,6 +125,32 @@ def setup(settings: LogSettings, *, console: bool = True) -> logging.Logger:
         handler._oltpseed = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     return logger
+
+
+def _check_writable(directory: Path, names: tuple[str, ...]) -> None:
+    """Refuse now a log file that cannot be written (one line, exit 2).
+
+    The handlers open their files at the first record: a file owned by
+    another user, or a directory in its place, would otherwise print a
+    traceback for every record of the run. An existing file is opened for
+    append (nothing changes); a missing one is probed with a temporary file,
+    so no empty ``errors.log`` is left behind.
+    """
+    for name in names:
+        path = directory / name
+        try:
+            if path.exists():
+                with path.open("a", encoding="utf-8"):
+                    pass
+            else:
+                with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{name}."):
+                    pass
+        except OSError as exc:
+            raise ConfigError(
+                "LOG_DIR",
+                str(directory),
+                f"a writable directory ({name}: {exc.strerror or exc})",
+            ) from None
 
 
 def _file(

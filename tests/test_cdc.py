@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import psycopg
@@ -182,14 +183,15 @@ def test_preflight_passes_with_a_publication(
     assert code == 1
     publication = checks["publication oltpseed_cdc covers the tables"]
     assert publication["ok"] is False
-    assert publication["fix"].startswith(
-        "CREATE PUBLICATION oltpseed_cdc FOR TABLE medicos, convenios"
-    )
+    # oltpseed's own publication is made by cdc start (marked as oltpseed's):
+    # one made with CREATE PUBLICATION would make cdc start refuse it (exit 3)
+    assert publication["fix"] == "oltpseed cdc start --domain hospital"
     assert checks["REPLICA IDENTITY of consultas"]["detail"] == (
         "DEFAULT: update/delete events carry the primary key of the old row"
     )
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(publication["fix"])
+    started = run_cli(*shlex.split(publication["fix"])[1:], "--dsn", database,
+                      env=cli_env)  # fmt: skip
+    assert started.returncode == 0, started.stderr
     code, checks = _preflight(database, cli_env)
     assert code == 0
     assert all(c["ok"] is not False for c in checks.values())
@@ -197,6 +199,24 @@ def test_preflight_passes_with_a_publication(
     ready = run_cli("cdc", "preflight", "--dsn", database, "--domain", "hospital",
                     env=cli_env)  # fmt: skip
     assert "ready for a Debezium connector" in ready.stdout
+    assert run_cli("cdc", "stop", "--dsn", database, env=cli_env).returncode == 0
+
+
+def test_preflight_of_a_connectors_publication_gives_the_sql(
+    database: str, cli_env: dict[str, str]
+) -> None:
+    seed(database, domain="hospital")
+    done = run_cli("cdc", "preflight", "--dsn", database, "--domain", "hospital",
+                   "--publication", "dbz_publication", "--json",
+                   env=cli_env)  # fmt: skip
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    fix = checks["publication dbz_publication covers the tables"]["fix"]
+    assert fix.startswith("CREATE PUBLICATION dbz_publication FOR TABLE medicos, ")
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(fix)
+    again = run_cli("cdc", "preflight", "--dsn", database, "--domain", "hospital",
+                    "--publication", "dbz_publication", env=cli_env)  # fmt: skip
+    assert again.returncode == 0, again.stdout
 
 
 def test_wal_level_replica_is_named_with_its_fix(cli_env: dict[str, str]) -> None:

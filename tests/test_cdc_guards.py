@@ -297,6 +297,12 @@ def test_read_inputs_refuses_before_any_connection(tmp_path: Path) -> None:
     with pytest.raises(OltpseedError, match="cannot read --report") as bad:
         cdc.read_inputs(broken, None)
     assert bad.value.exit_code == 2
+    assert "not JSON" in str(bad.value)
+    with pytest.raises(OltpseedError) as missing:  # the reason once, no errno
+        cdc.read_inputs(tmp_path / "gone.json", None)
+    assert str(missing.value) == (
+        f"cannot read --report {tmp_path / 'gone.json'}: No such file or directory"
+    )
     assert cdc.read_inputs(None, tmp_path / "changes.jsonl") is None
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"run_id": "x", "batches": 0, "tables": {}}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pytest_oltpseed import logs
@@ -107,6 +108,31 @@ def test_unwritable_log_dir_is_config_error(
     )
     assert result.returncode == 2
     assert "invalid LOG_DIR=" in result.stderr and "writable directory" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("init-db",), ("seed", "--profile", "SMALL")])
+def test_an_unwritable_log_file_is_one_line_before_any_write(
+    cli_env: dict[str, str], tmp_path: Path, database: str, command: tuple[str, ...]
+) -> None:
+    """The directory exists but a file in it cannot be opened (here a directory
+    in its place, which stops root too; as a user, a file of root's): the
+    files open lazily, so this printed a traceback per record and exited 0."""
+    logs_dir = tmp_path / "logs"
+    (logs_dir / "app.log").mkdir(parents=True)
+    result = run_cli(*command, "--dsn", database, env=cli_env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"oltpseed: error: invalid LOG_DIR='{logs_dir}': expected a writable "
+        "directory (app.log: Is a directory)"
+    ]
+    with psycopg.connect(database) as conn:  # refused before it wrote
+        found = conn.execute("SELECT to_regclass('pacientes')").fetchone()
+    assert found == (None,)
+
+
+def test_setup_creates_no_empty_log_files(tmp_path: Path) -> None:
+    logs.setup(LogSettings(level="INFO", directory=tmp_path), console=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def teardown_module() -> None:

@@ -102,6 +102,9 @@ def test_dry_run_writes_nothing(database: str, cli_env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
     assert "50 events every 2s +- 400ms until stopped" in done.stdout
     assert tables_in(database) == set()
+    flat = run_cli("stream", "--dsn", database, "--dry-run", "--interval", "0",
+                   env=cli_env)  # fmt: skip
+    assert "50 events every 0s +- 0ms until stopped" in flat.stdout  # as it runs
 
 
 def test_guardrail_refuses_stream(database: str, cli_env: dict[str, str]) -> None:
@@ -236,6 +239,22 @@ def test_interval_schedule_cycles_and_restarts_when_late() -> None:
     schedule.take(7.0)
     schedule.take(7.0)
     assert schedule.peek(7.1) == 9.0  # counted from the late start: no burst
+
+
+def test_interval_zero_is_flat_out_whatever_the_jitter() -> None:
+    """``--interval 0`` runs flat out with the default jitter (400 ms) too,
+    and a jitter wider than the interval keeps the mean pace at the interval."""
+    flat = IntervalSchedule(0.0, 0.4, 2, random.Random(3), now=0.0)
+    for _ in range(20):  # cycle after cycle, no time passing: all due now
+        assert flat.peek(0.0) == 0.0
+        flat.take(0.0)
+    wide = IntervalSchedule(0.2, 0.4, 1, random.Random(5), now=0.0)
+    starts = []
+    for _ in range(2000):
+        starts.append(wide.peek(0.0))
+        wide.take(starts[-1])
+    mean = (starts[-1] - starts[0]) / (len(starts) - 1)
+    assert 0.19 < mean < 0.21, mean
 
 
 def test_deleted_parent_is_reselected_not_an_error(

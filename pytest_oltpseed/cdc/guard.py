@@ -76,7 +76,11 @@ def read_inputs(report: Path | None, changes: Path | None) -> dict[str, Any] | N
         return None
     try:
         document: dict[str, Any] | None = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read --report {report}: {exc}") from None
+    except OSError as exc:  # the reason once: the path is already in the line
+        raise UsageError(
+            f"cannot read --report {report}: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:
+        raise UsageError(f"cannot read --report {report}: not JSON ({exc})") from None
     parse_report(document or {})
     return document

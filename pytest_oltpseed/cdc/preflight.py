@@ -28,9 +28,19 @@ IDENTITY = {
 
 
 def preflight(
-    conn: psycopg.Connection, tables: Sequence[str], publication: str
+    conn: psycopg.Connection,
+    tables: Sequence[str],
+    publication: str,
+    *,
+    creates: str = "",
 ) -> list[Check]:
-    """What a Debezium connector needs from this server and these tables."""
+    """What a Debezium connector needs from this server and these tables.
+
+    ``creates``: when the publication is oltpseed's own, what makes it
+    (``oltpseed cdc start``); a missing one's fix then says that, not a
+    CREATE PUBLICATION, which would lack oltpseed's mark and make
+    ``cdc start`` refuse it.
+    """
 
     def value(query: str, *params: Any) -> Any:
         row = conn.execute(query, params).fetchone()
@@ -133,7 +143,8 @@ def preflight(
             (f"{len(uncovered)} not covered: {', '.join(uncovered)}" if covered
              else f"no publication {publication} (or it is empty)"),
             "" if not uncovered else
-            (f"CREATE PUBLICATION {publication} FOR TABLE {quoted}" if not covered
+            ((creates or f"CREATE PUBLICATION {publication} FOR TABLE {quoted}")
+             if not covered
              else f"ALTER PUBLICATION {publication} ADD TABLE {', '.join(uncovered)}"),
         )
     )  # fmt: skip

@@ -53,8 +53,13 @@ def cdc_preflight(
 
     domains = select(domain)
     settings = load_settings(dsn=dsn)
+    creates = ""
+    if publication == PUBLICATION:  # ours: cdc start makes it (and marks it)
+        creates = "oltpseed cdc start" + (
+            f" --domain {domain}" if domain != "all" else ""
+        )
     with db.session(settings, say, autocommit=True) as conn:
-        checks = cdc.preflight(conn, tables_of(domains), publication)
+        checks = cdc.preflight(conn, tables_of(domains), publication, creates=creates)
     render_cdc.print_preflight(checks, as_json=as_json)
     if any(c.ok is False for c in checks):
         raise typer.Exit(1)

@@ -220,7 +220,7 @@ def print_stream_plan(
         f"{options.rate:g} events/s, batches of up to {options.batch_size}"
         if options.rate
         else f"{options.batch_size} events every {options.interval:g}s "
-        f"+- {options.jitter_ms}ms"
+        f"+- {options.applied_jitter_ms()}ms"
     )
     bounds = [
         f"for {options.duration:g}s" if options.duration else "",

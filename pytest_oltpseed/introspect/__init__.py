@@ -9,6 +9,7 @@ The package is written whole or not at all.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -54,6 +55,7 @@ def introspect(
     if base < 10:
         raise UsageError(f"--base-rows {base}: at least 10")
     parsed = generators.parse_rules(rules)
+    _check_out(out)  # before the catalog is read and pg_dump runs
     target = out / name
     if target.exists() and not _generated(target):
         raise UsageError(
@@ -81,8 +83,11 @@ def introspect(
         found, name, source, command, captured, objects,
         extensions=needed, base=base, rules=parsed,
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
+    except OSError as exc:  # root on a read-only file system, a file on the way
+        raise UsageError(f"cannot write --out {out}: {exc.strerror or exc}") from None
     try:
         for relative, text in files.items():
             path = staging / relative
@@ -115,6 +120,17 @@ def redacted_command(argv: Sequence[str]) -> str:
         else:
             words.append(shlex.quote(word))
     return " ".join(words)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` this user cannot create the package in."""
+    folder = out.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the directories mkdir will create
+    if not folder.is_dir():
+        raise UsageError(f"cannot write --out {out}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write --out {out}: {folder} is not writable")
 
 
 def _generated(path: Path) -> bool:

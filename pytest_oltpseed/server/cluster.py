@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 
 from mirakuru.base import ENV_UUID
-from mirakuru.exceptions import ExecutorError
+from mirakuru.exceptions import ExecutorError, TimeoutExpired
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 from pytest_oltpseed.errors import ServerError
@@ -84,6 +84,28 @@ class ClusterExecutor(PostgreSQLExecutor):
         envs = super().envvars
         envs.pop(ENV_UUID, None)
         return envs
+
+    def _run_initdb(self, command: list[str]) -> None:
+        """``pg_ctl initdb`` with its output kept: initdb's own reason (an
+        invalid locale, "could not look up effective user ID") goes into the
+        one-line error, not onto the terminal above it."""
+        try:
+            subprocess.run(
+                command,
+                env=self._initdb_env(),
+                timeout=self._timeout,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutExpired(self, self._timeout) from exc
+        except subprocess.CalledProcessError as exc:
+            said = f"{exc.stdout or ''}\n{exc.stderr or ''}".strip().splitlines()
+            reason = next((x for x in said if x.startswith("initdb:")), None)
+            raise subprocess.CalledProcessError(
+                exc.returncode, exc.cmd, output=reason or (said[-1] if said else "")
+            ) from None
 
     def init_directory(self) -> None:
         if (self.layout.datadir / "PG_VERSION").exists():

@@ -298,14 +298,21 @@ def _reason(exc: BaseException) -> str:
 
 def default_home() -> Path:
     """The per-user state directory of the embedded server."""
-    if os.environ.get(HOME_ENV):
-        home = Path(os.environ[HOME_ENV]).expanduser().resolve()
-        if home.exists() and not home.is_dir():
-            raise UsageError(f"{HOME_ENV}={home} is not a directory")
-        return home
-    if os.geteuid() == 0:
-        return Path("/var/lib/oltpseed")
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    try:
+        if os.environ.get(HOME_ENV):
+            home = Path(os.environ[HOME_ENV]).expanduser().resolve()
+            if home.exists() and not home.is_dir():
+                raise UsageError(f"{HOME_ENV}={home} is not a directory")
+            return home
+        if os.geteuid() == 0:
+            return Path("/var/lib/oltpseed")
+        data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    except (RuntimeError, KeyError):  # a container's uid: no HOME, no passwd entry
+        raise UsageError(
+            f"no home directory for uid {os.geteuid()} (HOME is unset, no passwd "
+            f"entry): set {HOME_ENV}; the embedded server also needs the account "
+            "in /etc/passwd (initdb does), else give --dsn"
+        ) from None
     return Path(data) / "oltpseed"
 
 
@@ -325,12 +332,25 @@ class EmbeddedServer:
                 f"cannot create the server's directory {self.home} "
                 f"({HOME_ENV}): {exc.strerror or exc}"
             ) from None
-        with (self.home / "server.lock").open("a") as handle:
+        lock = self.home / "server.lock"
+        try:
+            handle = lock.open("a")
+        except OSError as exc:  # another user's home, or not a file
+            raise self._unusable(lock, exc) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _unusable(self, path: Path, exc: OSError) -> UsageError:
+        """One line for a home this user cannot use (another user's server)."""
+        return UsageError(
+            f"cannot use the server's directory {self.home} ({HOME_ENV}): "
+            f"{path.relative_to(self.home)}: {exc.strerror or exc}; set "
+            f"{HOME_ENV} to a directory of your own"
+        )
 
     def _saved_port(self) -> int | None:
         try:
@@ -355,9 +375,14 @@ class EmbeddedServer:
         """
         port = self._saved_port()
         datadir = self.home / "pg" / "data"
-        if port is None or not (datadir / "postmaster.pid").exists():
-            return None
-        if not (ready_postmaster(datadir, port) or self._executor(port).running()):
+        pid = datadir / "postmaster.pid"
+        try:
+            if port is None or not pid.exists():
+                return None
+            ready = ready_postmaster(datadir, port)
+        except PermissionError as exc:  # the data directory is another user's
+            raise self._unusable(pid, exc) from None
+        if not (ready or self._executor(port).running()):
             return None
         return ServerInfo(port=port, datadir=datadir)
 

@@ -79,8 +79,13 @@ class StreamOptions:
         if self.rate:
             return f"{self.rate:g} events/s in batches of up to {self.batch_size}"
         return (
-            f"{self.batch_size} events every {self.interval:g}s +- {self.jitter_ms}ms"
+            f"{self.batch_size} events every {self.interval:g}s "
+            f"+- {self.applied_jitter_ms()}ms"
         )
+
+    def applied_jitter_ms(self) -> int:
+        """The jitter the schedule applies: at most the interval."""
+        return min(self.jitter_ms, round(self.interval * 1000))
 
     def describe(self) -> dict[str, Any]:
         shown = asdict(self)

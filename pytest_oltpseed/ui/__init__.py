@@ -8,6 +8,7 @@ the optional ``[ui]`` extra; this module imports them only when serving.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import secrets
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 
 from pytest_oltpseed import db
 from pytest_oltpseed.config import load_settings
-from pytest_oltpseed.errors import OltpseedError
+from pytest_oltpseed.errors import OltpseedError, UsageError
 
 INSTALL_HINT = (
     "the UI needs the [ui] extra: pip install 'pytest-oltpseed[ui]' "
@@ -44,8 +45,18 @@ def free_port(host: str, port: int = 0) -> int:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
             return int(sock.getsockname()[1])
+    except (socket.gaierror, UnicodeError) as exc:  # not a host name or address
+        raise UsageError(f"--host {host}: {_reason(exc)}") from None
     except OSError as exc:
-        raise OltpseedError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+        if exc.errno == errno.EADDRNOTAVAIL:  # an address of another machine
+            raise UsageError(
+                f"--host {host}: not an address of this machine ({_reason(exc)})"
+            ) from None
+        raise OltpseedError(f"cannot serve on {host}:{port}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def serve(
@@ -68,6 +79,7 @@ def serve(
     from pytest_oltpseed.ui.jobs import Hub
 
     settings = load_settings(dsn=dsn, force=force)
+    chosen = free_port(host, port or 0)  # a bad --host: before a server starts
     if not is_loopback(host):
         say(
             f"warning: --host {host} is not loopback: anyone who can reach it and "
@@ -76,7 +88,6 @@ def serve(
     conninfo = db.resolve_conninfo(settings, say)
     hub = Hub(settings, conninfo, force=force)
     token = secrets.token_urlsafe(18)
-    chosen = free_port(host, port or 0)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{chosen}/{token}/"
     config = uvicorn.Config(
