@@ -228,11 +228,13 @@ def clients_scaling(
     clone first (the CLI's start-up, the clients' connections and warm-up,
     their backends'), subtracted from the full run's. ``cores streaming`` is
     events/s times that CPU: the cores the clients and their backends kept
-    busy while streaming (2.00 is this machine saturated)."""
+    busy while streaming (2.00 is this machine saturated); ``start-up CPU``
+    is the one-event run's, clients and server together."""
     print(
         "| code | run | clients | events | events/s | row changes/s | vs 1 client "
         "| client CPU ms/event | server CPU ms/event | cores streaming "
-        "| replays |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| start-up CPU s | replays |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with ephemeral_server() as server:
@@ -270,7 +272,7 @@ def clients_scaling(
                         f"{rate / one[label]:.2f}x | {client_ms:.3f} | "
                         f"{server_ms:.3f} | "
                         f"{rate * (client_ms + server_ms) / 1000:.2f} | "
-                        f"{document['retried_batches']} |",
+                        f"{cpu0 + back0:.2f} | {document['retried_batches']} |",
                         flush=True,
                     )
         pgbench = str(find_bindir() / "pgbench")
@@ -293,7 +295,7 @@ def clients_scaling(
             print(
                 f"| - | pgbench -N (3 row changes/tx), scale 4 | {clients} | - | "
                 f"{tps:,.0f} tx/s | {tps * 3:,.0f} | {tps / first:.2f}x "
-                "| - | - | - | - |",
+                "| - | - | - | - | - |",
                 flush=True,
             )
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -322,16 +322,30 @@ class SQLFactory(factory.Factory):
     @classmethod
     def column_names(cls) -> list[str]:
         """The columns this factory writes, in declaration order."""
-        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
-        return [
-            n
-            for n, d in cls._declarations()
-            if n not in excluded and not isinstance(d, Items)
-        ]
+        return list(cls._written())
+
+    @classmethod
+    def _written(cls) -> tuple[str, ...]:
+        """:meth:`column_names`, computed once per class (a stream asks for
+        them at every row it writes)."""
+        cached = cls.__dict__.get("_written_cache")
+        if cached is None:
+            excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
+            cached = tuple(
+                n
+                for n, d in cls._declarations()
+                if n not in excluded and not isinstance(d, Items)
+            )
+            cls._written_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def _items(cls) -> list[tuple[str, Items]]:
-        return [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
+        cached = cls.__dict__.get("_items_cache")
+        if cached is None:
+            cached = [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
+            cls._items_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
@@ -345,7 +359,7 @@ class SQLFactory(factory.Factory):
     @classmethod
     def columns(cls, row: Mapping[str, Any]) -> dict[str, Any]:
         """The values to write: the written columns present in ``row``, FKs as ids."""
-        return {k: ref_id(row[k]) for k in cls.column_names() if k in row}
+        return {k: ref_id(row[k]) for k in cls._written() if k in row}
 
     @classmethod
     def make_row(
