@@ -188,9 +188,11 @@ def _client_cpu() -> float:
 
 
 def _clone(server: Any, template: str, name: str) -> str:
-    """A copy of the seeded ``template`` database (a file copy: every run
-    starts from the same rows, vacuumed and analysed, so no autovacuum of a
-    freshly seeded database competes with the stream)."""
+    """A copy of the seeded ``template`` database (every run starts from the
+    same rows, vacuumed and analysed), the previous run's dropped first, then
+    a CHECKPOINT: otherwise a run starts with the previous run's dirty buffers
+    still to write (and DROP DATABASE's own checkpoint falls before some runs
+    and not others), which favoured the second version of each pair."""
     with psycopg.connect(server.dsn("postgres"), autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -202,6 +204,7 @@ def _clone(server: Any, template: str, name: str) -> str:
                 sql.Identifier(name), sql.Identifier(template)
             )
         )
+        admin.execute("CHECKPOINT")
     return str(server.dsn(name))
 
 
@@ -247,12 +250,13 @@ def clients_scaling(
             with psycopg.connect(server.dsn(template), autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
             one: dict[str, float] = {}
-            for clients in CLIENTS:
-                for label, path in code.items():
+            for turn, clients in enumerate(CLIENTS):
+                versions = list(code.items())  # who goes first alternates
+                for label, path in versions[turn % 2 :] + versions[: turn % 2]:
                     env = dict(base_env)
                     if path is not None:
                         env["PYTHONPATH"] = str(path)
-                    dsn = _clone(server, template, f"bench_c{clients}_{domain}")
+                    dsn = _clone(server, template, "bench_run")
                     common = ("--domain", domain, "--interval", "0",
                               "--jitter-ms", "0", "--batch-size", "50",
                               "--clients", str(clients))  # fmt: skip
