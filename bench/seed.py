@@ -24,7 +24,13 @@ imports) and the fresh server's first queries.
 
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
         [--domains all,hospital,retail] [--spec-profiles LARGE]
-        [--slow-profiles LARGE] [--no-spec] [--no-slow]
+        [--slow-profiles LARGE] [--no-spec] [--no-slow] [--baseline DIR]
+
+``--baseline DIR`` also times ``oltpseed seed`` (fast path) from the checkout
+in DIR (its ``pytest_oltpseed`` and ``sql``, e.g. ``git archive main``
+unpacked there), in the same run, to compare a change with what it replaces.
+Each run also prints its client and server CPU seconds: on a shared machine
+they hold where wall time swings 2-3x with the load.
 
 ``--generated`` measures something else: the built-in hospital and retail
 domains next to a generated one (Pagila, from tests/data/pagila, through
@@ -51,26 +57,50 @@ from runs import fresh_database
 
 from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.domains import select
-from pytest_oltpseed.server.embedded import ephemeral_server, find_bindir
+from pytest_oltpseed.server.embedded import (
+    ServerInfo,
+    ephemeral_server,
+    find_bindir,
+)
 
 HERE = Path(__file__).resolve().parent
 
 
-def _measure(
-    command: list[str], env: dict[str, str] | None = None
-) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process."""
+POSTMASTER: list[int] = []  # the ephemeral server's postmaster pid, once known
+
+
+def _server_cpu() -> float:
+    """CPU seconds of the server's exited backends (the postmaster's reaped
+    children): a run's delta is what the server worked for it, whatever else
+    the machine runs (autovacuum after a run may add a little)."""
+    if not POSTMASTER:
+        return 0.0
+    with open(f"/proc/{POSTMASTER[0]}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+Measured = tuple[float, float, str, tuple[float, float]]
+
+
+def _measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
+    """(seconds, peak RSS in MB, stdout, (client CPU s, server CPU s)) of one
+    child process. On a shared machine CPU seconds hold where wall time
+    swings 2-3x with the load."""
+    server_before = _server_cpu()
     started = time.perf_counter()
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
+    time.sleep(0.05)  # the postmaster reaps the run's backends
+    cpu = (usage.ru_utime + usage.ru_stime, _server_cpu() - server_before)
     out = child.stdout.read() if child.stdout else ""
     err = child.stderr.read() if child.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{err}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, out, cpu
 
 
 def _rows(dsn: str, domain: str) -> int:
@@ -84,9 +114,19 @@ def _rows(dsn: str, domain: str) -> int:
         )  # type: ignore[index]
 
 
-def _line(label: str, rows: int, seconds: float, rss: float | None) -> None:
+def _line(
+    label: str,
+    rows: int,
+    seconds: float,
+    rss: float | None,
+    cpu: tuple[float, float] | None = None,
+) -> None:
     rss_text = f"{rss:8.0f}" if rss is not None else "       -"
-    print(f"{label:<34}{rows:>11,}{seconds:>9.2f}{rows / seconds:>12,.0f}{rss_text}")
+    cpu_text = f"{cpu[0]:8.2f}{cpu[1]:8.2f}" if cpu else ""
+    print(
+        f"{label:<34}{rows:>11,}{seconds:>9.2f}{rows / seconds:>12,.0f}{rss_text}"
+        f"{cpu_text}"
+    )
 
 
 def _oltpseed(
@@ -96,19 +136,20 @@ def _oltpseed(
     fast: bool,
     env: dict[str, str],
     repeat: int,
-) -> tuple[float, float, int]:
-    """Best (seconds, RSS MB, rows) of ``oltpseed seed`` over ``repeat`` runs."""
+) -> tuple[float, float, int, tuple[float, float]]:
+    """Best (seconds, RSS MB, rows, CPU) of ``oltpseed seed`` over ``repeat``
+    runs."""
     best = None
     for _ in range(repeat):
         # the schema is installed beforehand, as for the specs' design
         dsn = fresh_database(server, "bench", domain)
-        seconds, rss, _ = _measure(
+        seconds, rss, _, cpu = _measure(
             [sys.executable, "-m", "pytest_oltpseed", "seed", "--profile", profile,
              "--domain", domain, "--dsn", dsn],
             {**env, "OLTPSEED_FAST": "1" if fast else "0"},
         )  # fmt: skip
         if best is None or seconds < best[0]:
-            best = (seconds, rss, _rows(dsn, domain))
+            best = (seconds, rss, _rows(dsn, domain), cpu)
     assert best is not None
     return best
 
@@ -142,7 +183,7 @@ def generated_domains(
         for profile in profiles:
             rate = {}
             for domain in ("hospital", "retail", "pagila"):
-                seconds, rss, rows = _oltpseed(
+                seconds, rss, rows, _ = _oltpseed(
                     server, profile, domain, True, env, repeat
                 )
                 _line(f"oltpseed {profile} {domain}", rows, seconds, rss)
@@ -183,6 +224,11 @@ def main() -> None:
         action="store_true",
         help="hospital, retail and a generated domain (Pagila) side by side",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time oltpseed from this checkout (PYTHONPATH) in the same run",
+    )
     args = parser.parse_args()
     profiles = [p.strip().upper() for p in args.profiles.split(",")]
     domains = [d.strip() for d in args.domains.split(",")]
@@ -200,67 +246,115 @@ def main() -> None:
             generated_domains(server, profiles, env, args.repeat)
         return
     with ephemeral_server() as server:
-        print(f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}")
+        if server.datadir:
+            pid_file = Path(server.datadir) / "postmaster.pid"
+            POSTMASTER.append(int(pid_file.read_text().split()[0]))
+        print(
+            f"{'run':<34}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'RSS MB':>8}"
+            f"{'cli CPU':>8}{'srv CPU':>8}"
+        )
         for profile in profiles:
-            rate: dict[str, float] = {}
-            per_row: dict[str, float] = {}
-            all_rows = 0
             slow = profile in slow_profiles and not args.no_slow
-            for domain in domains:
-                for fast in (True, False) if slow else (True,):
-                    label = f"{domain} {'fast' if fast else 'slow'}"
-                    seconds, rss, rows = _oltpseed(
-                        server, profile, domain, fast, env, args.repeat
-                    )
-                    _line(f"oltpseed {profile} {label}", rows, seconds, rss)
-                    rate[label] = rows / seconds
-                    per_row[label] = seconds / rows
-                    if label == "all fast":
-                        all_rows = rows
             spec = not args.no_spec and profile in spec_profiles
-            for domain in [d for d in domains if d in SPEC and spec]:
-                best = None
-                for _ in range(args.repeat):
-                    dsn = fresh_database(server, "bench", domain)
-                    seconds, rss, out = _measure(
-                        [sys.executable, str(HERE / SPEC[domain]), dsn, profile], env
-                    )
-                    if best is None or seconds < best[0]:
-                        best = (seconds, rss, int(out.split()[0]))
-                assert best is not None
-                seconds, rss, rows = best
-                rate[f"spec {domain}"] = rows / seconds
-                _line(f"specs' design {profile} {domain}", rows, seconds, rss)
-            if all_rows:
-                scale = max(1, round(all_rows / 100_000))
-                fresh_database(server, "bench", None)
-                seconds, _, _ = _measure(
-                    [str(pgbench), "-i", "-q", "-s", str(scale), "-d",
-                     server.dsn("bench")]
-                )  # fmt: skip
-                pg_rows = scale * 100_000 + scale * 111  # accounts, tellers, branches
-                _line(f"pgbench -i -s {scale}", pg_rows, seconds, None)
-                pg_per_row = seconds / pg_rows
-                for label in per_row:
-                    if label.startswith("all"):
-                        print(
-                            f"{'':<4}{profile} {label}: "
-                            f"{per_row[label] / pg_per_row:.1f}x pgbench's time per row"
-                        )
-            for label in rate:
-                domain = label.split()[0]
-                if f"spec {domain}" in rate and not label.startswith("spec"):
-                    print(
-                        f"{'':<4}{profile} {label}: "
-                        f"{rate[label] / rate[f'spec {domain}']:.1f}x the specs' design"
-                    )
-            for domain in domains:
-                if f"{domain} slow" in rate:
-                    print(
-                        f"{'':<4}{profile} {domain} fast path: "
-                        f"{rate[f'{domain} fast'] / rate[f'{domain} slow']:.2f}x "
-                        "without it"
-                    )
+            _profile(server, profile, domains, slow, spec, args, env, pgbench)
+
+
+def _profile(
+    server: ServerInfo,
+    profile: str,
+    domains: list[str],
+    slow: bool,
+    spec: bool,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    pgbench: Path,
+) -> None:
+    """One profile's runs side by side, then its ratios."""
+    rate: dict[str, float] = {}
+    per_row: dict[str, float] = {}
+    work: dict[str, float] = {}  # CPU seconds (client + server) a row
+    all_rows = 0
+    contenders = [
+        (domain, fast, "")
+        for domain in domains
+        for fast in ((True, False) if slow else (True,))
+    ]
+    if args.baseline:
+        contenders += [(domain, True, " base") for domain in domains]
+    for domain, fast, base in contenders:
+        label = f"{domain} {'fast' if fast else 'slow'}{base}"
+        run_env = dict(env)
+        if base:
+            run_env["PYTHONPATH"] = str(args.baseline.resolve())
+        seconds, rss, rows, cpu = _oltpseed(
+            server, profile, domain, fast, run_env, args.repeat
+        )
+        _line(f"oltpseed {profile} {label}", rows, seconds, rss, cpu)
+        rate[label] = rows / seconds
+        per_row[label] = seconds / rows
+        work[label] = sum(cpu) / rows
+        if label == "all fast":
+            all_rows = rows
+    for domain in [d for d in domains if d in SPEC and spec]:
+        best = None
+        for _ in range(args.repeat):
+            dsn = fresh_database(server, "bench", domain)
+            seconds, rss, out, cpu = _measure(
+                [sys.executable, str(HERE / SPEC[domain]), dsn, profile], env
+            )
+            if best is None or seconds < best[0]:
+                best = (seconds, rss, int(out.split()[0]), cpu)
+        assert best is not None
+        seconds, rss, rows, cpu = best
+        rate[f"spec {domain}"] = rows / seconds
+        work[f"spec {domain}"] = sum(cpu) / rows
+        _line(f"specs' design {profile} {domain}", rows, seconds, rss, cpu)
+    if all_rows:
+        scale = max(1, round(all_rows / 100_000))
+        fresh_database(server, "bench", None)
+        seconds, _, _, cpu = _measure(
+            [str(pgbench), "-i", "-q", "-s", str(scale), "-d", server.dsn("bench")]
+        )
+        pg_rows = scale * 100_000 + scale * 111  # accounts, tellers, branches
+        _line(f"pgbench -i -s {scale}", pg_rows, seconds, None, cpu)
+        pg_per_row = seconds / pg_rows
+        for label in per_row:
+            if label.startswith("all"):
+                print(
+                    f"{'':<4}{profile} {label}: "
+                    f"{per_row[label] / pg_per_row:.1f}x pgbench's time per row"
+                )
+    _ratios(profile, domains, rate, work)
+
+
+def _ratios(
+    profile: str,
+    domains: list[str],
+    rate: dict[str, float],
+    work: dict[str, float],
+) -> None:
+    """Speed-ups over the specs' design, the slow path and the baseline."""
+    for label in rate:
+        domain = label.split()[0]
+        if f"spec {domain}" in rate and not label.startswith("spec"):
+            print(
+                f"{'':<4}{profile} {label}: "
+                f"{rate[label] / rate[f'spec {domain}']:.1f}x the specs' design, "
+                f"{work[f'spec {domain}'] / work[label]:.1f}x less CPU a row"
+            )
+    for domain in domains:
+        if f"{domain} slow" in rate:
+            print(
+                f"{'':<4}{profile} {domain} fast path: "
+                f"{rate[f'{domain} fast'] / rate[f'{domain} slow']:.2f}x "
+                "without it"
+            )
+        if f"{domain} fast base" in rate:
+            print(
+                f"{'':<4}{profile} {domain} fast: "
+                f"{rate[f'{domain} fast'] / rate[f'{domain} fast base']:.2f}x "
+                "the baseline"
+            )
 
 
 SPEC = {"hospital": "spec_design.py", "retail": "spec_design_retail.py"}

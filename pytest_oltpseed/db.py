@@ -50,7 +50,7 @@ def connect(
     try:
         conn = psycopg.connect(
             conninfo,
-            autocommit=autocommit,
+            autocommit=True,
             connect_timeout=settings.connect_timeout,
             application_name=settings.application_name,
             options=f"-c search_path={settings.search_path}",
@@ -59,9 +59,11 @@ def connect(
         raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {describe(conninfo)}: {first_line(exc)}"
         ) from None
-    conn.execute("SELECT 1")  # spec 002: validate the connection before any work
-    if not autocommit:
-        conn.rollback()  # leave no implicit transaction open for the caller
+    # spec 002: validate the connection before any work. In autocommit, so it
+    # is one round trip (not BEGIN, SELECT, ROLLBACK) and leaves no
+    # transaction open; the caller's mode is set afterwards, client side.
+    conn.execute("SELECT 1")
+    conn.autocommit = autocommit
     return conn
 
 
@@ -94,14 +96,22 @@ def present_tables(conn: psycopg.Connection, tables: Sequence[str]) -> set[str]:
 def table_counts(
     conn: psycopg.Connection, tables: Sequence[str]
 ) -> dict[str, int | None]:
-    """Exact row counts; ``None`` for a table that is not installed."""
+    """Exact row counts; ``None`` for a table that is not installed.
+
+    Two round trips whatever the number of tables (which exist, then one
+    ``SELECT`` of a count per table), all counted in one snapshot.
+    """
     present = present_tables(conn, tables)
-    counts: dict[str, int | None] = {}
-    for table in tables:
-        if table not in present:
-            counts[table] = None
-            continue
-        query = sql.SQL("SELECT count(*) FROM {}").format(table_ident(table))
+    counted = [table for table in tables if table in present]
+    found: dict[str, int] = {}
+    if counted:
+        query = sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("(SELECT count(*) FROM {})").format(table_ident(table))
+                for table in counted
+            )
+        )
         row = conn.execute(query).fetchone()
-        counts[table] = int(row[0]) if row else 0
-    return counts
+        assert row is not None
+        found = dict(zip(counted, map(int, row), strict=True))
+    return {table: found.get(table) for table in tables}

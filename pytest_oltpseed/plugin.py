@@ -590,4 +590,6 @@ def oltp_examples(request: pytest.FixtureRequest, _oltp_session: _Session) -> Ex
     choice = _oltp_session.choice
     template = _oltp_session.template(profile, choice.domain, choice.seed)
     seeded = _Seeded(profile, template, _key(profile, choice.domain, choice.seed))
-    return Examples(lambda: _oltp_session.working_connection(seeded), choice.seed)
+    return Examples(
+        lambda: _oltp_session.working_connection(seeded), choice.seed
+    ).warm()

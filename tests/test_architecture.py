@@ -14,8 +14,6 @@ CORE = {"errors", "names", "profiles", "config", "logs", "console", "db"}
 CLASS_LINES = 300
 # split pending (owned by other work); the list may only shrink
 LONG_CLASSES = {
-    "data/context.py:Context",
-    "data/sqlfactory.py:SQLFactory",
     "ui/jobs.py:Hub",
 }
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from pytest_oltpseed import validators
-from pytest_oltpseed.data.factory import factory_for
+from pytest_oltpseed.data.factory import SQLFactory, factory_for
 from pytest_oltpseed.domains import select, tables_of
 from pytest_oltpseed.seed.bulk import has_rules
 
@@ -135,3 +138,127 @@ def test_a_before_insert_trigger_is_read_back(
     for size in (200, 20):  # the column-wise path and the row path
         marked = factory_for("exames").create_batch(size)
         assert {r["resultado"] for r in marked} == {"marcado"}
+
+
+EDGES = """
+CREATE SCHEMA "Edge";
+CREATE TABLE "Edge"."Item" (
+  item_no int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  code uuid NOT NULL DEFAULT gen_random_uuid(), name text NOT NULL,
+  tag char(4), doc jsonb, added timestamptz NOT NULL DEFAULT now(),
+  size int GENERATED ALWAYS AS (length(name)) STORED);
+CREATE TABLE edge_pair (a int, b text, qty int NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE edge_log (at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                       n int, doc jsonb);
+CREATE TABLE edge_marked (note text, mark text);
+CREATE FUNCTION edge_mark() RETURNS trigger AS $$ BEGIN
+  NEW.mark := 'marked'; RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER edge_mark BEFORE INSERT ON edge_marked
+  FOR EACH ROW EXECUTE FUNCTION edge_mark();
+"""
+
+
+@pytest.fixture
+def edge_factories() -> Iterator[dict[str, type[SQLFactory]]]:
+    """Factories of tables keyed in every way but ``id`` (registered for the
+    test only)."""
+    from pytest_oltpseed.data import registry
+    from pytest_oltpseed.data.factory import Col
+
+    class EdgeItem(SQLFactory):  # identity key, a uuid default, a schema
+        _table, _domain = "Edge.Item", "edge"
+        name = Col(lambda g, r: f"item {g.rng.randrange(10**6)}")
+        tag = Col(lambda g, r: "ab")  # char(4): read back padded
+        doc = Col(lambda g, r: '{"k": 1}')  # jsonb given as text
+
+    class EdgePair(SQLFactory):  # a composite key the factory writes
+        _table, _domain = "edge_pair", "edge"
+        a = Col(lambda g, r: g.rng.randrange(10**9))
+        b = Col(lambda g, r: "x")
+        qty = Col(lambda g, r: 3)
+
+    class EdgeLog(SQLFactory):  # no primary key: a per-row default
+        _table, _domain = "edge_log", "edge"
+        n = Col(lambda g, r: g.rng.randrange(100))
+        doc = Col(lambda g, r: '{"k": 2}')
+
+    class EdgeMarked(SQLFactory):  # no key and a trigger: found by no one
+        _table, _domain = "edge_marked", "edge"
+        note = Col(lambda g, r: "n")
+
+    made = [EdgeItem, EdgePair, EdgeLog, EdgeMarked]
+    try:
+        yield {f._table: f for f in made}
+    finally:
+        for each in made:
+            registry._FACTORIES.pop(each._table, None)
+
+
+def test_batches_of_tables_keyed_otherwise(
+    oltp_conn: psycopg.Connection,
+    oltp_factories: object,
+    edge_factories: dict[str, type[SQLFactory]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys taken up front from an identity (``GENERATED ALWAYS``), a
+    per-row default, a composite key the factory writes, a schema-qualified
+    name: one COPY each, and the rows returned equal what SELECT reads (the
+    padded ``char``, the parsed ``jsonb``, the generated column). A table
+    with no key has its values cast by the server; one with no key and a
+    trigger keeps the row path."""
+    from pytest_oltpseed.seed import bulk
+
+    oltp_conn.execute(EDGES)
+    copied: list[str] = []
+    real_copy = bulk._copy
+
+    def copy(conn: psycopg.Connection, table: str, *args: Any) -> None:
+        copied.append(table)
+        real_copy(conn, table, *args)
+
+    monkeypatch.setattr(bulk, "_copy", copy)
+
+    def stored(query: str) -> list[dict[str, Any]]:
+        with oltp_conn.cursor(row_factory=dict_row) as cur:
+            return [dict(r) for r in cur.execute(query)]  # type: ignore[call-overload]
+
+    items = edge_factories["Edge.Item"].create_batch(40)
+    assert [dict(r) for r in items] == stored(
+        'SELECT * FROM "Edge"."Item" ORDER BY item_no'
+    )
+    assert {(r.tag, r.doc["k"]) for r in items} == {("ab  ", 1)}
+    assert len({r.code for r in items}) == 40
+    assert all(r.size == len(r.name) for r in items)
+    pairs = edge_factories["edge_pair"].create_batch(30)
+    assert sorted(map(dict, pairs), key=lambda r: r["a"]) == stored(
+        "SELECT * FROM edge_pair ORDER BY a"
+    )
+    logs = edge_factories["edge_log"].create_batch(30)
+    assert len({r.at for r in logs}) > 1  # clock_timestamp(): one per row
+    assert sorted(map(dict, logs), key=lambda r: (r["at"], r["n"])) == stored(
+        "SELECT * FROM edge_log ORDER BY at, n"
+    )
+    assert copied == ["Edge.Item", "edge_pair", "edge_log"]
+    marked = edge_factories["edge_marked"].create_batch(5)
+    assert {r.mark for r in marked} == {"marked"}
+    assert copied == ["Edge.Item", "edge_pair", "edge_log"]  # row by row
+
+
+def test_autocommit_batch_returns_the_stored_defaults(database: str) -> None:
+    """On an autocommit connection the COPY is a transaction of its own, so a
+    ``now()`` evaluated afterwards is another time: such defaults are taken
+    up front and written, and the rows returned are the stored ones."""
+    from pytest_oltpseed.data.factory import bind
+    from pytest_oltpseed.domains import schema
+
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("hospital"))
+        conn.commit()
+    with psycopg.connect(database, autocommit=True) as conn, bind(conn, seed=3):
+        rows = factory_for("pacientes").create_batch(20)
+        with conn.cursor(row_factory=dict_row) as cur:
+            stored = cur.execute(
+                "SELECT * FROM pacientes WHERE id = ANY(%s) ORDER BY id",
+                ([r["id"] for r in rows],),
+            ).fetchall()
+    assert [dict(r) for r in sorted(rows, key=lambda r: r["id"])] == stored

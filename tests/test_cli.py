@@ -113,3 +113,62 @@ def test_help_and_version_load_no_core(cli_env: dict[str, str]) -> None:
         )
         assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
         assert done.stdout.strip(), args
+
+
+SEED_NEEDS_NOT = (
+    "mirakuru",
+    "numpy",
+    "pytest_postgresql",
+    "rich.progress",
+    "pytest_oltpseed.cdc",
+    "pytest_oltpseed.domains.cdclab.factories",
+    "pytest_oltpseed.domains.retail.factories",
+    "pytest_oltpseed.stream",
+    "pytest_oltpseed.ui",
+    "pytest_oltpseed.validators",
+)
+
+
+def test_a_small_seed_loads_only_what_it_needs_and_exits_clean(
+    database: str, cli_env: dict[str, str]
+) -> None:
+    """``seed --profile SMALL --domain hospital``, as a process: it imports no
+    other domain's factories, no stream, cdc, validators, server tooling, NumPy
+    or progress bars (no terminal); and it leaves nothing the interpreter's
+    last collections would have had to finish, which the CLI skips
+    (``gc.freeze``): no open connection, no running thread."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, sys, threading\n"
+        "import psycopg\n"
+        "from pytest_oltpseed.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "assert gc.get_freeze_count() > 0\n"
+        "gc.unfreeze()\n"
+        "gc.collect()\n"
+        "open_conns = [o for o in gc.get_objects()\n"
+        "              if isinstance(o, psycopg.Connection) and not o.closed]\n"
+        "threads = [t.name for t in threading.enumerate()\n"
+        "           if t is not threading.main_thread()]\n"
+        f"unneeded = {SEED_NEEDS_NOT!r}\n"
+        "loaded = sorted(m for m in sys.modules if m in unneeded)\n"
+        "print(loaded, len(open_conns), threads, file=sys.stderr)\n"
+    )
+    args = ["seed", "--profile", "SMALL", "--domain", "hospital", "--dsn", database]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        check=False,
+    )
+    assert done.stderr.strip().splitlines()[-1] == "[] 0 []", done.stderr
+    assert "seeded SMALL" in done.stdout
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT count(*) FROM pacientes").fetchone()
+    assert row == (200,)

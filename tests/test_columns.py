@@ -37,6 +37,42 @@ def test_uniform_stream_is_the_same_in_python_and_numpy() -> None:
     assert many.min() >= 0.0 and many.max() < 1.0
 
 
+def test_uniforms_at_any_rows_equal_the_stream() -> None:
+    key = columns.stream_key(0, "pacientes_convenios", "plan", 2, "accept")
+    rows = np.array([0, 7, 3, 2**40, 999], dtype=np.int64)
+    assert columns.uniforms_at(key, rows).tolist() == [
+        columns.uniform(key, int(i)) for i in rows
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patients", "plans", "total"),
+    [(2000, 12, 2500), (500, 2, 900), (300, 20, 5000), (1, 5, 3), (50, 7, 0)],
+)
+def test_memberships_plan_column_wise_equals_one_at_a_time(
+    patients: int, plans: int, total: int
+) -> None:
+    """The convênio plan over arrays gives the very pairs of the per-patient
+    loop (the slow path's), and keeps the rule: distinct plans, at most 3."""
+    from collections import Counter
+
+    from pytest_oltpseed.domains.hospital import seeding as memberships
+
+    keys = memberships.keys(7, "pacientes_convenios")
+    slow = memberships.deal_rows(patients, plans, total, keys)
+    fast = memberships.deal_columns(patients, plans, total, keys)
+    assert [list(p) for p in slow] == [p.tolist() for p in fast]
+    pairs = list(zip(*slow, strict=True))
+    cap = min(h.MAX_CONVENIOS, plans)
+    assert len(pairs) == min(total, patients * cap)
+    assert len(set(pairs)) == len(pairs)
+    assert max(Counter(p for p, _ in pairs).values(), default=0) <= cap
+    assert all(0 <= p < patients and 0 <= c < plans for p, c in pairs)
+    if total == 2500:  # the shape: about a third hold none, some hold three
+        held = Counter(Counter(p for p, _ in pairs).values())
+        assert 0.2 < 1 - sum(held.values()) / patients < 0.5 and held[3] > 100
+
+
 def test_generators_map_arrays_as_they_map_values() -> None:
     """Each generator's column form equals its value form, draw for draw."""
     assert columns.load_numpy()
@@ -351,3 +387,100 @@ def test_column_text_escapes_values_and_keeps_nulls() -> None:
     assert columns.column_text("text", mixed) == ["\\N", "a\\tb", "\\\\N", "ok"]
     nulls = np.array([None, "x"], dtype=object)
     assert columns.column_text("text", nulls) == ["\\N", "x"]
+
+
+def test_generated_domain_vocabulary_maps_arrays_as_it_maps_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every generator a generated domain declares: its column form equals its
+    value form row for row, as the seeder's two paths use them (parent keys
+    of a stage, combinations, unique values, an end after a start that may be
+    NULL, a computed column, Decimals of any scale, arrays, uuids...)."""
+    from pytest_oltpseed.data.factory import Context, Row, _Attrs
+    from pytest_oltpseed.introspect import runtime
+    from pytest_oltpseed.introspect import vocabulary as V
+    from pytest_oltpseed.seed.chunks import copy_text
+
+    assert columns.load_numpy()
+    size, start, as_of = 3000, 700, datetime(2025, 1, 1)
+    monkeypatch.setattr(runtime, "_STAGE_KEYS", {
+        ("film", ("film_id",)): [(i,) for i in range(1, 401)],
+        ("actor", ("actor_id",)): [(i,) for i in range(1, 21)],
+        ("city", ("name", "uf")): [(f"c{i}", "SP") for i in range(5)],
+        ("empty", ("id",)): [],
+    })  # fmt: skip
+    ranges = ((datetime(2022, 1, 1), datetime(2022, 2, 1)),
+              (datetime(2022, 2, 1), datetime(2022, 3, 1)))  # fmt: skip
+    gens: dict[str, columns.Gen] = {
+        "film": V.parent("film", ("film_id",), 0.2),
+        "film_id": V.key("film", "film", ("film_id",), 0, kind="int"),
+        "pair": V.combination("d", "t.pair", (("film", ("film_id",)),
+                                              ("actor", ("actor_id",)))),
+        "pair_film": V.key("pair", "film", ("film_id",), 0, position=0, kind="int"),
+        "pair_actor": V.key("pair", "actor", ("actor_id",), 0, position=1),
+        "city": V.optional_parent("city", ("name", "uf"), 0.1),
+        "city_uf": V.key("city", "city", ("name", "uf"), 1),
+        "root": V.optional_parent("empty", ("id",)),
+        "root_id": V.key("root", "empty", ("id",), 0, kind="int"),
+        "starts": columns.Maybe(0.2, V.moment()),
+        "ends": V.after("starts", "timestamp", True, V.moment()),
+        "paid": V.moment(ranges),
+        "day": V.day(ranges),
+        "due": V.after("day", "date", False, V.day()),
+        "born": V.birth_date(),
+        "qty": columns.Maybe(0.1, columns.Number(1, 20)),
+        "price": V.number(0.5, 99.99, 2),
+        "total": V.computed(lambda qty, price: qty * price, ("qty", "int"),
+                            ("price", "money")),
+        "rate": V.number(-5, 5.5, 4),
+        "later_rate": V.after("rate", "value", False, V.number(0, 1, 3)),
+        "whole": V.number(0, 10**6, 0),
+        "weight": columns.Maybe(0.3, V.number(0, 10, None)),
+        "title": V.words(1, 4, 12), "body": V.text(), "code": V.code(3),
+        "first": V.first_name(5), "full": V.full_name(), "mail": V.email(30),
+        "phone": V.phone(), "town": V.city(), "uf": V.state(),
+        "country": V.country(6), "street": V.street(), "district": V.district(),
+        "cep": V.postal_code(), "url": V.url(), "doc": V.document(),
+        "ip": V.inet(), "span": V.interval(), "clock": V.clock(),
+        "blob": V.bytes_(), "terms": V.tsvector(), "guid": V.uuid(),
+        "tags": columns.Maybe(0.1, V.array(V.words(1, 2))),
+        "stamps": V.array(V.moment(), 1, 3),
+        "flag": columns.Maybe(0.5, columns.Flag(0.5)),
+        "rating": columns.Choice(("G", "PG", "R")),
+        "nothing": V.null(),
+        "serial": V.unique_int("d", "t.serial"),
+        "at": V.unique_moment("d", "t.at", ranges),
+        "since": V.unique_moment("d", "t.since"),
+        "uid": V.unique_uuid("d", "t.uid"),
+        "handle": V.unique_text("d", "t.handle", 14, V.email(None)),
+        "short": V.unique_text("d", "t.short", 3, V.words()),  # packed base 36
+    }  # fmt: skip
+    helpers = {"film", "pair", "city", "root"}
+    g = Context(None, seed=0, as_of=as_of, index_base=start)
+    frame = columns.Frame(as_of, size, g.pools, start)
+    keys = {n: [columns.stream_key("t", n, j) for j in range(gen.draws)]
+            for n, gen in gens.items()}  # fmt: skip
+    many = {}
+    for name, gen in gens.items():
+        us = [columns.uniforms(k, 0, size) for k in keys[name]]
+        frame.columns[name] = gen.many(frame, us)
+        if name not in helpers:
+            texts = columns.column_text(gen.kind, frame.columns[name])
+            many[name] = V.python_values(gen.kind, frame.columns[name])
+            assert texts.count("\\N") == many[name].count(None), name
+    ones: dict[str, list] = {name: [] for name in many}
+    for i in range(size):
+        row = Row()
+        for name, gen in gens.items():
+            us = [columns.uniform(k, i) for k in keys[name]]
+            row[name] = gen.one(g, us, _Attrs(row))
+            if name in ones:
+                ones[name].append(row[name])
+                copy_text(row[name])  # a value the row path can write
+    for name, values in many.items():
+        assert values == ones[name], name
+    assert sorted(frame.used.items()) == sorted(g.local_indices())
+    assert set(many["root_id"]) == {None} and len(set(many["short"])) == size
+    assert all(e > s for s, e in zip(many["starts"], many["ends"], strict=True) if s)
+    pairs = set(zip(many["pair_film"], many["pair_actor"], strict=True))
+    assert len(pairs) == size  # distinct combinations of 400 films x 20 actors

@@ -266,6 +266,140 @@ def test_register_gives_pytest_factoryboy_fixtures(
     result.assert_outcomes(passed=5)
 
 
+# Parents registered in the conftest: the consulta's (registered first, linked
+# once its parent comes) and a child registered in a test module below.
+CHAIN_CONFTEST = """
+from pytest_oltpseed.data.factory import Parent, factory_for
+from pytest_oltpseed.plugin import register
+
+
+class ConsultaFactory(factory_for("consultas")):
+    pass
+
+
+class PacienteFactory(factory_for("pacientes")):
+    pass
+
+
+class TutorFactory(factory_for("pacientes")):
+    tutor_id = Parent("pacientes")  # self-referencing: never its own fixture
+
+
+register(ConsultaFactory)
+register(ConsultaFactory, _name="consulta_avulsa", paciente__nome="Avulsa")
+register(PacienteFactory)
+register(TutorFactory, _name="tutor")
+"""
+
+CHAIN_SUITE = """
+import pytest
+from pytest_oltpseed.data.factory import factory_for
+from pytest_oltpseed.fixtures.register import NOTSET
+from pytest_oltpseed.plugin import register
+
+
+@register
+class ExameFactory(factory_for("exames")):  # its parent is the conftest's
+    pass
+
+
+def _nome(conn, paciente_id):
+    return conn.execute(
+        "SELECT nome FROM pacientes WHERE id = %s", (paciente_id,)
+    ).fetchone()[0]
+
+
+def test_the_child_uses_the_parent_fixture(
+    consulta, exame, paciente, consulta__medico_id, oltp_conn
+):
+    assert consulta.paciente_id == paciente.id == exame.paciente_id
+    assert _nome(oltp_conn, consulta.paciente_id) == paciente.nome
+    # medico is registered nowhere: the factory picks one, as create() does
+    assert consulta__medico_id is NOTSET
+    assert consulta.medico_id
+
+
+@pytest.mark.parametrize("paciente__nome", ["Ana Chain"])
+def test_a_parent_field_flows_into_the_child(consulta, oltp_conn):
+    assert _nome(oltp_conn, consulta.paciente_id) == "Ana Chain"
+
+
+@pytest.mark.parametrize("consulta__paciente_id", [NOTSET])
+def test_the_child_attribute_still_wins(consulta, paciente):
+    # parametrized away from the parent fixture: the factory decides again
+    assert consulta.paciente_id != paciente.id
+
+
+def test_keywords_of_register_pin_the_parent(consulta_avulsa, paciente, oltp_conn):
+    assert consulta_avulsa.paciente_id != paciente.id
+    assert _nome(oltp_conn, consulta_avulsa.paciente_id) == "Avulsa"
+
+
+def test_a_self_reference_is_left_to_the_factory(tutor__tutor_id):
+    assert tutor__tutor_id is NOTSET
+
+
+def test_batches_with_traits_and_parent_fields_pass_check(oltp_database):
+    import subprocess
+    import sys
+    from pytest_oltpseed.data.factory import bind
+
+    with oltp_database.connect() as conn, bind(conn):
+        # few rows in one state: the status mixes `check` measures still hold
+        factory_for("consultas").create_batch(500)
+        rows = factory_for("consultas").create_batch(10, cancelada=True)
+        assert {row.status for row in rows} == {"cancelada"}
+        ana = factory_for("consultas").create_batch(20, paciente__nome="Ana Lote")
+        stays = factory_for("internacoes").create_batch(10, aberta=True)
+        assert {row.data_saida for row in stays} == {None}
+        factory_for("exames").create_batch(500)
+        assert conn.execute(
+            "SELECT count(DISTINCT c.paciente_id) FROM consultas c "
+            "JOIN pacientes p ON p.id = c.paciente_id "
+            "WHERE c.id = ANY(%s) AND p.nome = 'Ana Lote'",
+            ([row.id for row in ana],),
+        ).fetchone()[0] == 20  # each row its own new parent
+        conn.commit()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_oltpseed", "check", "--domain", "hospital",
+         "--dsn", oltp_database.dsn],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+"""
+
+CHAIN_OVERRIDE = """
+import pytest
+
+
+@pytest.fixture
+def paciente(paciente_factory):
+    return paciente_factory(nome="Zeca Override")
+
+
+def test_an_overridden_parent_flows_into_the_child(consulta, paciente, oltp_conn):
+    assert consulta.paciente_id == paciente.id
+    assert oltp_conn.execute(
+        "SELECT nome FROM pacientes WHERE id = %s", (consulta.paciente_id,)
+    ).fetchone()[0] == "Zeca Override"
+"""
+
+
+def test_register_chains_registered_parents_and_factories_work_downstream(
+    pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo
+) -> None:
+    pytester.makeconftest(textwrap.dedent(CHAIN_CONFTEST))
+    pytester.makepyfile(test_chain=CHAIN_SUITE, test_override=CHAIN_OVERRIDE)
+    result = pytester.runpytest_subprocess(
+        "--seed-profile=SMALL",
+        "--seed-domain=hospital",
+        f"--seed-dsn={oltp_server.dsn('postgres')}",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=7)
+
+
 def test_register_refuses_what_it_cannot_bind() -> None:
     from pytest_oltpseed.plugin import register
 

@@ -16,7 +16,7 @@ from pytest_oltpseed.data import indices
 from pytest_oltpseed.data.factory import bind
 from pytest_oltpseed.domains import registry, schema, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
-from pytest_oltpseed.server.embedded import EmbeddedServer
+from pytest_oltpseed.server.embedded import EmbeddedServer, ServerInfo
 from tests.conftest import run_cli
 from tests.stream_helpers import seed, stream_env
 
@@ -59,6 +59,35 @@ def test_bump_moves_forward_only(database: str) -> None:
         indices.bump(conn, "hospital", "medicos.crm", 50)  # never back
         assert indices.reserve(conn, "hospital", "medicos.crm", 2) == [101, 102]
         assert indices.next_free(conn, "hospital", "medicos.crm") == 103
+
+
+def test_a_bump_inside_a_transaction_is_three_statements(
+    database: str, oltp_server: ServerInfo
+) -> None:
+    """A seeding stage bumps each key it moved inside its own transaction:
+    ownership (which says the sequence exists), the lock, the move; no
+    savepoint and no separate existence check (six statements before)."""
+    assert oltp_server.datadir is not None
+    log = oltp_server.datadir.parent / "postgresql.log"
+    with psycopg.connect(database) as conn:
+        indices.ensure(conn, "hospital", "medicos.crm")
+        conn.commit()
+        conn.execute("SET log_statement = 'all'")
+        start = log.stat().st_size
+        indices.bump(conn, "hospital", "medicos.crm", 100)
+        conn.execute("SET log_statement = 'none'")
+        conn.commit()
+        pid = conn.info.backend_pid
+        assert indices.next_free(conn, "hospital", "medicos.crm") == 100
+    with log.open(encoding="utf-8", errors="replace") as handle:
+        handle.seek(start)
+        sent = [
+            line.split("LOG:", 1)[1].strip()
+            for line in handle
+            if f"[{pid}]" in line and "LOG:" in line
+        ]
+    assert len(sent) == 4, sent  # the last is SET log_statement = 'none'
+    assert "ALTER SEQUENCE" in sent[1] and "setval" in sent[2]
 
 
 def test_seed_then_factories_and_stream_continue_past_it(

@@ -283,3 +283,174 @@ def test_copy_text_survives_awkward_strings(conn: psycopg.Connection) -> None:
     with conn.cursor() as cur, cur.copy("COPY t (a, b, c) FROM STDIN") as copy:
         copy.write(line)
     assert conn.execute("SELECT a, b, c FROM t").fetchone() == ("Nome", awkward, None)
+
+
+def test_independent_stages_share_lanes_dependent_ones_wait(
+    conn: psycopg.Connection,
+) -> None:
+    """Hospital: doctors, plans and patients need nothing; the four stages
+    after them need only those, so they may run at once."""
+    stages = plan(select("hospital"), resolve("SMALL"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    names = [s.table for s in stages]
+    after = {
+        names[i]: sorted(names[j] for j in deps) for i, deps in enumerate(lanes.after)
+    }
+    assert after["medicos"] == after["pacientes"] == []
+    assert after["consultas"] == ["medicos", "pacientes"]
+    assert after["exames"] == ["pacientes"]
+    assert after["pacientes_convenios"] == ["convenios", "pacientes"]
+    assert not any(lanes.alone) and lanes.useful()
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_stages_with_rules_keep_their_domains_order_beside_other_domains(
+    conn: psycopg.Connection,
+) -> None:
+    """Retail's header stages (items, the stock rule) wait for every retail
+    stage before them and hold back every one after them, but need nothing
+    of the hospital's: in ``--domain all`` they share the hospital's lanes."""
+    stages = plan(select("all"), resolve("SMALL"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    names = [s.table for s in stages]
+    after = {names[i]: {names[j] for j in deps} for i, deps in enumerate(lanes.after)}
+    retail = [s.table for s in stages if s.domain.name == "retail"]
+    hospital = set(names) - set(retail)
+    assert not any(lanes.alone)
+    for table in ("product_entries", "internal_distributions", "sales"):
+        earlier = retail[: retail.index(table)]
+        assert after[table] == set(earlier)  # its domain's order, no hospital
+        assert all(table in after[t] for t in retail[retail.index(table) + 1 :])
+        assert not after[table] & hospital
+    assert after["clients"] == set()  # rule-free: only its FKs' parents
+    assert lanes.useful()
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_planning_lanes_does_not_wait_for_numpy(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a large stage would fork is decided without importing NumPy:
+    the lanes start while its import runs on a thread (it once held every
+    stage back until the import was done)."""
+    from pytest_oltpseed.data import columns
+
+    def no_wait() -> bool:
+        raise AssertionError("the lanes' plan waited for NumPy's import")
+
+    monkeypatch.setattr(columns, "load_numpy", no_wait)
+    stages = plan(select("hospital"), resolve("LARGE"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    assert not any(lanes.alone)  # column-wise: none forks, all may share lanes
+
+
+def test_interrupted_lanes_leave_the_schema_as_before(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while two large stages run at once on two connections: both
+    roll back whole (indexes back, no FK touched), earlier stages stay, and
+    the seeder says which committed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)  # the index drop/restore path
+    before = _schema_shape(conn)
+    conn.rollback()  # lanes start from outside a transaction
+    overrides = {"SEED_PACIENTES_CONVENIOS": "10", "SEED_CONSULTAS": "20000"}
+    overrides["SEED_EXAMES"] = "20000"  # several chunks each: stopped mid-copy
+    profile = resolve("CUSTOM", {k: (v, "test") for k, v in overrides.items()})
+    stages = plan(select("hospital"), profile)
+    both = threading.Barrier(2, timeout=30)
+
+    def interrupt(stage: Stage, done: int) -> None:
+        # Each of the two holds after its first chunk until the other is there
+        # too; then Ctrl-C, while both are mid-copy on their own connection.
+        if stage.table in ("consultas", "exames") and done < stage.count:
+            if both.wait() == 0:
+                os.kill(os.getpid(), signal.SIGINT)  # to the main thread
+            time.sleep(0.5)  # the main thread stops the lanes meanwhile
+
+    job = Seeder(conn, workers=2, progress=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        job.run(stages)
+    assert _schema_shape(conn) == before
+    counts = _counts(conn)
+    committed = {r.table for r in job.done}
+    assert {"medicos", "convenios", "pacientes"} <= committed
+    assert not committed & {"consultas", "exames"}  # both were mid-copy
+    for stage in stages:
+        expected = stage.count if stage.table in committed else 0
+        assert counts[stage.table] == expected + LOOKUPS.get(stage.table, 0)
+    message = seeder.interrupted(stages, job.done)
+    assert "--only" in message and "consultas" in message
+
+
+def test_set_based_fk_check_fails_a_stage_with_an_orphan(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the FK triggers off during the copy, the check at the stage's end
+    still refuses a row without its parent, and the stage leaves nothing."""
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run([s for s in stages if s.table in ("medicos", "pacientes")])
+    before = _schema_shape(conn)
+    consultas = next(s for s in stages if s.table == "consultas")
+    with conn.transaction():
+        assert seeder._SetChecked.start(conn, consultas) is not None  # superuser
+        raise psycopg.Rollback()
+    real_init = seeder.ParentPool.__init__
+
+    def shifted(self, conn, table, carry):  # type: ignore[no-untyped-def]
+        real_init(self, conn, table, carry)
+        if table == "pacientes":  # every visit points past the last patient
+            from array import array
+
+            self.ids = array("q", [i + 10**9 for i in self.ids])
+
+    monkeypatch.setattr(seeder.ParentPool, "__init__", shifted)
+    with pytest.raises(seeder.OltpseedError, match="violates consultas_paciente_id"):
+        Seeder(conn).run([consultas])
+    assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
+    assert _schema_shape(conn) == before
+
+
+def test_parent_pools_take_a_gapless_id_range_and_serve_narrower_requests(
+    conn: psycopg.Connection,
+) -> None:
+    """A freshly seeded table's ids are one range: the pool takes it from
+    min, max and count instead of fetching every id, and equals the fetched
+    one; with a gap it fetches. A pool carrying a column also serves a
+    request without it (one load of the patients, not two)."""
+    from datetime import datetime
+
+    np = pytest.importorskip("numpy")
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run([s for s in stages if s.table in ("medicos", "pacientes")])
+
+    def fetched(table: str) -> list[int]:
+        pool = seeder.ParentPool.__new__(seeder.ParentPool)
+        pool.table, pool.carry, pool.values = table, (), {}
+        pool.ids = seeder.array("q")
+        pool._fetch(conn)
+        return list(pool.ids)
+
+    taken = seeder.ParentPool(conn, "pacientes", ())
+    assert list(taken.ids) == fetched("pacientes") and len(taken) == 200
+    conn.execute("DELETE FROM pacientes WHERE id = (SELECT min(id) + 5 FROM pacientes)")
+    gapped = seeder.ParentPool(conn, "pacientes", ())
+    assert list(gapped.ids) == fetched("pacientes") and len(gapped) == 199
+
+    job = Seeder(conn)
+    wide = job.pool("pacientes", ("data_cadastro",))
+    assert job.pool("pacientes") is wide
+    # carried timestamps to seconds: exact, floored as to_seconds floors
+    moments = [
+        datetime(1969, 12, 31, 23, 59, 59, 999_999),
+        datetime(2025, 3, 1, 8, 0, 0, 1),
+    ]
+    wide.values["data_cadastro"][:2] = moments
+    seconds = wide.seconds("data_cadastro")
+    expected = np.array(wide.values["data_cadastro"], dtype="datetime64[us]")
+    assert seconds.tolist() == (expected.astype(np.int64) // 1_000_000).tolist()
+    assert seconds[:2].tolist() == [-1, 1740816000]

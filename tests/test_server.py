@@ -153,3 +153,77 @@ def test_a_killed_sessions_cluster_is_swept(tmp_path: Path) -> None:
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=3)
     base.rmdir()
+
+
+SERVER_TOOLING = ("mirakuru", "port_for", "psutil", "pytest_postgresql")
+
+
+def test_a_running_server_is_found_without_its_tooling(
+    cli_env: dict[str, str], server_home: Path
+) -> None:
+    """A command finds a running embedded server from its postmaster.pid: no
+    ``pg_ctl status`` processes, no pytest-postgresql/mirakuru imports (nor
+    mirakuru's scan of every process at exit). ``server stop`` still works
+    after such a look-up."""
+    import subprocess
+    import sys
+
+    env = _env(cli_env, server_home)
+    assert run_cli("init-db", env=env).returncode == 0
+    probe = (
+        "import sys\n"
+        "from pytest_oltpseed.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"tooling = {SERVER_TOOLING!r}\n"
+        "print(sorted(m for m in sys.modules if m in tooling), file=sys.stderr)\n"
+    )
+    said = {}
+    for args in (["counts", "--json"], ["server", "status"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
+        said[args[0]] = done.stdout
+    assert json.loads(said["counts"])["convenios"] == 2
+    assert URL.search(said["server"]) is not None
+    assert run_cli("server", "stop", env=env).stdout.strip() == "stopped"
+    assert run_cli("server", "status", env=env).returncode == 1
+
+
+def test_postmaster_pid_is_trusted_only_when_certain(tmp_path: Path) -> None:
+    """``ready_postmaster`` says yes only for a live pid, ready, on the saved
+    port; anything else falls back to ``pg_ctl status``."""
+    from pytest_oltpseed.server.embedded import ready_postmaster
+
+    def pid_file(pid: int, port: int, state: str) -> Path:
+        lines = [str(pid), str(tmp_path), "1796503010", str(port), "/run", "*"]
+        lines += ["  5604950    229404", f"{state:<8}"]
+        (tmp_path / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        return tmp_path
+
+    alive = os.getpid()
+    assert ready_postmaster(pid_file(alive, 5432, "ready"), 5432)
+    assert not ready_postmaster(pid_file(alive, 5432, "ready"), 5433)
+    assert not ready_postmaster(pid_file(alive, 5432, "starting"), 5432)
+    dead = _dead_pid()
+    assert not ready_postmaster(pid_file(dead, 5432, "ready"), 5432)
+    (tmp_path / "postmaster.pid").write_text(f"{alive}\n")  # torn write
+    assert not ready_postmaster(tmp_path, 5432)
+    (tmp_path / "postmaster.pid").unlink()
+    assert not ready_postmaster(tmp_path, 5432)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

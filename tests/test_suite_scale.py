@@ -16,7 +16,7 @@ from pytest_oltpseed.server.embedded import ServerInfo, process_alive
 COUNTING_CONFTEST = """
 import os
 from pytest_oltpseed.seed import seeder
-from pytest_oltpseed.server import embedded
+from pytest_oltpseed.server import cluster
 
 _LOG = {log!r}
 
@@ -24,7 +24,7 @@ def _note(what):
     with open(_LOG, "a") as handle:
         handle.write(f"{{what}} {{os.getpid()}}\\n")
 
-_start = embedded.ClusterExecutor.start_cluster
+_start = cluster.ClusterExecutor.start_cluster
 _run = seeder.Seeder.run
 
 def start_cluster(self):
@@ -35,7 +35,7 @@ def run(self, *args, **kwargs):
     _note("template")
     return _run(self, *args, **kwargs)
 
-embedded.ClusterExecutor.start_cluster = start_cluster
+cluster.ClusterExecutor.start_cluster = start_cluster
 seeder.Seeder.run = run
 """
 
@@ -89,6 +89,7 @@ def test_xdist_session_shares_one_server_and_each_template(
 
 
 POOL_SUITE = """
+import os
 import pytest
 
 @pytest.mark.parametrize("i", range(6))
@@ -98,7 +99,47 @@ def test_commits_in_a_clone_of_its_own(oltp_database, i):
         conn.execute("DELETE FROM exames")
         conn.commit()
     with open({names!r}, "a") as handle:
-        handle.write(oltp_database.dbname + "\\n")
+        handle.write(f"{{oltp_database.dbname}} {{os.getpid()}}\\n")
+"""
+
+# Which clones the pool's thread made, per process; and, once a process's
+# first test has started that thread, a wait before each test until the pool
+# holds a ready clone: the clone that test is given must be one of those.
+POOL_CONFTEST = """
+import os
+import threading
+import time
+
+import pytest
+from pytest_oltpseed.fixtures import janitor, pool
+
+_MADE = {made!r}
+_POOLS = []
+_clone, _take = janitor.Janitor.clone, pool.ClonePool.take
+
+
+def clone(self, template):
+    name = _clone(self, template)
+    if threading.current_thread().name == "oltpseed-clone-pool":
+        with open(_MADE, "a") as handle:
+            handle.write(f"{{name}} {{os.getpid()}}\\n")
+    return name
+
+
+def take(self, template):
+    _POOLS.append(self)
+    return _take(self, template)
+
+
+janitor.Janitor.clone, pool.ClonePool.take = clone, take
+
+
+@pytest.fixture(autouse=True)
+def _a_ready_clone():
+    deadline = time.monotonic() + 60
+    while _POOLS and not any(_POOLS[-1]._ready.values()):
+        assert time.monotonic() < deadline, "the pool made no clone"
+        time.sleep(0.05)
 """
 
 
@@ -106,7 +147,8 @@ def test_commits_in_a_clone_of_its_own(oltp_database, i):
 def test_pool_hands_out_fresh_clones_and_drops_them(
     pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo, workers
 ) -> None:
-    names = pytester.path / "names.log"
+    names, made = pytester.path / "names.log", pytester.path / "made.log"
+    pytester.makeconftest(POOL_CONFTEST.format(made=str(made)))
     pytester.makepyfile(test_pool=POOL_SUITE.format(names=str(names)))
     result = pytester.runpytest_subprocess(
         *workers,
@@ -116,8 +158,15 @@ def test_pool_hands_out_fresh_clones_and_drops_them(
         f"--seed-dsn={oltp_server.dsn('postgres')}",
     )
     result.assert_outcomes(passed=6)
-    used = names.read_text().split()
-    assert len(set(used)) == 6  # every test its own clone: none reused
+    used = _lines(names)
+    assert len({name for name, _ in used}) == 6  # every test its own clone
+    by_process: dict[str, list[str]] = {}
+    for name, pid in used:
+        by_process.setdefault(pid, []).append(name)
+    pooled = {name for name, _ in _lines(made)}
+    assert len(by_process) == (2 if workers else 1)
+    for names_used in by_process.values():  # after its first test, from the pool
+        assert set(names_used[1:]) <= pooled
     assert _clones(oltp_server) == {}  # the spares and the used clones are gone
 
 

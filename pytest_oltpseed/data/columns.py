@@ -21,7 +21,9 @@ Timestamps travel as whole seconds since the (naive UTC) epoch.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import threading
 import unicodedata
 import weakref
 from bisect import bisect
@@ -50,15 +52,11 @@ front (:func:`warm`), so that its many mid-sized stages (retail LARGE: 5,000
 products, 2,000 entries with 9,000 items) go column-wise too."""
 
 
-def warm(run_rows: int) -> None:
-    """Import NumPy now when a run of ``run_rows`` rows will repay it."""
-    if run_rows >= RUN_FAST_AT:
-        fast_enabled(max(FAST_AT, run_rows))
-
-
 def load_numpy() -> bool:
     """Import NumPy on first use; False when it is not installed."""
     global np
+    if _PREFETCH and threading.current_thread() is not _PREFETCH[0]:
+        numpy_settled()
     if np is None:
         try:
             import numpy
@@ -68,14 +66,63 @@ def load_numpy() -> bool:
     return True
 
 
+_PREFETCH: list[threading.Thread] = []
+
+
+def warm(run_rows: int, largest: int) -> None:
+    """Start importing NumPy on a thread when the run will use it: a stage of
+    :data:`FAST_AT` rows, or a run of :data:`RUN_FAST_AT` rows in all (its
+    mid-sized stages then go column-wise too). The ~0.25 s of the import
+    overlap the small stages before, whose time is mostly spent waiting on
+    the server; :func:`load_numpy` waits for it."""
+    if np is not None or _PREFETCH or not fast_enabled(0):
+        return
+    if run_rows < RUN_FAST_AT and largest < FAST_AT:
+        return
+    thread = threading.Thread(target=load_numpy, name="oltpseed-numpy", daemon=True)
+    _PREFETCH.append(thread)
+    thread.start()
+
+
+def numpy_settled() -> None:
+    """Wait for a prefetch to finish (before forking: no import half done)."""
+    for thread in _PREFETCH:
+        thread.join()
+
+
 def fast_enabled(rows: int = FAST_AT) -> bool:
     """The column-wise path runs for a stage of ``rows`` when NumPy is
-    importable and the fast path is not switched off (``OLTPSEED_FAST=0``)."""
+    importable and the fast path is not switched off (``OLTPSEED_FAST=0``).
+    ``rows`` 0 asks only whether it is switched on."""
     if os.environ.get("OLTPSEED_FAST", "1") == "0":
         return False
+    if rows == 0:
+        return True
     if rows < FAST_AT:
-        return np is not None and rows >= min(FAST_LOADED_AT, FAST_AT)
+        loaded = np is not None or (bool(_PREFETCH) and load_numpy())
+        return loaded and rows >= min(FAST_LOADED_AT, FAST_AT)
     return load_numpy()
+
+
+def fast_expected(rows: int) -> bool:
+    """What :func:`fast_enabled` will answer for a stage of ``rows``, without
+    waiting for a NumPy import under way: the seeder plans its lanes before
+    the first stage, and waiting there would hold back the small stages the
+    import is meant to overlap (~0.2 s at LARGE)."""
+    if not fast_enabled(0) or not _importable():
+        return False
+    if rows >= FAST_AT:
+        return True
+    return (np is not None or bool(_PREFETCH)) and rows >= FAST_LOADED_AT
+
+
+def _importable() -> bool:
+    if np is None and not _FOUND:
+        _FOUND.append(importlib.util.find_spec("numpy") is not None)
+    return np is not None or _FOUND[0]
+
+
+_FOUND: list[bool] = []  # whether NumPy is installed, once looked up
 
 
 _SECOND = timedelta(seconds=1)
@@ -117,7 +164,14 @@ def uniform(key: int, i: int) -> float:
 
 def uniforms(key: int, start: int, n: int) -> Any:
     """Rows ``start .. start+n-1`` of stream ``key`` as a float64 array."""
-    i = np.arange(start + 1, start + n + 1, dtype=np.uint64)
+    return uniforms_at(key, np.arange(start, start + n, dtype=np.uint64))
+
+
+def uniforms_at(key: int, rows: Any) -> Any:
+    """:func:`uniform` of stream ``key`` at each of ``rows`` (an integer array),
+    for draws keyed by something other than a range of rows (a patient's
+    index among those still eligible)."""
+    i = rows.astype(np.uint64, copy=False) + np.uint64(1)
     with np.errstate(over="ignore"):
         z = np.uint64(key) + i * np.uint64(_GOLDEN)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -865,8 +919,31 @@ _CENTS = [f"{c:02d}" for c in range(100)]
 
 
 # -- COPY text of a column ------------------------------------------------------------
+_TYPED = {"int": "int64", "money": "int64", "date": "int64", "timestamp": "int64",
+          "bool": "bool"}  # fmt: skip
+"""Kinds whose arrays hold numbers; such an array of objects holds None too
+(a nullable column: :class:`Maybe`)."""
+
+
 def column_text(kind: str, values: Any) -> list[str]:
-    """A column array as COPY text fields (``\\N`` for None)."""
+    """A column array as COPY text fields (``\\N`` for None).
+
+    Kind ``"value"`` holds Python values (a Decimal of any scale, a parent's
+    key), written exactly as the one-row-at-a-time path writes them.
+    """
+    if kind == "value":
+        from pytest_oltpseed.seed.chunks import copy_text
+
+        return [copy_text(v) for v in values.tolist()]
+    if kind in _TYPED and values.dtype == object:
+        nulls = np.equal(values, None)
+        if nulls.any():
+            out = np.full(len(values), "\\N", dtype=object)
+            present = values[~nulls]
+            if len(present):
+                out[~nulls] = column_text(kind, present.astype(_TYPED[kind]))
+            return out.tolist()  # type: ignore[no-any-return]
+        values = values.astype(_TYPED[kind])
     if kind == "timestamp":
         text = np.datetime_as_string(values.astype("datetime64[s]"))
         if (values == NULL_TIME).any():

@@ -15,6 +15,7 @@ only the sequences that bear it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import psycopg
@@ -92,11 +93,20 @@ def bump(conn: psycopg.Connection, domain: str, key: str, next_free: int) -> Non
     A role that does not own the sequence (a DML-only role: ALTER and setval
     are the owner's) advances it with ``nextval`` instead, which needs only
     USAGE and can only move forward too.
+
+    Three statements when the caller is in a transaction (a seeding stage):
+    ownership (which also says whether the sequence exists), the lock, the
+    move. Outside one, a transaction of its own holds the lock.
     """
-    name = ensure(conn, domain, key)
+    name = sequence_name(domain, key)
+    owns = _owns(conn, name)
+    if owns is None:
+        ensure(conn, domain, key)
+        owns = _owns(conn, name)  # ours, unless another writer made it first
     ident = sql.Identifier(name)
-    with conn.transaction():
-        if not _owns(conn, name):
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with conn.transaction() if idle else contextlib.nullcontext():
+        if not owns:
             conn.execute(
                 sql.SQL(
                     "SELECT count(nextval(to_regclass(%(r)s))) FROM generate_series("
@@ -115,14 +125,15 @@ def bump(conn: psycopg.Connection, domain: str, key: str, next_free: int) -> Non
         )
 
 
-def _owns(conn: psycopg.Connection, name: str) -> bool:
-    """Whether the current role owns (or is a member of the owner of) ``name``."""
+def _owns(conn: psycopg.Connection, name: str) -> bool | None:
+    """Whether the current role owns (or is a member of the owner of) ``name``;
+    ``None`` when there is no such sequence."""
     row = conn.execute(
         "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class "
         "WHERE oid = to_regclass(%s)",
         (_quoted(name),),
     ).fetchone()
-    return bool(row and row[0])
+    return None if row is None else bool(row[0])
 
 
 def next_free(conn: psycopg.Connection, domain: str, key: str) -> int | None:

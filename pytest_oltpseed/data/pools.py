@@ -6,42 +6,58 @@ Faker costs 5-15 us a call; a pick from a pool built once costs well under
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from collections.abc import Callable
 from functools import cached_property, lru_cache
+from pathlib import Path
 
-from faker import Faker
+POOL_SIZES = (
+    ("first_names", "first_name", 400),
+    ("last_names", "last_name", 200),
+    ("streets", "street_name", 800),
+    ("bairros", "bairro", 300),
+)
+"""The Faker-built pools (name, Faker method, size), in the one order they are
+drawn (see :class:`Pools`)."""
+POOLS_FORMAT = 1  # bump when the pools' construction changes
 
 
 class Pools:
-    """Realistic pt_BR values drawn once from a seeded Faker, then picked from."""
+    """Realistic pt_BR values drawn once from a seeded Faker, then picked from.
+
+    The pools are drawn in one fixed order (:data:`POOL_SIZES`), all at once:
+    drawn lazily, each pool's values depended on which pool a run touched
+    first (retail's suppliers or hospital's doctors), so one table's rows
+    depended on the other domains seeded before it in the same process.
+
+    Making them costs ~0.1 s of Faker (its pt_BR locale, then ~1,700 calls):
+    they are kept on disk under the oltpseed home (:func:`pools_cache`), keyed
+    by Faker's version, the seed and :data:`POOLS_FORMAT`, and read back in
+    well under a millisecond on the next start.
+    """
 
     def __init__(self, seed: int) -> None:
-        self.faker = Faker("pt_BR")
-        self.faker.seed_instance(seed)
+        self.seed = seed
+        values = _read_pools(seed)
+        if values is None:
+            values = self._draw()
+            _write_pools(seed, values)
+        self.first_names, self.last_names, self.streets, self.bairros = (
+            values[name] for name, _, _ in POOL_SIZES
+        )
 
-    def _unique(self, make: Callable[[], str], size: int) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for _ in range(size * 3):
-            seen.setdefault(make(), None)
-            if len(seen) >= size:
-                break
-        return tuple(seen)
+    def _draw(self) -> dict[str, tuple[str, ...]]:
+        from faker import Faker
 
-    @cached_property
-    def first_names(self) -> tuple[str, ...]:
-        return self._unique(self.faker.first_name, 400)
-
-    @cached_property
-    def last_names(self) -> tuple[str, ...]:
-        return self._unique(self.faker.last_name, 200)
-
-    @cached_property
-    def streets(self) -> tuple[str, ...]:
-        return self._unique(self.faker.street_name, 800)
-
-    @cached_property
-    def bairros(self) -> tuple[str, ...]:
-        return self._unique(self.faker.bairro, 300)
+        faker = Faker("pt_BR")
+        faker.seed_instance(self.seed)
+        return {
+            name: _unique(getattr(faker, method), size)
+            for name, method, size in POOL_SIZES
+        }
 
     cities: tuple[tuple[str, str], ...] = (
         ("São Paulo", "SP"), ("Rio de Janeiro", "RJ"), ("Belo Horizonte", "MG"),
@@ -66,6 +82,61 @@ class Pools:
     def email_domains(self) -> tuple[str, ...]:
         return ("gmail.com", "hotmail.com", "outlook.com", "yahoo.com.br",
                 "uol.com.br", "bol.com.br", "terra.com.br", "icloud.com")  # fmt: skip
+
+
+def _unique(make: Callable[[], str], size: int) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for _ in range(size * 3):
+        seen.setdefault(make(), None)
+        if len(seen) >= size:
+            break
+    return tuple(seen)
+
+
+def pools_cache() -> Path:
+    """Where drawn pools are kept: ``$OLTPSEED_HOME/cache`` when the home is
+    set, else the user's cache directory (``$XDG_CACHE_HOME/oltpseed``)."""
+    home = os.environ.get("OLTPSEED_HOME")
+    if home:
+        return Path(home).expanduser() / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "oltpseed"
+
+
+def _pools_file(seed: int) -> Path:
+    import faker  # already loaded by factory_boy
+
+    name = f"pools-faker{faker.VERSION}-v{POOLS_FORMAT}-seed{seed}.json"
+    return pools_cache() / name
+
+
+def _read_pools(seed: int) -> dict[str, tuple[str, ...]] | None:
+    """The cached pools of ``seed``; None when absent or not as written."""
+    try:
+        data = json.loads(_pools_file(seed).read_text(encoding="utf-8"))
+        values = {name: tuple(data[name]) for name, _, _ in POOL_SIZES}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ok = all(
+        0 < len(pool) <= size and all(type(v) is str for v in pool)
+        for (_, _, size), pool in zip(POOL_SIZES, values.values(), strict=True)
+    )
+    return values if ok else None
+
+
+def _write_pools(seed: int, values: dict[str, tuple[str, ...]]) -> None:
+    """Keep the pools for the next start; a cache that cannot be written is
+    only slower, never an error (renamed into place: readers never see half)."""
+    target = _pools_file(seed)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".pools-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(values, handle, ensure_ascii=False)
+        os.replace(temp, target)
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(temp)
 
 
 @lru_cache(maxsize=8)

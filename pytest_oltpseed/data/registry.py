@@ -20,14 +20,19 @@ def factory_for(table: str) -> type[SQLFactory]:
     When several registered domains have a table of that name, the one among
     the domains in use (:func:`pytest_oltpseed.domains.active`) decides.
     """
-    found = _FACTORIES.get(table)
-    if found is not None and len(found) == 1:  # the usual case, at no import's cost
-        return next(iter(found.values()))  # (a stream asks ~4 times an event)
     from pytest_oltpseed.domains import active, registry
 
-    if table not in _FACTORIES:
-        for domain in registry().values():
-            domain.load_factories()
+    mine = active()
+    known = _FACTORIES.get(table, {})
+    if not known or (mine and not mine.intersection(known)):
+        # The domains in use first: seeding one domain imports no other's
+        # factories. Every domain's only for a table none of them makes.
+        domains = registry()
+        for name in sorted(mine.intersection(domains)):
+            domains[name].load_factories()
+        if not mine.intersection(_FACTORIES.get(table, {})):
+            for domain in domains.values():
+                domain.load_factories()
     found = _FACTORIES.get(table, {})
     if len(found) == 1:
         return next(iter(found.values()))

@@ -3,7 +3,8 @@
 Three rooms: :mod:`.catalog` reads PostgreSQL's catalog, :mod:`.generators`
 chooses each column's generator, :mod:`.writer` writes the package (with
 :mod:`.ddl` for the captured DDL and the ownership rule); generated code
-calls :mod:`.runtime`. The package is written whole or not at all.
+declares its columns with :mod:`.vocabulary` and runs on :mod:`.runtime`.
+The package is written whole or not at all.
 """
 
 from __future__ import annotations

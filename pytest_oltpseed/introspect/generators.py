@@ -1,4 +1,4 @@
-"""Generator choice: which ``runtime`` call writes each column.
+"""Generator choice: which generator of the column vocabulary writes each column.
 
 The choice is made from the column's type, its constraints and its name, in
 this order:
@@ -58,33 +58,37 @@ NAME_RULES: list[tuple[str, str, str]] = [
 ]
 
 GENERATORS = {
-    "email": "R.email(g, {length})",
-    "phone": "R.phone(g, {length})",
-    "first_name": "R.first_name(g, {length})",
-    "last_name": "R.last_name(g, {length})",
-    "full_name": "R.full_name(g, {length})",
-    "city": "R.city(g, {length})",
-    "state": "R.state(g, {length})",
-    "country": "R.country(g, {length})",
-    "postal_code": "R.postal_code(g, {length})",
-    "district": "R.district(g, {length})",
-    "street": "R.street(g, {length})",
-    "url": "R.url(g, {length})",
-    "code": "R.code(g, {length})",
-    "words": "R.words(g, 1, 4, {length})",
-    "text": "R.text(g, {length})",
-    "price": "R.number(g, {low}, {high}, {scale})",
-    "quantity": "R.integer(g, {low}, {high})",
-    "year": "R.integer(g, {low}, {high})",
-    "birth_date": "R.birth_date(g)",
-    "moment": "R.moment(g{ranges})",
+    "email": "V.email({length})",
+    "phone": "V.phone({length})",
+    "first_name": "V.first_name({length})",
+    "last_name": "V.last_name({length})",
+    "full_name": "V.full_name({length})",
+    "city": "V.city({length})",
+    "state": "V.state({length})",
+    "country": "V.country({length})",
+    "postal_code": "V.postal_code({length})",
+    "district": "V.district({length})",
+    "street": "V.street({length})",
+    "url": "V.url({length})",
+    "code": "V.code({length})",
+    "words": "V.words(1, 4, {length})",
+    "text": "V.text({length})",
+    "price": "V.number({low}, {high}, {scale})",
+    "quantity": "C.Number({low}, {high})",
+    "year": "C.Number({low}, {high})",
+    "birth_date": "V.birth_date()",
+    "moment": "V.moment({ranges})",
 }
+"""Each generator as the declaration the writer emits (``C``: the column
+vocabulary, :mod:`pytest_oltpseed.data.columns`; ``V``: its generators for
+generated domains, :mod:`pytest_oltpseed.introspect.vocabulary`)."""
 DEFAULT_BOUNDS = {"price": (1, 500), "quantity": (1, 20), "year": (1950, 2025)}
 
 
 @dataclass
 class Choice:
-    """The expression that generates a column, and what was noticed choosing it."""
+    """The generator of a column (a vocabulary expression), and what was
+    noticed choosing it."""
 
     expression: str
     family: str
@@ -153,12 +157,12 @@ def choose(
     kind = family(column)
     allowed = tuple(labels) or column.labels
     if allowed:
-        return Choice(f"R.label(g, {tuple(allowed)!r})", "label", "from CHECK/enum")
+        return Choice(f"C.Choice({tuple(allowed)!r})", "label", "from CHECK/enum")
     if column.kind == "array":
         element = _scalar(table, column, kind, bounds, ranges, rules, element=True)
         if element is None:
             return None
-        return Choice(f"R.array(g, lambda g: {element.expression})", "array")
+        return Choice(f"V.array({element.expression})", "array")
     return _scalar(table, column, kind, bounds, ranges, rules)
 
 
@@ -181,27 +185,27 @@ def _scalar(
             scale = _scale(column)
             text = GENERATORS[generator].format(
                 length=length, low=low, high=high, scale=scale,
-                ranges=f", {ranges}" if ranges else "",
+                ranges=ranges,
             )  # fmt: skip
             return Choice(text, kind, f"name rule {generator}")
     if kind == INTEGER:
         low, high = _bounds(column, kind, bounds, (0, 1000))
-        return Choice(f"R.integer(g, {low}, {high})", kind)
+        return Choice(f"C.Number({low}, {high})", kind)
     if kind == DECIMAL:
         low, high = _bounds(column, kind, bounds, (0, 1000))
-        return Choice(f"R.number(g, {low}, {high}, {_scale(column)})", kind)
+        return Choice(f"V.number({low}, {high}, {_scale(column)})", kind)
     if kind == TEXT:
         if length is not None and length <= 3:
-            return Choice(f"R.code(g, {length})", kind)
-        return Choice(f"R.words(g, 1, 4, {length})", kind)
+            return Choice(f"V.code({length})", kind)
+        return Choice(f"V.words(1, 4, {length})", kind)
     if kind == MOMENT:
-        return Choice(f"R.moment(g{', ' + ranges if ranges else ''})", kind)
+        return Choice(f"V.moment({ranges})", kind)
     if kind == DAY:
-        return Choice(f"R.day(g{', ' + ranges if ranges else ''})", kind)
-    calls = {"boolean": "R.boolean(g)", "uuid": "R.uuid(g)",
-             "document": "R.document(g)", "tsvector": "R.tsvector(g)",
-             "inet": "R.inet(g)", "bytes": "R.bytes_(g)",
-             "interval": "R.interval(g)", "clock": "R.clock(g)"}  # fmt: skip
+        return Choice(f"V.day({ranges})", kind)
+    calls = {"boolean": "C.Flag(0.5)", "uuid": "V.uuid()",
+             "document": "V.document()", "tsvector": "V.tsvector()",
+             "inet": "V.inet()", "bytes": "V.bytes_()",
+             "interval": "V.interval()", "clock": "V.clock()"}  # fmt: skip
     return Choice(calls[kind], kind)
 
 

@@ -1,12 +1,13 @@
-"""What generated domains call: value generators, parent keys, unique values.
+"""What generated domains run on: parent keys, stage hooks, stream events.
 
-A domain written by ``oltpseed introspect`` is plain Python that declares one
-``Col`` per written column; each calls one of these functions with the
-generation context ``g`` (its seeded random stream, ``as_of``, connection).
-Values are ``str``, ``int``, ``Decimal``, ``bool``, ``date``/``datetime`` or
-``None``: arrays, JSON, UUIDs, enums and tsvectors travel as PostgreSQL's own
-text forms, so the seeder's COPY text path (and its worker processes) carries
-every column, and ``INSERT`` lets the server cast them.
+A domain written by ``oltpseed introspect`` declares one ``Col`` per written
+column, each a generator of :mod:`pytest_oltpseed.introspect.vocabulary`
+(the column vocabulary of every domain); those generators read parent keys
+and identifier indices through this module. Values are ``str``, ``int``,
+``Decimal``, ``bool``, ``date``/``datetime`` or ``None``: arrays, JSON,
+UUIDs, enums and tsvectors travel as PostgreSQL's own text forms, so the
+seeder's COPY text (column-wise or a row at a time, in worker processes or
+not) carries every column, and ``INSERT`` lets the server cast them.
 
 Foreign keys are not ``Parent`` declarations (those assume a parent ``id``):
 an FK's columns take one parent key tuple, picked uniformly among the
@@ -26,11 +27,8 @@ demand: with no committed parent the event is not applicable yet.
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
@@ -41,7 +39,12 @@ from pytest_oltpseed.errors import OltpseedError
 
 Key = tuple[Any, ...]
 _STAGE_KEYS: dict[tuple[str, tuple[str, ...]], list[Key]] = {}
-"""Parent keys loaded by the running seeding stage (inherited by its workers)."""
+"""Parent keys loaded by the running seeding stages (inherited by their workers).
+
+Never cleared while seeding: stages run at once on lanes (threads), and one
+stage's start must not drop the keys another is picking from. Each stage
+reloads its own parents' entries; a parent table is complete before any
+stage that references it starts, so a reload holds the same keys."""
 _CONTEXT_KEYS: weakref.WeakKeyDictionary[Context, dict[Any, list[Key]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -49,16 +52,6 @@ _CONTEXT_TAKEN: weakref.WeakKeyDictionary[Context, dict[Any, set[Key]]] = (
     weakref.WeakKeyDictionary()
 )
 """The combinations a table of FK columns holds, per bound context."""
-WORDS = (
-    "alpha", "amber", "anchor", "aurora", "bamboo", "beacon", "breeze", "canyon",
-    "cedar", "comet", "coral", "delta", "ember", "falcon", "fjord", "garnet",
-    "harbor", "indigo", "jasper", "lagoon", "maple", "meadow", "nimbus", "oasis",
-    "onyx", "orchid", "pebble", "prairie", "quartz", "raven", "river", "saffron",
-    "sierra", "summit", "tundra", "velvet", "willow", "zephyr",
-)  # fmt: skip
-TLDS = ("com", "com.br", "net", "org", "io")
-COUNTRIES = ("Brasil", "Portugal", "Argentina", "Chile", "Uruguai", "Paraguai",
-             "Peru", "Colômbia", "México")  # fmt: skip
 
 
 def _keys(table: str, columns: Sequence[str], rows: Any) -> list[Key]:
@@ -127,9 +120,12 @@ class LoadParents:
                 )
 
     def plan(self, seeder: Any, stage: Any) -> tuple[dict[str, Any], int]:
-        _STAGE_KEYS.clear()
-        for table, columns in self.parents:
-            _STAGE_KEYS[(table, columns)] = load_keys(seeder.conn, table, columns)
+        _STAGE_KEYS.update(
+            {
+                (table, columns): load_keys(seeder.conn, table, columns)
+                for table, columns in self.parents
+            }
+        )
         return {}, stage.count
 
 
@@ -160,13 +156,13 @@ def _key_conn(g: Context) -> Any:
 
 
 def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
-    if g.conn is None and g.offline and (table, columns) not in _STAGE_KEYS:
+    """The keys a row of a child picks its parent from: the stage's (seeding),
+    a new parent built in memory (no database: ``build()``, strategies), or
+    the committed keys read once through a bound connection."""
+    if g.conn is None and g.offline:
         return [_built(g, table, columns)]
     if g.conn is None:
-        keys = _STAGE_KEYS.get((table, columns))
-        if keys is None:
-            raise OltpseedError(f"keys of {table} were not loaded for this stage")
-        return keys
+        return stage_keys(table, columns)
     cached = _CONTEXT_KEYS.setdefault(g, {})
     keys = cached.get((table, columns))
     if not keys:
@@ -180,20 +176,6 @@ def parent_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
         made = parent.write(g, parent.make_row(g, create=True))
         keys.append(tuple(made[c] for c in columns))
     return keys
-
-
-def parent(
-    g: Context, table: str, columns: tuple[str, ...], null_share: float = 0.0
-) -> Key | None:
-    """One parent key, uniformly; ``None`` (all FK columns NULL) at ``null_share``."""
-    if null_share and g.rng.random() < null_share:
-        return None
-    keys = parent_keys(g, table, columns)
-    if not keys:
-        raise OltpseedError(
-            f"{table} is empty: seed it first (its profile count is 0?)"
-        )
-    return keys[int(g.rng.random() * len(keys))]
 
 
 def combination(
@@ -228,15 +210,19 @@ def combination(
 
             raise NotApplicable  # a stream: every pair is taken, insert others
         if n:
-            raise OltpseedError(
-                f"{key}: more rows than distinct combinations of "
-                + ", ".join(t for t, _ in parents)
-            )
+            raise too_many(key, parents)
         flat = tuple(value for parent in chosen for value in parent)
         if taken is None or flat not in taken:
             if taken is not None:
                 taken.add(flat)
             return tuple(chosen)
+
+
+def too_many(key: str, parents: Sequence[tuple[str, tuple[str, ...]]]) -> OltpseedError:
+    return OltpseedError(
+        f"{key}: more rows than distinct combinations of "
+        + ", ".join(t for t, _ in parents)
+    )
 
 
 def _taken(g: Context, child: tuple[str, tuple[str, ...]]) -> set[Key]:
@@ -259,251 +245,30 @@ def at(key: Key | None, i: int) -> Any:
     return key[i]
 
 
-# -- values -----------------------------------------------------------------------
-def maybe(g: Context, share: float, value: Any) -> Any:
-    """``None`` at ``share`` for a nullable column (evaluated lazily by callers)."""
-    return None if g.rng.random() < share else value
-
-
-def fit(text: str, length: int | None) -> str:
-    return text if length is None else text[:length]
-
-
-def words(g: Context, low: int = 1, high: int = 4, length: int | None = None) -> str:
-    n = g.randint(low, high)
-    return fit(" ".join(g.choice(WORDS) for _ in range(n)).capitalize(), length)
-
-
-def text(g: Context, length: int | None = None) -> str:
-    return words(g, 2, 6, length)
-
-
-def code(g: Context, length: int | None = None) -> str:
-    """Short uppercase code (char(n) fields, SKUs, states)."""
-    size = min(length or 6, 6)
-    return "".join(chr(65 + g.randint(0, 25)) for _ in range(size))
-
-
-def first_name(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(g.pools.first_names), length)
-
-
-def last_name(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(g.pools.last_names), length)
-
-
-def full_name(g: Context, length: int | None = None) -> str:
-    return fit(g.person_name(), length)
-
-
-def email(g: Context, length: int | None = None) -> str:
-    user = f"{g.choice(WORDS)}.{g.choice(WORDS)}{g.randint(1, 9999)}"
-    return fit(f"{user}@{g.choice(g.pools.email_domains)}", length)
-
-
-def phone(g: Context, length: int | None = None) -> str:
-    return fit(f"+55 {g.randint(11, 99)} 9{g.randint(1000, 9999)}-"
-               f"{g.randint(1000, 9999)}", length)  # fmt: skip
-
-
-def city(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(g.pools.cities)[0], length)
-
-
-def state(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(g.pools.cities)[1], length)
-
-
-def country(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(COUNTRIES), length)
-
-
-def street(g: Context, length: int | None = None) -> str:
-    return fit(f"{g.choice(g.pools.streets)}, {g.randint(1, 3999)}", length)
-
-
-def district(g: Context, length: int | None = None) -> str:
-    return fit(g.choice(g.pools.bairros), length)
-
-
-def postal_code(g: Context, length: int | None = None) -> str:
-    return fit(f"{g.randint(10000, 99999)}-{g.randint(0, 999):03d}", length)
-
-
-def url(g: Context, length: int | None = None) -> str:
-    return fit(f"https://{g.choice(WORDS)}.{g.choice(TLDS)}/{g.choice(WORDS)}", length)
-
-
-def integer(g: Context, low: int = 0, high: int = 1000) -> int:
-    return g.randint(low, high)
-
-
-def number(
-    g: Context, low: float, high: float, scale: int | None = 2
-) -> Decimal | float:
-    """A numeric in [low, high] with ``scale`` digits (``None``: a float)."""
-    value = g.rng.uniform(low, high)
-    if scale is None:
-        return value
-    quantum = Decimal(1).scaleb(-scale)
-    fitted = Decimal(str(value)).quantize(quantum)
-    return min(max(fitted, Decimal(str(low))), Decimal(str(high)))
-
-
-def boolean(g: Context, true_share: float = 0.5) -> bool:
-    return g.rng.random() < true_share
-
-
-HISTORY = timedelta(days=730)
-
-
-def moment(
-    g: Context,
-    ranges: Sequence[tuple[datetime, datetime]] = (),
-    *,
-    future: bool = False,
-) -> datetime:
-    """A time in the last two years before ``as_of`` (or the next 60 days), or
-    inside one of ``ranges`` (a partitioned table's bounds, end excluded)."""
-    if ranges:
-        start, end = ranges[int(g.rng.random() * len(ranges))]
-        return g.moment(start, end - timedelta(seconds=1))
-    if future:
-        return g.moment(g.as_of, g.as_of + timedelta(days=60))
-    return g.moment(g.as_of - HISTORY, g.as_of)
-
-
-def day(g: Context, ranges: Sequence[tuple[datetime, datetime]] = ()) -> date:
-    return moment(g, ranges).date()
-
-
-def birth_date(g: Context) -> date:
-    today = g.as_of.date()
-    return g.day(today - timedelta(days=90 * 365), today - timedelta(days=18 * 365))
-
-
-def clock(g: Context) -> time:
-    return time(g.randint(0, 23), g.randint(0, 59), g.randint(0, 59))
-
-
-def interval(g: Context) -> str:
-    return f"{g.randint(0, 30)} days {g.randint(0, 23)} hours"
-
-
-def uuid(g: Context) -> str:
-    """A version-4 UUID from the seeded stream (same seed, same UUIDs)."""
-    bits = g.rng.getrandbits(128)
-    bits = (bits & ~(0xF << 76)) | (4 << 76)
-    bits = (bits & ~(0x3 << 62)) | (0x2 << 62)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def document(g: Context) -> str:
-    """A small JSON object (json/jsonb columns)."""
-    return json.dumps(
-        {"source": "oltpseed", "tag": g.choice(WORDS), "score": g.randint(0, 100)}
-    )
-
-
-def tsvector(g: Context) -> str:
-    return " ".join(f"'{g.choice(WORDS)}':{i}" for i in range(1, g.randint(2, 5) + 1))
-
-
-def inet(g: Context) -> str:
-    return f"10.{g.randint(0, 255)}.{g.randint(0, 255)}.{g.randint(1, 254)}"
-
-
-def bytes_(g: Context) -> str:
-    return "\\x" + "".join(f"{g.randint(0, 255):02x}" for _ in range(8))
-
-
-def label(g: Context, labels: Sequence[Any]) -> Any:
-    return labels[int(g.rng.random() * len(labels))]
-
-
-def array(g: Context, make: Any, low: int = 0, high: int = 3) -> str:
-    """A PostgreSQL array literal of ``make(g)`` values (distinct, quoted)."""
-    values: dict[str, None] = {}
-    for _ in range(g.randint(low, high)):
-        values.setdefault(str(make(g)), None)
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
-
-
-# -- unique by construction ------------------------------------------------------------
-def unique_int(g: Context, domain: str, key: str, low: int = 1) -> int:
-    return low + g.next_index(domain, key)
-
-
-def unique_text(
-    g: Context, domain: str, key: str, length: int | None, make: Any = None
-) -> str:
-    """A readable value made unique by its index suffix (never by retrying)."""
-    n = g.next_index(domain, key)
-    suffix = f"-{n:x}"
-    if length is not None and len(suffix) > length:
-        return _packed(n, length, key)
-    head = str(make(g)) if make else g.choice(WORDS)
-    if length is not None:
-        head = head[: max(0, length - len(suffix))]
-    if "@" in head:  # an e-mail stays one: the suffix goes before the domain
-        user, _, host = head.partition("@")
-        return fit(f"{user}{suffix}@{host}", length)
-    return f"{head}{suffix}"
-
-
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _packed(n: int, length: int, key: str) -> str:
-    """``n`` in base 36, ``length`` characters, for a short key (``char(3)``)
-    once ``-<hex>`` no longer fits: it has no ``-``, so it never equals a
-    value of the readable form."""
-    if n >= 36**length:
-        raise OltpseedError(
-            f"{key}: more than {36**length:,} unique values do not fit in "
-            f"{length} characters (lower the profile's count)"
-        )
-    digits = ""
-    for _ in range(length):
-        n, digit = divmod(n, 36)
-        digits = _DIGITS[digit] + digits
-    return digits
-
-
-def unique_moment(
-    g: Context,
-    domain: str,
-    key: str,
-    ranges: Sequence[tuple[datetime, datetime]] = (),
-) -> datetime:
-    """Distinct times, one second apart from a start inside the allowed range."""
-    start = ranges[0][0] if ranges else g.as_of - HISTORY
-    return start + timedelta(seconds=g.next_index(domain, key))
-
-
-def unique_uuid(g: Context, domain: str, key: str) -> str:
-    n = g.next_index(domain, key)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
-
-def optional_parent(
-    g: Context, table: str, columns: tuple[str, ...], null_share: float = 0.0
-) -> Key | None:
-    """A parent key, or ``None`` while the parent has no rows yet: a
-    self-reference (the first rows are roots) or an FK that closes a cycle."""
-    if null_share and g.rng.random() < null_share:
-        return None
+def optional_keys(g: Context, table: str, columns: tuple[str, ...]) -> list[Key]:
+    """The keys of a parent that may have no rows yet (a self-reference: the
+    first rows are roots; an FK that closes a cycle): empty rather than an
+    error, and never a parent made on demand."""
     if g.conn is None:
-        keys = _STAGE_KEYS.get((table, columns)) or []
-    else:
-        keys = _CONTEXT_KEYS.setdefault(g, {}).get((table, columns)) or []
-        if not keys:
-            keys = load_keys(_key_conn(g), table, columns)
-            _CONTEXT_KEYS[g][(table, columns)] = keys
-    return keys[int(g.rng.random() * len(keys))] if keys else None
+        return _STAGE_KEYS.get((table, columns)) or []
+    cached = _CONTEXT_KEYS.setdefault(g, {})
+    keys = cached.get((table, columns))
+    if not keys:
+        keys = cached[(table, columns)] = load_keys(_key_conn(g), table, columns)
+    return keys
+
+
+def stage_keys(
+    table: str, columns: tuple[str, ...], optional: bool = False
+) -> list[Key]:
+    """The keys the running seeding stage loaded (:class:`LoadParents`): what
+    a column-wise chunk picks from, as one row does through :func:`parent_keys`."""
+    keys = _STAGE_KEYS.get((table, columns))
+    if keys is None:
+        if optional:
+            return []
+        raise OltpseedError(f"keys of {table} were not loaded for this stage")
+    return keys
 
 
 # -- stream events ---------------------------------------------------------------------
@@ -592,19 +357,3 @@ def parent_keys_or_none(ctx: Any, table: str, key: tuple[str, ...]) -> list[Key]
     if (table, key) not in cached:
         cached[(table, key)] = load_keys(_key_conn(ctx), table, key)
     return cached[(table, key)]
-
-
-def after(g: Context, early: Any, strict: bool, make: Any) -> Any:
-    """A value at or after ``early`` (an end date after its start: ``CHECK
-    (enddate >= startdate)``), up to 30 days later; with ``early`` NULL, the
-    column's own generator ``make``."""
-    if early is None:
-        return make(g)
-    if isinstance(early, datetime):
-        step = timedelta(seconds=g.randint(1 if strict else 0, 30 * 86400))
-        return early + step
-    if isinstance(early, date):
-        return early + timedelta(days=g.randint(1 if strict else 0, 30))
-    if isinstance(early, Decimal | int | float):
-        return early + g.randint(1 if strict else 0, 100)
-    return make(g)

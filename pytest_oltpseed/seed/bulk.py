@@ -3,9 +3,13 @@
 factory_boy's ``create_batch`` runs ``create()`` n times: a round trip and
 ~100 us of factory_boy per row. Here the rows come from the same
 declarations (:meth:`SQLFactory.make_row`, so no field is defined twice),
-their ids are taken from the table's sequence in one statement, and they land
-with one COPY per table (header, then items); the rows are read back, so the
-caller gets what the database holds (defaults and triggers included).
+their keys (and every other per-row default) are taken up front from the
+table's own sequences in one statement, whatever the key is called or made
+of (:mod:`~pytest_oltpseed.seed.landing`: ``id``, ``film_id``, a composite
+or identity key, a schema-qualified table), and they land with one COPY per
+table (header, then items); what only the server knows is read back by the
+primary key, so the caller gets what the database holds (defaults and
+triggers included). Any factory works, a generated domain's too.
 
 A table whose columns are all column generators (``consultas``, ``exames``,
 ``internacoes``) is made a column at a time with NumPy, as the seeder's fast
@@ -17,14 +21,14 @@ with no rows gets a few made first, through this same path); a parent given
 as a keyword (``paciente=row``) or through ``paciente__nome=...`` is used
 as ``create()`` would use it. Factories with rules across rows (a stock
 check before a sale item, a total kept after it, a pick restricted by SQL)
-keep factory_boy's row-by-row path, which applies those rules.
+keep factory_boy's row-by-row path, which applies those rules; so does a
+table whose rows could not be found again after a COPY (no primary key, and
+a trigger or a generated column: :func:`landing.findable`).
 """
 
 from __future__ import annotations
 
-import collections
 import random
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,9 +44,10 @@ from pytest_oltpseed.data.factory import (
     Row,
     SQLFactory,
     factory_for,
+    ref_id,
 )
 from pytest_oltpseed.db import table_ident
-from pytest_oltpseed.seed import chunks
+from pytest_oltpseed.seed import chunks, landing
 from pytest_oltpseed.seed.chunks import copy_text
 
 EMPTY_PARENTS = 100  # rows made first in a parent table that has none
@@ -72,17 +77,18 @@ def create_batch(
     """``size`` new rows of ``factory`` (with ``params`` as in ``create()``)."""
     if size <= 0:
         return []
-    if has_rules(factory):
-        return [factory.create(**params) for _ in range(size)]
     conn = ctx.conn
     assert conn is not None
+    shape = landing.shape(conn, factory._table)
+    if has_rules(factory) or not landing.findable(shape):
+        return [factory.create(**params) for _ in range(size)]
     overrides = factory.normalize(params)
     pickers, pools = _pickers(factory, ctx, overrides, size)
     if not overrides and columnwise(factory, size):
-        made = _columns(factory, ctx, size, pools)
+        made = _columns(factory, ctx, size, pools, shape)
         ctx.count(factory._table, "insert", size)
         ctx.forget_ids(factory._table)
-        return _read_back(conn, factory, [], made)
+        return _read_back(conn, factory, shape, made=made)
     for value in overrides.values():  # an unsaved parent row given: saved once
         if isinstance(value, Ref) and value.table and "id" not in value.row:
             assert isinstance(value.row, Row)
@@ -90,7 +96,7 @@ def create_batch(
     saved = ctx.reserve_block
     ctx.reserve_block = max(saved, size)  # one reservation per identifier
     try:
-        rows = _generate_and_land(factory, ctx, size, pickers, overrides)
+        rows = _generate_and_land(factory, ctx, size, pickers, overrides, shape)
     finally:
         ctx.reserve_block = saved
     ctx.count(factory._table, "insert", size)
@@ -105,7 +111,7 @@ def create_batch(
         _land(conn, child, children)
         ctx.count(items.table, "insert", len(children))
         ctx.forget_ids(items.table)
-    return _read_back(conn, factory, rows)
+    return _read_back(conn, factory, shape, rows)
 
 
 def _pickers(
@@ -146,8 +152,8 @@ def columnwise(factory: type[SQLFactory], size: int) -> bool:
     if factory._items() or not chunks.columnar(factory._table):
         return False
     gens = [d.fn for _, kind, d in factory._plan() if kind is not Parent]
-    if any(_indexed(gen) for gen in gens):
-        return False
+    if any(_indexed(gen) or getattr(gen, "seeding_only", False) for gen in gens):
+        return False  # a generated domain's keys are loaded by a seeding stage
     return columns.fast_enabled(size)
 
 
@@ -168,19 +174,23 @@ _PYTHON = {
 
 
 def _columns(
-    factory: type[SQLFactory], ctx: Context, size: int, pools: Mapping[str, Any]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
+    factory: type[SQLFactory],
+    ctx: Context,
+    size: int,
+    pools: Mapping[str, Any],
+    shape: landing.Shape,
+) -> dict[str, list[Any]]:
     """The batch generated column-wise, as the seeder's NumPy path makes a
     chunk (the same declarations' ``many``), landed with one COPY; the rows
-    come back as Python values (column names, one tuple a row). The streams
-    are keyed by a draw from the context's generator: the same seed gives the
-    same batch."""
+    come back as Python values, a list per column (what the server filled
+    per row included). The streams are keyed by a draw from the context's
+    generator: the same seed gives the same batch."""
     conn = ctx.conn
     assert conn is not None
     salt = ctx.rng.getrandbits(64)
     excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
     frame = columns.Frame(ctx.as_of, size, ctx.pools)
-    names, texts, values = ["id"], [], []
+    names, texts, values = [], [], []
     for name, kind, declaration in factory._plan():
         if kind is Parent:
             pool = pools[name]
@@ -200,15 +210,26 @@ def _columns(
             continue
         names.append(name)
         texts.append(columns.column_text(gen_kind, array))
-        target = _PYTHON.get(gen_kind)
-        values.append((array.astype(target) if target else array).tolist())
-    ids = _ids(conn, factory._table, size)
-    texts.insert(0, [str(i) for i in ids])
-    values.insert(0, ids)
+        values.append(_python(gen_kind, array))
+    taken = shape.taken(names, every=conn.autocommit)
+    filled, filled_texts = landing.take(conn, shape, taken, size)
+    for name in reversed(taken):
+        names.insert(0, name)
+        values.insert(0, filled[name])
+        given = filled_texts.get(name, filled[name])
+        texts.insert(0, [copy_text(v) for v in given])
     lines = list(map("\t".join, zip(*texts, strict=True)))
     lines.append("")
     _copy(conn, factory._table, names, "\n".join(lines).encode())
-    return names, list(zip(*values, strict=True))
+    return dict(zip(names, values, strict=True))
+
+
+def _python(kind: str, array: Any) -> list[Any]:
+    """A column array as the Python values its rows hold (NaT: None)."""
+    if kind == "money":  # whole cents
+        return [None if v is None else columns.to_money(v) for v in array.tolist()]
+    target = _PYTHON.get(kind)
+    return (array.astype(target) if target else array).tolist()  # type: ignore[no-any-return]
 
 
 def _generate_and_land(
@@ -217,6 +238,7 @@ def _generate_and_land(
     size: int,
     pickers: dict[str, Any],
     overrides: Mapping[str, Any],
+    shape: landing.Shape,
 ) -> list[Row]:
     """Make every row, then land them with one COPY.
 
@@ -230,44 +252,48 @@ def _generate_and_land(
         factory.make_row(ctx, pickers, create=True, overrides=overrides)
         for _ in range(size)
     ]
-    _land(conn, factory, rows)
+    _land(conn, factory, rows, shape)
     return rows
 
 
-def _ids(conn: psycopg.Connection, table: str, n: int) -> list[int]:
-    """``n`` new ids from ``table``'s sequence, in one statement.
-
-    Only their range travels back when it has no gap (nobody else took ids
-    meanwhile: the usual case), not 10,000 rows of one value each.
-    """
-    low, high, ids = conn.execute(
-        "WITH taken AS (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id "
-        "FROM generate_series(1, %s)) "
-        "SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) "
-        "THEN array_agg(id ORDER BY id) END FROM taken",
-        (table, n),
-    ).fetchone()  # type: ignore[misc]
-    return list(ids) if ids is not None else list(range(low, high + 1))
-
-
-def _render(rows: list[Row], columns: Sequence[str]) -> bytes:
-    """Rows as COPY text, as the seeder renders them."""
+def _render(
+    rows: list[Row], columns: Sequence[str], texts: Mapping[str, list[str]]
+) -> bytes:
+    """Rows as COPY text, as the seeder renders them (``texts``: a column's
+    text forms where its values have none of their own, a uuid)."""
     try:
-        lines = ["\t".join([copy_text(row[c]) for c in columns]) for row in rows]
+        cells = [
+            [copy_text(v) for v in texts[c]]
+            if c in texts
+            else [copy_text(row[c]) for row in rows]
+            for c in columns
+        ]
     except TypeError as exc:  # a caller's value COPY text does not know
         raise FieldError(f"create_batch cannot write this value: {exc}") from None
+    lines = list(map("\t".join, zip(*cells, strict=True)))
     lines.append("")
     return "\n".join(lines).encode()
 
 
-def _land(conn: psycopg.Connection, factory: type[SQLFactory], rows: list[Row]) -> None:
-    """Give ``rows`` ids from the table's sequence, then COPY them in."""
+def _land(
+    conn: psycopg.Connection,
+    factory: type[SQLFactory],
+    rows: list[Row],
+    shape: landing.Shape | None = None,
+) -> None:
+    """Give ``rows`` what the server would fill per row (their keys, from the
+    table's sequences, whatever the columns are called), then COPY them in."""
     if not rows:
         return
-    for row, new_id in zip(rows, _ids(conn, factory._table, len(rows)), strict=True):
-        row["id"] = new_id
-    names = ["id", *factory.column_names()]
-    _copy(conn, factory._table, names, _render(rows, names))
+    shape = shape or landing.shape(conn, factory._table)
+    written = factory.column_names()
+    taken = shape.taken(written, every=conn.autocommit)
+    values, texts = landing.take(conn, shape, taken, len(rows))
+    for column in taken:
+        for row, value in zip(rows, values[column], strict=True):
+            row[column] = value
+    names = [*taken, *written]
+    _copy(conn, factory._table, names, _render(rows, names, texts))
 
 
 def _copy(conn: psycopg.Connection, table: str, names: list[str], data: bytes) -> None:
@@ -278,97 +304,48 @@ def _copy(conn: psycopg.Connection, table: str, names: list[str], data: bytes) -
         copy.write(data)
 
 
-STABLE_DEFAULT = re.compile(
-    r"^(now\(\)|CURRENT_TIMESTAMP|CURRENT_DATE|LOCALTIMESTAMP|"
-    r"transaction_timestamp\(\)|true|false|-?[0-9.]+|'[^']*'(::[a-z ]+)?)"
-    r"(::[a-z ]+)?$"
-)
-"""A default that is the same for every row of one transaction: a constant,
-or the transaction's start time (``now()`` is fixed for the transaction)."""
-
-CATALOG = """
-SELECT a.attname,
-       CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
-       format_type(a.atttypid, a.atttypmod),
-       EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = a.attrelid
-               AND NOT g.tgisinternal AND g.tgtype & 7 = 7)
-FROM pg_attribute a
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
-"""
-"""Per column of a table: its default as an expression of the column's type
-(``None`` for none or a generated column), and whether a BEFORE INSERT row
-trigger (``tgtype`` bits ROW | BEFORE | INSERT) may change what was written."""
-
-
 def _read_back(
     conn: psycopg.Connection,
     factory: type[SQLFactory],
-    rows: list[Row],
-    made: tuple[list[str], list[tuple[Any, ...]]] | None = None,
+    shape: landing.Shape,
+    rows: list[Row] | None = None,
+    made: Mapping[str, list[Any]] | None = None,
 ) -> list[Row]:
-    """The rows as ``create()`` returns them: every column, FKs as ids, and
-    what the database filled in (timestamps, other defaults): evaluated once
-    when it is the same for the whole transaction (``now()``), read back
-    otherwise, every column when a BEFORE INSERT trigger may change rows.
+    """The rows as ``create()`` returns them: every column of the table, FKs
+    as ids, what the server filled in (taken up front, or a default fixed for
+    the transaction evaluated once), and what only it knows read back by the
+    key (see :mod:`pytest_oltpseed.seed.landing`); then the header's items.
 
-    ``made`` gives the rows as (column names, value tuples) instead (the
-    column-wise path), so no row is built twice."""
-    written = ["id", *factory.column_names()]
-    catalog = conn.execute(CATALOG, (factory._table,)).fetchall()
-    filled = [name for name, _, _, _ in catalog]
-    missing = [c for c in filled if c not in written]
-    defaults = {name: (expr, kind) for name, expr, kind, _ in catalog}
-    triggered = bool(catalog) and catalog[0][3]
-    if triggered:  # a BEFORE INSERT trigger may change any column: read all
-        written, missing = ["id"], [c for c in filled if c != "id"]
-    stored: Mapping[int, tuple[Any, ...]] = collections.defaultdict(tuple)
-    if (
-        missing
-        and not triggered
-        and all(STABLE_DEFAULT.match(defaults[c][0] or "") for c in missing)
-    ):
-        # every unwritten column took a default fixed for the transaction
-        # (now(): created_at, updated_at) and no trigger changed the rows:
-        # one evaluation gives every row's values, no read of 10,000 rows
-        once = sql.SQL("SELECT {}").format(
-            sql.SQL(", ").join(
-                sql.SQL(f"({defaults[c][0]})::{defaults[c][1]}")  # type: ignore[misc]
-                for c in missing
-            )
-        )
-        same = conn.execute(once).fetchone() or ()
-        stored = collections.defaultdict(lambda: same)
-    elif missing:
-        query = sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
-            sql.SQL(", ").join(map(sql.Identifier, missing)),
-            table_ident(factory._table),
-        )
-        ids = [row[0] for row in made[1]] if made else [row["id"] for row in rows]
-        stored = {r[0]: r[1:] for r in conn.execute(query, (ids,))}
+    ``made`` gives the rows column by column instead (the column-wise path),
+    so no row is built twice."""
+    if made is not None:
+        columns = dict(made)
+    else:
+        assert rows
+        columns = {}
+        for name in shape.names:
+            if name not in rows[0]:
+                continue
+            values = [row[name] for row in rows]
+            if any(type(v) is Ref for v in values):
+                values = [ref_id(v) for v in values]
+            columns[name] = values
+    n = len(next(iter(columns.values())))
+    known = list(columns)
+    if shape.triggered:  # a BEFORE INSERT trigger may change any column
+        unsure = [c for c in shape.names if c not in shape.key]
+    else:
+        unsure = [c for c in known if not landing.as_read(shape.types[c], columns[c])]
+        unsure += [c for c in shape.names if c in shape.generated]
+    columns.update(landing.read(conn, shape, columns, unsure, n))
+    once = landing.stable(
+        conn, shape, [c for c in shape.stable(known) if c not in unsure]
+    )
+    for name in shape.names:
+        if name not in columns:
+            columns[name] = [once.get(name)] * n
     items = [name for name, _ in factory._items()]
-    order = [*filled, *items]
-    # per row, only list work: values in (written, missing, items) order,
-    # FKs given as a Ref written as its id, then placed in the table's order
-    given = [*written, *missing, *items]
-    place = [given.index(c) for c in order]
-    fks = [i for i, c in enumerate(written) if rows and type(rows[0][c]) is Ref]
-    out = []
-    if made is not None:  # value tuples in made's column order; no items
-        names, tuples = made
-        pick = [names.index(c) for c in written]
-        for made_row in tuples:
-            values = [made_row[i] for i in pick]
-            values += stored[values[0]]
-            out.append(Row(zip(order, [values[i] for i in place], strict=True)))
-        return out
-    for row in rows:
-        values = [row[c] for c in written]
-        for i in fks:
-            if type(values[i]) is Ref:
-                values[i] = values[i].row["id"]
-        values += stored[row["id"]]
-        values += [row[name] for name in items]
-        out.append(Row(zip(order, [values[i] for i in place], strict=True)))
-    return out
+    order = [*shape.names, *items]
+    lists = [columns[c] for c in shape.names]
+    lists += [[row[name] for row in rows or ()] for name in items]
+    return [Row(zip(order, values, strict=True)) for values in zip(*lists, strict=True)]

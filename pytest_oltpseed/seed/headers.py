@@ -25,8 +25,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from psycopg import sql
-
 from pytest_oltpseed.data import columns, indices
 from pytest_oltpseed.data.factory import (
     Context,
@@ -39,6 +37,7 @@ from pytest_oltpseed.data.factory import (
     factory_for,
 )
 from pytest_oltpseed.data.factory import pools as value_pools
+from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.seed import chunks
 
 if TYPE_CHECKING:
@@ -165,7 +164,7 @@ def _land(writer: Any, texts: list[Text], result: StageResult) -> None:
     (_, names, data, rows), *items = texts
     writer._land(rows, result, lambda copy: copy.write(data), names)
     for table, names, data, rows in items:
-        writer._copy(sql.Identifier(table), names, lambda copy, d=data: copy.write(d))
+        writer._copy(table_ident(table), names, lambda copy, d=data: copy.write(d))
         result.items[table] += rows
 
 

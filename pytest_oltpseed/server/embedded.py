@@ -1,8 +1,9 @@
 """Private PostgreSQL clusters: the persistent embedded server and ephemeral ones.
 
 Both are driven by pytest-postgresql's :class:`PostgreSQLExecutor` (pg_ctl
-under mirakuru) rather than a process manager of our own. What this module adds
-is what that executor lacks (pytest-postgresql issues #341 and #455):
+under mirakuru, in :mod:`.cluster`, imported only to start or stop a cluster)
+rather than a process manager of our own. What this package adds is what that
+executor lacks (pytest-postgresql issues #341 and #455):
 
 * root safety: PostgreSQL refuses to run as root, so when the effective uid is
   0 every pg_ctl call goes through a root-owned wrapper that drops to an
@@ -33,17 +34,17 @@ import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import port_for
 import psycopg
-from mirakuru.base import ENV_UUID
-from mirakuru.exceptions import ExecutorError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pytest_postgresql.executors import PostgreSQLExecutor
 
 from pytest_oltpseed.config import conninfo_url
 from pytest_oltpseed.errors import ServerError, UsageError
+
+if TYPE_CHECKING:
+    from pytest_oltpseed.server.cluster import ClusterExecutor
 
 HOME_ENV = "OLTPSEED_HOME"
 BINDIR_ENV = "OLTPSEED_PG_BINDIR"
@@ -287,94 +288,6 @@ def _setpriv() -> str:
     return found
 
 
-class ClusterExecutor(PostgreSQLExecutor):
-    """pytest-postgresql's executor, made root-safe and optionally persistent.
-
-    ``persistent`` keeps an existing data directory (the stock executor wipes it
-    at every start and on garbage collection).
-    """
-
-    @classmethod
-    def for_layout(
-        cls, layout: Layout, port: int, *, persistent: bool, options: str = ""
-    ) -> ClusterExecutor:
-        """Find the binaries and prepare the directories, then build the executor.
-
-        Failing here, before the executor exists, keeps its ``__del__`` (which
-        expects a complete object) from printing a traceback after our message.
-        """
-        executable = layout.prepare(find_bindir())
-        return cls(layout, port, executable, persistent=persistent, options=options)
-
-    def __init__(
-        self,
-        layout: Layout,
-        port: int,
-        executable: str,
-        *,
-        persistent: bool,
-        options: str = "",
-    ) -> None:
-        self._persistent = persistent
-        self.layout = layout
-        super().__init__(
-            executable=executable,
-            host=HOST,
-            port=port,
-            datadir=str(layout.datadir),
-            unixsocketdir=str(layout.socketdir),
-            logfile=str(layout.logfile),
-            startparams="-w",
-            dbname=DATABASE,
-            user=SUPERUSER,
-            postgres_options=f"{POSTGRES_OPTIONS} {options}".strip(),
-            timeout=60,
-        )
-
-    @property
-    def envvars(self) -> dict[str, str]:
-        # mirakuru marks children with "<pid>:<uuid>" and, when *any* Python
-        # process that imported it exits, SIGKILLs every process whose mark
-        # merely contains that process's pid as a substring: a short-lived CLI
-        # or xdist worker could kill another session's server. Ours carry no
-        # mark; the persistent one must outlive us anyway, and ephemeral ones
-        # are stopped by their context manager or swept by the next session.
-        envs = super().envvars
-        envs.pop(ENV_UUID, None)
-        return envs
-
-    def init_directory(self) -> None:
-        if (self.layout.datadir / "PG_VERSION").exists():
-            self._directory_initialised = True
-            return
-        super().init_directory()
-
-    def clean_directory(self) -> None:
-        if not self._persistent:
-            super().clean_directory()
-
-    def start_cluster(self) -> None:
-        """Start, turning every failure into one line that points at the log."""
-        try:
-            self.start()
-            # mirakuru calls the server up once its port is open, which happens
-            # before PostgreSQL accepts connections ("the database system is
-            # starting up"); pg_ctl -w exits only once it does.
-            code = self.process.wait(timeout=self._timeout) if self.process else 0
-        except (ExecutorError, subprocess.SubprocessError, OSError) as exc:
-            raise ServerError(
-                f"PostgreSQL did not start on {HOST}:{self.port}: {_reason(exc)}; "
-                f"see {self.layout.logfile}"
-            ) from None
-        if code != 0:
-            raise ServerError(
-                f"PostgreSQL did not start on {HOST}:{self.port} (pg_ctl exit "
-                f"{code}); see {self.layout.logfile}"
-            )
-        if self._persistent:
-            self._clear_process()  # the server outlives this process
-
-
 def _reason(exc: BaseException) -> str:
     output = getattr(exc, "output", None) or getattr(exc, "stderr", None)
     if isinstance(output, bytes):
@@ -426,18 +339,27 @@ class EmbeddedServer:
             return None
 
     def _executor(self, port: int) -> ClusterExecutor:
+        from pytest_oltpseed.server.cluster import ClusterExecutor
+
         return ClusterExecutor.for_layout(
             Layout(self.home, run_as_account()), port, persistent=True
         )
 
     def status(self) -> ServerInfo | None:
-        """The running server, or ``None``; never starts anything."""
+        """The running server, or ``None``; never starts anything.
+
+        A server whose ``postmaster.pid`` says it is ready is taken at its
+        word, as ``pg_ctl status`` would: asking pg_ctl costs every command
+        two processes (three through root's wrapper) and the executor's
+        imports. Anything less certain still goes to ``pg_ctl status``.
+        """
         port = self._saved_port()
-        if port is None or not (self.home / "pg" / "data" / "postmaster.pid").exists():
+        datadir = self.home / "pg" / "data"
+        if port is None or not (datadir / "postmaster.pid").exists():
             return None
-        if not self._executor(port).running():
+        if not (ready_postmaster(datadir, port) or self._executor(port).running()):
             return None
-        return ServerInfo(port=port, datadir=self.home / "pg" / "data")
+        return ServerInfo(port=port, datadir=datadir)
 
     def start(self) -> tuple[ServerInfo, bool]:
         """Start the server unless it runs; returns (info, started_now)."""
@@ -458,6 +380,8 @@ class EmbeddedServer:
 
     def stop(self) -> bool:
         """Stop the server; ``False`` when it was not running."""
+        from pytest_oltpseed.server.cluster import ExecutorError
+
         with self._locked():
             info = self.status()
             if info is None:
@@ -473,7 +397,30 @@ class EmbeddedServer:
 
 
 def free_port() -> int:
+    import port_for
+
     return int(port_for.select_random())
+
+
+def ready_postmaster(datadir: Path, port: int) -> bool:
+    """Whether ``datadir``'s postmaster.pid names a live server that is
+    ready on ``port`` (pg_ctl status's own test: the pid answers signal 0).
+
+    ``False`` means "not sure", never "stopped": the file may be stale,
+    another user's, or the server still starting.
+    """
+    try:
+        lines = (datadir / "postmaster.pid").read_text().splitlines()
+        pid, listening, state = int(lines[0]), int(lines[3]), lines[7].strip()
+    except (OSError, ValueError, IndexError):
+        return False
+    if pid <= 0 or listening != port or state != "ready":
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _port_free(port: int) -> bool:
@@ -514,6 +461,8 @@ def ephemeral_server(
 
     ``options`` are more ``-c name=value`` server settings (they win over ours).
     """
+    from pytest_oltpseed.server.cluster import ClusterExecutor, ExecutorError
+
     sweep_ephemeral(base, keep_kept=keep_kept)
     root = Path(tempfile.mkdtemp(prefix=EPHEMERAL_PREFIX, dir=base))
     (root / OWNER_FILE).write_text(str(os.getpid()))

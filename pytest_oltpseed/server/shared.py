@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_oltpseed.errors import ServerError
+from pytest_oltpseed.server.cluster import ClusterExecutor
 from pytest_oltpseed.server.embedded import (
     DATABASE,
     EPHEMERAL_PREFIX,
     KEPT_FILE,
     OWNER_FILE,
-    ClusterExecutor,
     Layout,
     ServerInfo,
     ensure_database,

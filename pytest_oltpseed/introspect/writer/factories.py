@@ -18,13 +18,18 @@ def factories_py(
     out = [
         f'"""Factories of the {name} domain: a factory a table, a Col a column.\n',
         f"{header}\n",
-        "Serial/identity columns are left to the server and generated columns are",
-        "never written. FK columns read their parent's key from an excluded",
-        "helper column (oltpseed_fk*, oltpseed_combo_*).",
+        "Each column is one generator of the column vocabulary (C: the built-in",
+        "domains' own, V: the generators for generated domains), which makes",
+        "one value for create() and the stream, or a whole column when seeding",
+        "column-wise: the same rows either way. Serial/identity columns are left",
+        "to the server and generated columns are never written. FK columns read",
+        "their parent's key from an excluded helper column (oltpseed_fk*,",
+        "oltpseed_combo_*).",
         '"""\n',
         "import datetime  # noqa: F401 (partition ranges)\n",
+        "from pytest_oltpseed.data import columns as C  # noqa: F401",
         "from pytest_oltpseed.data.factory import Col, SQLFactory",
-        "from pytest_oltpseed.introspect import runtime as R\n",
+        "from pytest_oltpseed.introspect import vocabulary as V\n",
         f"DOMAIN = {name!r}",
     ]  # fmt: skip
     for t in ordered:

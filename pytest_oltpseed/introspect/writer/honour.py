@@ -5,6 +5,7 @@ for a CHECK that is not understood (when NULL satisfies it)."""
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ class Honoured:
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     forced_null: set[str] = field(default_factory=set)
     computed: dict[str, str] = field(default_factory=dict)
-    """column -> Python expression (CHECK col = ...)"""
+    """column -> Python expression over ``r.<column>`` (CHECK col = ...)"""
     after: dict[str, tuple[str, bool]] = field(default_factory=dict)
     """CHECK late >= early: late -> (early, strict)"""
     frozen: set[str] = field(default_factory=set)
@@ -49,11 +50,9 @@ def honour(table: Table, notes: list[str]) -> Honoured:
                 )
             continue
         found = generators.derived(check.expression, names)
-        if found and _before(table, found[0], found[1]):
-            target, python = found
-            inputs = generators.referenced(python.replace("r.", ""), names)
-            guard = " or ".join(f"r.{c} is None" for c in inputs)
-            computed[target] = f"None if {guard} else {python}"
+        inputs = re.findall(r"\br\.(\w+)", found[1]) if found else []
+        if found and _before(table, found[0], found[1]) and _readable(table, inputs):
+            computed[found[0]] = found[1]
             frozen.update(inputs)
             continue
         order = generators.ordered(check.expression, names)
@@ -115,6 +114,15 @@ def _before(table: Table, column: str, python: str) -> bool:
     names = [c.name for c in table.columns]
     used = generators.referenced(python.replace("r.", ""), names)
     return all(names.index(u) < names.index(column) for u in used)
+
+
+def _readable(table: Table, inputs: list[str]) -> bool:
+    """Whether a rule may read ``inputs``: columns the factory writes, whose
+    names are Python names (they become a function's parameters)."""
+    return all(
+        written(table, c) and c.isidentifier() and not keyword.iskeyword(c)
+        for c in inputs
+    )
 
 
 def written(table: Table, name: str) -> bool:

@@ -58,7 +58,7 @@ def plan_table(
     labels, bounds, forced_null = found.labels, found.bounds, found.forced_null
     computed, after, frozen = found.computed, found.after, found.frozen
     # Foreign keys: one helper per FK holds the parent key; its columns read it.
-    fk_of: dict[str, tuple[str, int]] = {}
+    fk_of: dict[str, tuple[str, int, ForeignKey, int | None]] = {}
     helper_of: dict[str, str] = {}
     for number, fk in enumerate(table.foreign_keys, 1):
         if fk.parent not in catalog.tables:
@@ -88,7 +88,7 @@ def plan_table(
         helper = f"oltpseed_fk{number}"
         helper_of[fk.name] = helper
         for i, c in enumerate(fk.columns):
-            fk_of[c] = (helper, i)
+            fk_of[c] = (helper, i, fk, None)
         plan.parents.append((fk.parent, fk.parent_columns))
     # Unique sets: made unique by construction, never by retrying.
     unique_by: dict[str, str] = {}
@@ -131,7 +131,7 @@ def plan_table(
                 helper_of[fk.name] = combo
             for position, fk in enumerate(involved):
                 for i, c in enumerate(fk.columns):
-                    fk_of[c] = (f"{combo}[{position}]", i)
+                    fk_of[c] = (combo, i, fk, position)
             plan.natural_key = plan.natural_key or tuple(key)
             continue
         plan.notes.append(
@@ -145,7 +145,7 @@ def plan_table(
         plan.helpers.append(combo)
         combined = tuple(c for fk in fks for c in fk.columns)
         plan.lines.append(
-            f"{combo} = Col(lambda g, r: R.combination(g, DOMAIN, "
+            f"{combo} = Col(V.combination(DOMAIN, "
             f"{index_key(domain, table.name, combo)!r}, ({parents},), "
             f"({table.name!r}, {combined!r})))"
         )
@@ -155,23 +155,22 @@ def plan_table(
             continue
         self_or_cycle = fk.parent == table.name or fk.name in broken
         share = NULL_SHARE if nullable_fk(table, fk) else 0.0
-        call = "R.optional_parent" if self_or_cycle else "R.parent"
+        call = "V.optional_parent" if self_or_cycle else "V.parent"
         plan.helpers.append(fk_helper)
         plan.lines.append(
-            f"{fk_helper} = Col(lambda g, r: {call}(g, {fk.parent!r}, "
-            f"{fk.parent_columns!r}, {share}))"
+            f"{fk_helper} = Col({call}({fk.parent!r}, {fk.parent_columns!r}, {share}))"
         )
+    kinds = _Kinds(domain, table)
     for column in table.columns:
         if not written(table, column.name):
             continue
         name = column.name
         if name in forced_null:  # before its FK: the note promised NULL
-            expression = "None"
+            expression = "V.null()"
         elif name in fk_of:
-            helper, i = fk_of[name]
-            expression = f"R.at(r.{helper}, {i})"
-        elif name in computed:
-            expression = computed[name]
+            expression = _key(column, *fk_of[name])
+        elif name in computed and kinds.known(computed[name]):
+            expression = _computed(computed[name], kinds)
         else:
             choice = generators.choose(
                 column,
@@ -189,7 +188,7 @@ def plan_table(
                     )
                     if column.default is not None:
                         continue
-                    expression = "None"
+                    expression = "V.null()"
                 else:
                     raise UsageError(
                         f"{table.name}.{name}: no generator for type {column.type} "
@@ -197,15 +196,15 @@ def plan_table(
                     )
             else:
                 expression = choice.expression
-                if name in after:
+                if name in after and after[name][0] in kinds:
                     early, strict = after[name]
                     expression = (
-                        f"R.after(g, r.{early}, {strict}, lambda g: {expression})"
+                        f"V.after({early!r}, {kinds[early]!r}, {strict}, {expression})"
                     )
                 if name in unique_by:
                     expression = _unique(table, column, choice, domain, ranges)
                 elif not column.not_null:
-                    expression = f"R.maybe(g, {NULL_SHARE}, {expression})"
+                    expression = f"C.Maybe({NULL_SHARE}, {expression})"
             if (
                 name not in unique_by
                 and name not in table.primary_key
@@ -214,8 +213,59 @@ def plan_table(
                 and name not in frozen
             ):
                 plan.updatable.append(name)
-        plan.lines.append(_declare(name, f"Col(lambda g, r: {expression})"))
+        kinds.declare(name, expression)
+        plan.lines.append(_declare(name, f"Col({expression})"))
     return plan
+
+
+class _Kinds:
+    """The kind of each column's generator (what its arrays hold), for the
+    generators that read other columns: found by building the declared
+    generator, so it is the one the domain will run."""
+
+    def __init__(self, domain: str, table: Table) -> None:
+        from pytest_oltpseed.data import columns
+        from pytest_oltpseed.introspect import vocabulary
+
+        self.scope: dict[str, object] = {"C": columns, "V": vocabulary,
+                                          "DOMAIN": domain}  # fmt: skip
+        if table.partition_ranges:
+            self.scope[ranges_name(table.name)] = tuple(table.partition_ranges)
+        self.kinds: dict[str, str] = {}
+
+    def declare(self, name: str, expression: str) -> None:
+        gen = eval(expression, dict(self.scope))  # our own text, written above
+        self.kinds[name] = gen.kind
+
+    def __getitem__(self, name: str) -> str:
+        return self.kinds[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.kinds
+
+    def known(self, python: str) -> bool:
+        """Whether every column an expression over ``r.<column>`` reads is
+        declared (written, with a generator) already."""
+        return all(n in self.kinds for n in re.findall(r"\br\.(\w+)", python))
+
+
+def _key(
+    column: Column, helper: str, i: int, fk: ForeignKey, position: int | None
+) -> str:
+    """The FK column ``column``: part ``i`` of the key its helper picked."""
+    extra = "" if position is None else f", position={position}"
+    if generators.family(column) == generators.INTEGER:
+        extra += ", kind='int'"
+    return f"V.key({helper!r}, {fk.parent!r}, {fk.parent_columns!r}, {i}{extra})"
+
+
+def _computed(python: str, kinds: _Kinds) -> str:
+    """``V.computed`` of a CHECK's arithmetic (``r.quantity * r.unit_price``):
+    a function of the columns it reads, each with its generator's kind."""
+    names = list(dict.fromkeys(re.findall(r"\br\.(\w+)", python)))
+    body = re.sub(r"\br\.(\w+)", r"\1", python)
+    inputs = ", ".join(f"({n!r}, {kinds[n]!r})" for n in names)
+    return f"V.computed(lambda {', '.join(names)}: {body}, {inputs})"
 
 
 def ranges_name(table: str) -> str:
@@ -241,16 +291,13 @@ def _unique(
     key = index_key(domain, table.name, column.name)
     family = choice.family
     if family in (generators.INTEGER, generators.DECIMAL):
-        return f"R.unique_int(g, DOMAIN, {key!r})"
+        return f"V.unique_int(DOMAIN, {key!r})"
     if family == generators.MOMENT:
         extra = f", {ranges}" if ranges else ""
-        return f"R.unique_moment(g, DOMAIN, {key!r}{extra})"
+        return f"V.unique_moment(DOMAIN, {key!r}{extra})"
     if family == "uuid":
-        return f"R.unique_uuid(g, DOMAIN, {key!r})"
-    return (
-        f"R.unique_text(g, DOMAIN, {key!r}, {column.length}, "
-        f"lambda g: {choice.expression})"
-    )
+        return f"V.unique_uuid(DOMAIN, {key!r})"
+    return f"V.unique_text(DOMAIN, {key!r}, {column.length}, {choice.expression})"
 
 
 def _declare(name: str, value: str) -> str:
