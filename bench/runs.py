@@ -40,11 +40,15 @@ def fresh_database(
     return server.dsn(name)
 
 
-def stream(dsn: str, *args: str) -> dict[str, Any]:
-    """``oltpseed stream --dsn DSN ARGS`` in its own process; its report."""
+def stream(dsn: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``oltpseed stream --dsn DSN ARGS`` in its own process; its report.
+
+    ``env``: the process's environment instead of this one's (another
+    checkout's code first on PYTHONPATH)."""
     with tempfile.TemporaryDirectory() as work:
         report = Path(work) / "report.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(STEERING)}
+        given = os.environ if env is None else env
+        env = {k: v for k, v in given.items() if not k.startswith(STEERING)}
         env["LOG_DIR"] = str(Path(work) / "logs")
         done = subprocess.run(
             [sys.executable, "-m", "pytest_oltpseed", "stream", "--dsn", dsn,

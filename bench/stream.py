@@ -17,12 +17,16 @@ started - event due).
     .venv/bin/python bench/stream.py [--events 30000] [--repeat 2] [--seconds 20]
     .venv/bin/python bench/stream.py --only changes [--events 20000] [--repeat 3]
         [--domain all]
-    .venv/bin/python bench/stream.py --only clients [--events 8000] [--seconds 5]
+    .venv/bin/python bench/stream.py --only clients [--events 40000] [--seconds 5]
+        [--domain retail] [--code main=/tmp/main-code]
 
 ``--only clients``: events/s and row changes/s of ``--clients 1, 2, 4`` per
-domain (``--interval 0``, fresh MEDIUM database each), next to ``pgbench -N
--c C -j C -T SECONDS`` at the same client counts on a ``pgbench -i -s 4``
-database of the same server, in the same run.
+domain (``--interval 0``, each run on a freshly seeded MEDIUM database),
+with the marginal CPU an event costs the clients and the server, next to
+``pgbench -N -c C -j C -T SECONDS`` at the same client counts on a
+``pgbench -i -s 4`` database of the same server, in the same run. With
+``--code LABEL=DIR`` another version of the code runs too, alternated with
+this one run by run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from runs import fresh_database, stream
 
 from pytest_oltpseed.server.embedded import ephemeral_server, find_bindir
@@ -67,15 +72,28 @@ def main() -> None:
     parser.add_argument(
         "--domain",
         action="append",
-        help="With --only changes: the domain(s) to run (default: each and all).",
+        help="With --only changes or clients: the domain(s) to run.",
+    )
+    parser.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="With --only clients: also run the code in DIR (put first on "
+        "PYTHONPATH, e.g. `git archive main pytest_oltpseed | tar -x -C DIR`), "
+        "alternated with this checkout's run by run.",
     )
     args = parser.parse_args()
     if args.only == "changes":
         changes_cost(args.events, args.repeat, args.domain or DOMAINS)
         return
     if args.only == "clients":
+        code: dict[str, Path | None] = {"this": None}
+        for given in args.code:
+            label, _, folder = given.partition("=")
+            code[label] = Path(folder).resolve()
         clients_scaling(
-            args.events, args.seconds, args.domain or ["hospital", "retail"]
+            args.events, args.seconds, args.domain or ["hospital", "retail"], code
         )
         return
     header = (
@@ -168,49 +186,94 @@ def _client_cpu() -> float:
     return times.children_user + times.children_system
 
 
-def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
+def _fresh(server: Any, domain: str) -> str:
+    """A freshly seeded MEDIUM database for one run (the previous run's
+    dropped), then a CHECKPOINT, so no run inherits another's dirty buffers.
+    Not a clone of one seeded database: on a ``CREATE DATABASE ... TEMPLATE``
+    copy a retail event cost the server 0.44 ms of CPU against 0.15 on a
+    freshly seeded one (two rounds each, same code), which no user sees."""
+    dsn = fresh_database(server, "bench_run", domain, "MEDIUM")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    return dsn
+
+
+def _measured(
+    server: Any, dsn: str, env: dict[str, str], *args: str
+) -> tuple[dict[str, Any], float, float, float]:
+    """A stream run's report, client and server CPU seconds and wall time."""
+    cpu, backends, began = _client_cpu(), _server_cpu(server), time.time()
+    document = stream(dsn, *args, env=env)
+    wall = time.time() - began
+    time.sleep(0.5)  # the backends exit after the stream
+    return document, _client_cpu() - cpu, _server_cpu(server) - backends, wall
+
+
+def clients_scaling(
+    events: int, seconds: int, domains: list[str], code: dict[str, Path | None]
+) -> None:
     """``--clients 1, 2, 4`` per domain beside ``pgbench -N -c`` (same run),
-    with the CPU each event cost the clients (Python; the CLI's start-up, a
-    one-event run's, left out) and the server: on 2 cores, events/s is at
-    most 2 / (client + server CPU seconds per event)."""
+    for each version of the code in ``code`` (label -> a directory put first
+    on PYTHONPATH, None for this checkout), alternated run by run, each on a
+    freshly seeded MEDIUM database.
+
+    CPU per event is marginal: a run of one event per client on the same
+    database first (the CLI's start-up, the clients' connections and warm-up,
+    their backends'), subtracted from the full run's. ``cores streaming`` is
+    events/s times that CPU: the cores the clients and their backends kept
+    busy while streaming (2.00 is this machine saturated); ``start-up CPU``
+    is the one-event run's, clients and server together."""
     print(
-        "| run | clients | events | events/s | row changes/s | vs 1 client "
-        "| client CPU ms/event | server CPU ms/event | cores busy |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| code | run | clients | events | events/s | events/s by wall "
+        "| row changes/s | vs 1 client "
+        "| client CPU ms/event | server CPU ms/event | cores streaming "
+        "| start-up CPU s | replays |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
-    with ephemeral_server() as server:
+    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # autovacuum off: it analyses the tables a stream grows at a random
+    # moment of some runs and not others, and its workers' CPU would count as
+    # the stream's server CPU
+    with ephemeral_server(options="-c autovacuum=off") as server:
         for domain in domains:
-            one = 0.0
-            dsn = fresh_database(server, f"bench_c0_{domain}", domain, "MEDIUM")
-            start_up = _client_cpu()  # start-up and warm-up, left out below
-            stream(dsn, "--domain", domain, "--max-events", "1", "--interval", "0")
-            start_up = _client_cpu() - start_up
-            for clients in CLIENTS:
-                dsn = fresh_database(
-                    server, f"bench_c{clients}_{domain}", domain, "MEDIUM"
-                )
-                cpu, backends, began = _client_cpu(), _server_cpu(server), time.time()
-                document = stream(
-                    dsn, "--domain", domain, "--interval", "0", "--jitter-ms", "0",
-                    "--batch-size", "50", "--max-events", str(events),
-                    "--clients", str(clients),
-                )  # fmt: skip
-                wall = time.time() - began
-                time.sleep(0.5)  # the backends exit after the stream
-                cpu = _client_cpu() - cpu - start_up
-                backends = _server_cpu(server) - backends
-                rate = float(document["events_per_s"])
-                committed = document["events"]["committed"]
-                rows = sum(sum(ops.values()) for ops in document["tables"].values())
-                one = one or rate
-                per = 1000 / max(committed, 1)
-                print(
-                    f"| oltpseed stream, {domain} | {clients} | {committed:,} | "
-                    f"{rate:,.0f} | {rate * rows / max(committed, 1):,.0f} | "
-                    f"{rate / one:.2f}x | {cpu * per:.3f} | {backends * per:.3f} | "
-                    f"{(cpu + backends) / wall:.2f} |",
-                    flush=True,
-                )
+            one: dict[str, float] = {}
+            for turn, clients in enumerate(CLIENTS):
+                versions = list(code.items())  # who goes first alternates
+                for label, path in versions[turn % 2 :] + versions[: turn % 2]:
+                    env = dict(base_env)
+                    if path is not None:
+                        env["PYTHONPATH"] = str(path)
+                    dsn = _fresh(server, domain)
+                    common = ("--domain", domain, "--interval", "0",
+                              "--jitter-ms", "0", "--batch-size", "50",
+                              "--clients", str(clients))  # fmt: skip
+                    _, cpu0, back0, wall0 = _measured(
+                        server, dsn, env, *common, "--max-events", str(clients)
+                    )
+                    document, cpu, backends, wall = _measured(
+                        server, dsn, env, *common, "--max-events", str(events)
+                    )
+                    rate = float(document["events_per_s"])
+                    committed = document["events"]["committed"]
+                    rows = sum(sum(ops.values()) for ops in document["tables"].values())
+                    one.setdefault(label, rate)
+                    per = 1000 / max(committed - clients, 1)
+                    client_ms, server_ms = (cpu - cpu0) * per, (backends - back0) * per
+                    # the report adds the clients' rates, each over its own
+                    # streaming time; clients that did not overlap would add
+                    # up to more than the run achieved: events over the wall
+                    # time net of the one-event run's says what it did
+                    by_wall = (committed - clients) / max(wall - wall0, 1e-9)
+                    print(
+                        f"| {label} | oltpseed stream, {domain} | {clients} | "
+                        f"{committed:,} | {rate:,.0f} | {by_wall:,.0f} | "
+                        f"{rate * rows / max(committed, 1):,.0f} | "
+                        f"{rate / one[label]:.2f}x | {client_ms:.3f} | "
+                        f"{server_ms:.3f} | "
+                        f"{rate * (client_ms + server_ms) / 1000:.2f} | "
+                        f"{cpu0 + back0:.2f} | {document['retried_batches']} |",
+                        flush=True,
+                    )
         pgbench = str(find_bindir() / "pgbench")
         fresh_database(server, "bench_pgbench", None)
         target = server.dsn("bench_pgbench")
@@ -218,8 +281,7 @@ def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
             [pgbench, "-i", "-q", "-s", "4", "-d", target],
             check=True, capture_output=True,
         )  # fmt: skip
-        one = 0.0
-        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        first = 0.0
         for clients in CLIENTS:
             done = subprocess.run(
                 [pgbench, "-N", "-c", str(clients), "-j", str(clients),
@@ -228,12 +290,14 @@ def clients_scaling(events: int, seconds: int, domains: list[str]) -> None:
             )  # fmt: skip
             found = re.search(r"tps = ([\d.]+)", done.stdout)
             tps = float(found.group(1)) if found else 0.0
-            one = one or tps
+            first = first or tps
             print(
-                f"| pgbench -N (3 row changes/tx), scale 4 | {clients} | - | "
-                f"{tps:,.0f} tx/s | {tps * 3:,.0f} | {tps / one:.2f}x | - | - | - |",
+                f"| - | pgbench -N (3 row changes/tx), scale 4 | {clients} | - | "
+                f"{tps:,.0f} tx/s | - | {tps * 3:,.0f} | {tps / first:.2f}x "
+                "| - | - | - | - | - |",
                 flush=True,
             )
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -510,3 +510,44 @@ def test_stream_ids_come_in_growing_blocks(database: str) -> None:
         ids = [ctx._next_id("sale_items") for _ in range(6000)]
     assert len(set(ids)) == 6000
     assert [p[1] for p in asked] == [64, 128, 256, 512, 1024, 2048, 2048]  # type: ignore[index]
+
+
+def _warm_then_wait(starting: Any, started: Any, index: int, warm_s: float) -> None:
+    """A stand-in client: warm for ``warm_s`` (die instead when negative),
+    then wait for the others and note when its clock started."""
+    time.sleep(abs(warm_s))
+    if warm_s < 0:
+        os._exit(3)
+    began = time.time()
+    starting.wait(lambda: time.time() - began > 2.0)  # "stopped" after 2 s
+    started[index] = time.time()
+
+
+def test_clients_start_their_clocks_together() -> None:
+    """A client warm early waits for the slowest (so none streams alone on a
+    machine busy warming the others); one that dies while warming is not
+    waited for; a stop ends the wait. Before, each began as it was ready."""
+    import multiprocessing
+
+    from pytest_oltpseed.stream.workers import Starting
+
+    context = multiprocessing.get_context("fork")
+    for warm, released in (((0.0, 0.6, 0.3, -0.2), True), ((0.0, 0.1), False)):
+        starting, started = Starting(context), context.Array("d", len(warm))
+        began = time.time()
+        clients = [
+            context.Process(target=_warm_then_wait, args=(starting, started, i, w))
+            for i, w in enumerate(warm)
+        ]
+        for client in clients:
+            client.start()
+        while any(c.is_alive() for c in clients):
+            if released:
+                starting.release(sum(c.is_alive() for c in clients))
+            time.sleep(0.01)
+        at = [started[i] - began for i, w in enumerate(warm) if w >= 0]
+        if released:  # together, once the slowest was warm
+            assert min(at) >= 0.6 and max(at) - min(at) < 0.15, at
+        else:  # never released: each ends its wait when stopped
+            assert min(at) >= 2.0, at
+        assert [c.exitcode for c in clients] == [0 if w >= 0 else 3 for w in warm]

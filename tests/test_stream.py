@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -392,3 +393,83 @@ def test_sale_items_prefer_products_on_the_store_shelf(database: str) -> None:
         conn.rollback()
     on_shelf = sum(p in stocked for p in picks) / len(picks)
     assert on_shelf >= 0.95, on_shelf  # a plain random pick: about 0.5
+
+
+# test_decoding's line for an insert into a table (id, then an FK column)
+INSERTED = re.compile(
+    r"table public\.(\w+): INSERT: id\[bigint\]:(\d+) \w+\[bigint\]:(\d+)"
+)
+HEADERS = {  # a retail header and its items' table
+    "sales": "sale_items",
+    "internal_distributions": "internal_distribution_items",
+    "product_entries": "product_entry_items",
+}
+
+
+def test_a_header_and_its_items_are_one_statement(database: str) -> None:
+    """A sale, a distribution, an entry (and the restocks a sale item needs):
+    the header and its items in one INSERT, counted and keyed table by table,
+    the header before its items in the WAL, and the counts the database's.
+    Two statements each before: the most frequent retail event's round trip
+    in psycopg and in the server."""
+    from pytest_oltpseed.data.factory import changed_keys
+    from pytest_oltpseed.domains.retail import events as retail
+    from pytest_oltpseed.stream.events import StreamContext
+
+    seed(database, domain="retail")
+    before = counts(database, "retail")
+    slot = f"order_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,)
+        )
+    try:
+        with psycopg.connect(database) as conn, psycopg.connect(database) as other:
+            other.autocommit = True
+            ctx = StreamContext(conn, reserve_conn=other, seed=5, pool_seed=0,
+                                floor=datetime(2026, 1, 1))  # fmt: skip
+            ctx.keyed, ctx.journal = [], []
+            for event in (retail.sale, retail.distribution, retail.stock_entry) * 30:
+                event(ctx)
+            assert ctx.ledger is not None
+            journal, ledger = ctx.journal, list(ctx.ledger)
+            keys = changed_keys(ctx.ledger, ctx.keyed)
+            conn.commit()
+        with psycopg.connect(database, autocommit=True) as admin:
+            decoded = [r[0] for r in admin.execute(
+                "SELECT data FROM pg_logical_slot_get_changes(%s, NULL, NULL)",
+                (slot,),
+            )]  # fmt: skip
+            wrong = admin.execute(
+                "SELECT count(*) FROM sales s WHERE total <> (SELECT sum(subtotal) "
+                "FROM sale_items i WHERE i.sale_id = s.id)"
+            ).fetchone()
+    finally:
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    written = [s.counts for s in journal]
+    assert len(written) >= 90
+    assert all(
+        c == ((c[0][0], "insert"), (HEADERS[c[0][0]], "insert")) for c in written
+    )
+    assert wrong == (0,)
+    after = counts(database, "retail")
+    for table in (*HEADERS, *HEADERS.values()):
+        assert (
+            sum(n for t, _, n in ledger if t == table) == after[table] - before[table]
+        )
+        assert (
+            sum(len(k) for t, _, k in keys if t == table)
+            == after[table] - before[table]
+        )
+    seen: set[str] = set()  # "table:id" of the headers decoded so far
+    items = 0
+    for line in decoded:
+        found = INSERTED.match(line)
+        if found and found[1] in HEADERS:
+            seen.add(f"{found[1]}:{found[2]}")
+        elif found and found[1] in HEADERS.values():
+            header = next(h for h, i in HEADERS.items() if i == found[1])
+            assert f"{header}:{found[3]}" in seen, line  # its header came first
+            items += 1
+    assert items == sum(after[i] - before[i] for i in HEADERS.values())

@@ -53,6 +53,10 @@ class Persisting(Keywords):
     @classmethod
     def _write(cls, ctx: Context, row: Row, standalone: bool) -> Row:
         cls._prepare(ctx, row)
+        if ctx.allocate_ids and cls._write_with_items(ctx, row):
+            if standalone:
+                cls._after_insert(ctx, row)
+            return row
         row.update(ctx.insert(cls._table, cls.columns(row)))
         ctx.forget_ids(cls._table)
         for name, items in cls._items():
@@ -75,6 +79,38 @@ class Persisting(Keywords):
         return row
 
     @classmethod
+    def _write_with_items(cls, ctx: Context, row: Row) -> bool:
+        """With allocated ids, a header and its items in one statement
+        (:meth:`Context.insert_with_items`); False when it does not apply (no
+        or several item lists, none given, items with differing columns).
+
+        The ids come first, so the items' hooks (a restock before a sale
+        item) find their header through a :class:`Ref` before it is written.
+        """
+        found = cls._items()
+        if len(found) != 1 or not row.get(found[0][0]):
+            return False
+        name, items = found[0]
+        child = factory_for(items.table)
+        batch = [g if isinstance(g, Row) else Row(g) for g in row[name]]
+        if any(set(item) != set(batch[0]) for item in batch):
+            return False
+        row["id"] = ctx.new_id(cls._table)
+        for item in batch:
+            item[items.fk] = Ref(cls._table, row)
+            child._prepare(ctx, item)
+        values = [{"id": ctx.new_id(child._table), **child.columns(i)} for i in batch]
+        head = {"id": row["id"], **cls.columns(row)}
+        ctx.insert_with_items(cls._table, head, child._table, values)
+        row.update(head)  # FKs as ids, as an insert leaves them
+        for item, written in zip(batch, values, strict=True):
+            item.update(written)
+        ctx.forget_ids(cls._table)
+        ctx.forget_ids(child._table)
+        row[name] = batch
+        return True
+
+    @classmethod
     def _prepare(cls, ctx: Context, row: Row) -> None:
         """Before inserting ``row``: its unsaved parents, then the domain's hook.
 
@@ -91,16 +127,30 @@ class Persisting(Keywords):
     @classmethod
     def column_names(cls) -> list[str]:
         """The columns this factory writes, in declaration order."""
-        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
-        return [
-            n
-            for n, d in cls._declarations()
-            if n not in excluded and not isinstance(d, Items)
-        ]
+        return list(cls._written())
+
+    @classmethod
+    def _written(cls) -> tuple[str, ...]:
+        """:meth:`column_names`, computed once per class (a stream asks for
+        them at every row it writes)."""
+        cached = cls.__dict__.get("_written_cache")
+        if cached is None:
+            excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
+            cached = tuple(
+                n
+                for n, d in cls._declarations()
+                if n not in excluded and not isinstance(d, Items)
+            )
+            cls._written_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def _items(cls) -> list[tuple[str, Items]]:
-        return [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
+        cached = cls.__dict__.get("_items_cache")
+        if cached is None:
+            cached = [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
+            cls._items_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
@@ -114,4 +164,4 @@ class Persisting(Keywords):
     @classmethod
     def columns(cls, row: Mapping[str, Any]) -> dict[str, Any]:
         """The values to write: the written columns present in ``row``, FKs as ids."""
-        return {k: ref_id(row[k]) for k in cls.column_names() if k in row}
+        return {k: ref_id(row[k]) for k in cls._written() if k in row}

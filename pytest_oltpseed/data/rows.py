@@ -88,6 +88,9 @@ class Statement:
     counts: tuple[tuple[str, str], ...]
     rows: int | None = None
     keys: tuple[Any, ...] | None = None
+    # (rows, keys) per pair of ``counts`` when they differ: a header and its
+    # items inserted by one statement (see :func:`_insert_with_items_query`)
+    each: tuple[tuple[int, tuple[Any, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,23 @@ def _insert_query(table: str, names: tuple[str, ...], rows: int = 1) -> str:
         sql.SQL(", ").join([one] * rows),
     )
     return query.as_string(None)
+
+
+@lru_cache(maxsize=512)
+def _insert_with_items_query(
+    table: str,
+    names: tuple[str, ...],
+    child: str,
+    child_names: tuple[str, ...],
+    rows: int,
+) -> str:
+    """A header and its ``rows`` items in one statement: the items' INSERT in a
+    data-modifying CTE, the header's as the main statement (parameters: the
+    items' first). PostgreSQL runs a CTE nobody reads after the main
+    statement, so the header still precedes its items in the WAL, and the
+    items' foreign key to it is checked at the statement's end."""
+    items = _insert_query(child, child_names, rows)
+    return f"WITH items AS ({items}) {_insert_query(table, names)}"
 
 
 def insert(conn: psycopg.Connection, table: str, values: Mapping[str, Any]) -> Row:

@@ -11,7 +11,13 @@ from typing import Any
 import psycopg
 
 from pytest_oltpseed.data.lookups import Lookups
-from pytest_oltpseed.data.rows import Returning, Statement, _insert_query, insert
+from pytest_oltpseed.data.rows import (
+    Returning,
+    Statement,
+    _insert_query,
+    _insert_with_items_query,
+    insert,
+)
 
 ID_BLOCK = 64  # ids first taken from a table's sequence at once when allocating
 ID_BLOCK_MAX = 2048  # ... doubling per refill up to this: a busy table (retail's
@@ -78,6 +84,33 @@ class Writing(Lookups):
             self.remember(table, row)
         return written
 
+    def insert_with_items(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        child: str,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """Insert a header and its items in one statement (allocated ids: every
+        row has its ``id`` from :meth:`new_id`; the items share their columns):
+        a sale is one statement on the wire and in the server, not two."""
+        query = _insert_with_items_query(
+            table, tuple(values), child, tuple(rows[0]), len(rows)
+        )
+        params = [v for row in rows for v in row.values()]
+        params.extend(values.values())
+        ids = tuple(row["id"] for row in rows)
+        counts = ((table, "insert"), (child, "insert"))
+        each = ((1, (values["id"],)), (len(rows), ids))
+        self.apply(Statement(query, params, counts, each=each))
+        self.remember(table, values)
+        for row in rows:
+            self.remember(child, row)
+
+    def new_id(self, table: str) -> int:
+        """A primary key for a row of ``table`` (``allocate_ids``)."""
+        return self._next_id(table)
+
     def _next_id(self, table: str) -> int:
         free = self._ids.get(table)
         if not free:
@@ -133,7 +166,9 @@ class Writing(Lookups):
         whole = len(statement.counts) == 1
         for column, (table, op) in enumerate(statement.counts):
             keys: tuple[Any, ...] | Returning | None = statement.keys
-            if keys is None:
+            if statement.each:  # a header and its items: counted and keyed apart
+                rows, keys = statement.each[column]
+            elif keys is None:
                 keys = Returning(cursor, None if whole else column)
             self.count(table, op, rows, keys)
         if self.journal is not None:

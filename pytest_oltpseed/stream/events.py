@@ -429,6 +429,18 @@ class StreamContext(Context):
             self.after_commit(lambda: cache.add(Row(written), self.rng))
         return written
 
+    def insert_with_items(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        child: str,
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        super().insert_with_items(table, values, child, rows)
+        if table in self.caches:  # the header joins its sample, as an insert's row
+            cache = self.caches[table]
+            self.after_commit(lambda: cache.add(Row(values), self.rng))
+
     # -- candidates ----------------------------------------------------------------
     def take(
         self,

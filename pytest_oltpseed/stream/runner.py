@@ -131,6 +131,9 @@ class Streamer:
         self._pause_paths: list[Path] = []
         self.batches = Batches(self)
         self.labels: dict[str, Any] = {}  # added to the report (a client's number)
+        # called once warm, before the clock starts: the client pool starts
+        # every client's clock at once (see workers.Starting)
+        self.warmed: Callable[[], None] | None = None
 
     @property
     def conn(self) -> psycopg.Connection | None:
@@ -194,6 +197,8 @@ class Streamer:
                     self.options.seed,
                     ", ".join(f"{e.name}={e.weight}" for e in self.mix.events),
                 )
+                if self.warmed is not None:
+                    self.warmed()
                 began = time.monotonic()
                 ledger.setup_s = began - ledger.started
                 if self.options.duration:

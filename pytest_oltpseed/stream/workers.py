@@ -10,6 +10,10 @@ commits are in the database for the others to pick as parents and update;
 identifiers come from PostgreSQL sequences (:mod:`~pytest_oltpseed.data.indices`),
 so no two clients ever draw the same one.
 
+Each client warms up (connections, counts, parent samples) and then waits
+for the others: the clocks start together (:class:`Starting`), so the clients
+stream side by side from the first event.
+
 Each client writes its part of the ledger (report and changes file) in a
 private directory; the parent shows one progress line from the parts' reports
 and merges them at the end (:mod:`~pytest_oltpseed.stream.merging`): one report, one
@@ -67,12 +71,46 @@ from pytest_oltpseed.stream.runner import (
 
 PART_REPORT_S = 1.0  # how often a client rewrites its part report
 TICK_S = 0.2  # the parent's watch over its clients
+START_NAP_S = 0.01  # ... while they warm up, and a warm client's wait for the others
 
 Connect = Callable[[], psycopg.Connection]
 
 
 class ClientFailed(OltpseedError):
     """A client was killed or failed: the others were stopped, the run exits 1."""
+
+
+class Starting:
+    """Every client's clock starts at once, once all of them are warm.
+
+    A client's start-up (its connections, the COUNT(*) of every table, the
+    parent samples, retail's stock tally) costs a good part of a second of
+    client and server CPU. Started as each was ready, the first clients
+    streamed on a machine busy warming the others, and the last ones alone
+    once the first had finished: the clients overlapped less the shorter the
+    run, and a ``--rate`` run's total first fell behind, then ran ahead.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.ready = context.Value("i", 0)  # clients warm and waiting
+        self.go = context.Event()
+        self.parent = os.getpid()
+
+    def wait(self, stopped: Callable[[], bool]) -> None:
+        """In a client: say it is warm, wait for the others (not after a stop,
+        nor if the parent is gone)."""
+        with self.ready.get_lock():
+            self.ready.value += 1
+        while not self.go.wait(START_NAP_S):
+            if stopped() or os.getppid() != self.parent:
+                return
+
+    def release(self, alive: int) -> bool:
+        """In the parent: start the clocks once every live client is warm (a
+        client that died while warming is not waited for)."""
+        if not self.go.is_set() and self.ready.value >= alive:
+            self.go.set()
+        return self.go.is_set()
 
 
 def make_stream(
@@ -136,6 +174,7 @@ class Pool:
         self._processes: list[Any] = []
         self._killed: list[str] = []  # one line per client that was killed
         self._dead: set[int] = set()
+        self.starting: Starting | None = None  # made before the clients fork
 
     # -- the run -------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -177,6 +216,7 @@ class Pool:
 
     def _start(self, plans: Sequence[StreamOptions]) -> None:
         context = multiprocessing.get_context("fork")  # closures and the mix as is
+        self.starting = Starting(context)
         self.log.info(
             "stream %s: %d clients%s",
             self.run_id,
@@ -198,8 +238,10 @@ class Pool:
         every = self.options.progress_s
         shown_at, window = time.monotonic(), (0, 0.0)
         refreshed_at = time.monotonic()
+        assert self.starting is not None
         while any(p.is_alive() for p in self._processes):
-            time.sleep(TICK_S)
+            alive = sum(p.is_alive() for p in self._processes)
+            time.sleep(TICK_S if self.starting.release(alive) else START_NAP_S)
             if time.monotonic() - refreshed_at >= PART_REPORT_S:
                 self._refresh(plans)
                 refreshed_at = time.monotonic()
@@ -360,6 +402,11 @@ def _client(pool: Pool, index: int, options: StreamOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, early)
     streamer.stop_signal = pool.stop_signal  # asked before this client started
+    if pool.starting is not None:
+        starting = pool.starting
+        streamer.warmed = lambda: starting.wait(
+            lambda: streamer.stop_signal is not None
+        )
     streamer.labels = {"client": index}
     if options.shard:
         streamer.labels["shard"] = shard_label(options.shard)

@@ -56,6 +56,7 @@ from pytest_oltpseed.data.factory import (
     Row,
     SQLFactory,
     Trait,
+    ref_id,
 )
 from pytest_oltpseed.data.people import ADDRESS, NAME, PHONE
 from pytest_oltpseed.domains.retail.catalog import CATEGORIES, names_many, product_at
@@ -350,8 +351,6 @@ class Sale(SQLFactory):
 # -- cross-row rules ----------------------------------------------------------------
 def ref_value(value: Any) -> int:
     """An FK value (Ref, row or id) as an id."""
-    from pytest_oltpseed.data.factory import ref_id
-
     return int(ref_id(value))
 
 
