@@ -251,17 +251,26 @@ def test_changes_vanish(oltp_conn):
 """
 
 
+def _run_suite(
+    pytester: pytest.Pytester, server: ServerInfo, conftest: str, **files: str
+) -> pytest.RunResult:
+    """A downstream suite on SMALL hospital, in a subprocess on our server."""
+    pytester.makeconftest(textwrap.dedent(conftest))
+    pytester.makepyfile(**files)
+    return pytester.runpytest_subprocess(
+        "--seed-profile=SMALL",
+        "--seed-domain=hospital",
+        f"--seed-dsn={server.dsn('postgres')}",
+        "-p",
+        "no:randomly",
+    )
+
+
 def test_register_gives_pytest_factoryboy_fixtures(
     pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo
 ) -> None:
-    pytester.makeconftest(textwrap.dedent(REGISTER_CONFTEST))
-    pytester.makepyfile(test_registered=REGISTER_SUITE)
-    result = pytester.runpytest_subprocess(
-        "--seed-profile=SMALL",
-        "--seed-domain=hospital",
-        f"--seed-dsn={oltp_server.dsn('postgres')}",
-        "-p",
-        "no:randomly",
+    result = _run_suite(
+        pytester, oltp_server, REGISTER_CONFTEST, test_registered=REGISTER_SUITE
     )
     result.assert_outcomes(passed=5)
 
@@ -388,14 +397,12 @@ def test_an_overridden_parent_flows_into_the_child(consulta, paciente, oltp_conn
 def test_register_chains_registered_parents_and_factories_work_downstream(
     pytester: pytest.Pytester, clean_env: None, oltp_server: ServerInfo
 ) -> None:
-    pytester.makeconftest(textwrap.dedent(CHAIN_CONFTEST))
-    pytester.makepyfile(test_chain=CHAIN_SUITE, test_override=CHAIN_OVERRIDE)
-    result = pytester.runpytest_subprocess(
-        "--seed-profile=SMALL",
-        "--seed-domain=hospital",
-        f"--seed-dsn={oltp_server.dsn('postgres')}",
-        "-p",
-        "no:randomly",
+    result = _run_suite(
+        pytester,
+        oltp_server,
+        CHAIN_CONFTEST,
+        test_chain=CHAIN_SUITE,
+        test_override=CHAIN_OVERRIDE,
     )
     result.assert_outcomes(passed=7)
 
