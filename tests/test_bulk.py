@@ -262,3 +262,26 @@ def test_autocommit_batch_returns_the_stored_defaults(database: str) -> None:
                 ([r["id"] for r in rows],),
             ).fetchall()
     assert [dict(r) for r in sorted(rows, key=lambda r: r["id"])] == stored
+
+
+def test_a_failed_batch_on_autocommit_leaves_nothing(database: str) -> None:
+    """Headers and items land in one transaction: when the items fail (a CHECK
+    no item meets), no header is left without them, on an autocommit
+    connection where each COPY would otherwise commit on its own."""
+    from pytest_oltpseed.data.factory import bind
+    from pytest_oltpseed.domains import schema
+
+    with psycopg.connect(database) as conn:
+        schema.install(conn, select("retail"))
+        conn.commit()
+    with psycopg.connect(database, autocommit=True) as conn, bind(conn, seed=4):
+        factory_for("sales").create_batch(3)  # parents made, and a clean batch
+        before = conn.execute("SELECT count(*) FROM sales").fetchone()
+        conn.execute(
+            "ALTER TABLE sale_items ADD CONSTRAINT no_more CHECK (quantity < 0) "
+            "NOT VALID"
+        )
+        with pytest.raises(psycopg.errors.CheckViolation):
+            factory_for("sales").create_batch(40)
+        after = conn.execute("SELECT count(*) FROM sales").fetchone()
+    assert before == after == (3,)

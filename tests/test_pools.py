@@ -60,3 +60,19 @@ def test_pool_values_do_not_depend_on_which_pool_is_used_first(home: Path) -> No
     fresh = Context(None, seed=5)
     fresh.person_name()  # as hospital's doctors do first
     assert fresh.pools.last_names == surnames_after_retail
+
+
+def test_an_account_without_a_home_draws_without_a_cache(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's bare uid (no HOME, no passwd entry): ``Path.home()``
+    raises; the pools are drawn as usual and nothing is cached."""
+    expected = _values(Pools(5))
+    monkeypatch.delenv("OLTPSEED_HOME")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert _values(Pools(5)) == expected

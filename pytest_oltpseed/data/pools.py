@@ -93,27 +93,35 @@ def _unique(make: Callable[[], str], size: int) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def pools_cache() -> Path:
+def pools_cache() -> Path | None:
     """Where drawn pools are kept: ``$OLTPSEED_HOME/cache`` when the home is
-    set, else the user's cache directory (``$XDG_CACHE_HOME/oltpseed``)."""
+    set, else the user's cache directory (``$XDG_CACHE_HOME/oltpseed``); None
+    for an account with no home (a container's bare uid): no cache, no error."""
     home = os.environ.get("OLTPSEED_HOME")
     if home:
         return Path(home).expanduser() / "cache"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except (RuntimeError, KeyError):
+        return None
     return Path(base) / "oltpseed"
 
 
-def _pools_file(seed: int) -> Path:
+def _pools_file(seed: int) -> Path | None:
     import faker  # already loaded by factory_boy
 
+    cache = pools_cache()
     name = f"pools-faker{faker.VERSION}-v{POOLS_FORMAT}-seed{seed}.json"
-    return pools_cache() / name
+    return cache / name if cache is not None else None
 
 
 def _read_pools(seed: int) -> dict[str, tuple[str, ...]] | None:
     """The cached pools of ``seed``; None when absent or not as written."""
+    path = _pools_file(seed)
+    if path is None:
+        return None
     try:
-        data = json.loads(_pools_file(seed).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
         values = {name: tuple(data[name]) for name, _, _ in POOL_SIZES}
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -128,6 +136,8 @@ def _write_pools(seed: int, values: dict[str, tuple[str, ...]]) -> None:
     """Keep the pools for the next start; a cache that cannot be written is
     only slower, never an error (renamed into place: readers never see half)."""
     target = _pools_file(seed)
+    if target is None:
+        return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".pools-")

@@ -74,11 +74,25 @@ def has_rules(factory: type[SQLFactory]) -> bool:
 def create_batch(
     factory: type[SQLFactory], ctx: Context, size: int, params: Mapping[str, Any]
 ) -> list[Row]:
-    """``size`` new rows of ``factory`` (with ``params`` as in ``create()``)."""
+    """``size`` new rows of ``factory`` (with ``params`` as in ``create()``),
+    all or none: the headers, their items and the read-back run in one
+    transaction (a savepoint inside the caller's), so a failure leaves no
+    header without its items, on an autocommit connection too."""
     if size <= 0:
         return []
     conn = ctx.conn
     assert conn is not None
+    with conn.transaction():
+        return _create_batch(factory, ctx, conn, size, params)
+
+
+def _create_batch(
+    factory: type[SQLFactory],
+    ctx: Context,
+    conn: psycopg.Connection[Any],
+    size: int,
+    params: Mapping[str, Any],
+) -> list[Row]:
     shape = landing.shape(conn, factory._table)
     if has_rules(factory) or not landing.findable(shape):
         return [factory.create(**params) for _ in range(size)]
