@@ -197,6 +197,12 @@ def test_no_index_is_issued_twice_after_a_crash(server_home: Path) -> None:
             taken = indices.reserve(conn, "retail", "clients.cpf", 5)
             os.kill(conn.info.backend_pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
+        log = server_home / "pg" / "postgresql.log"
+        # Wait for the reset to be done: a connection made before the
+        # postmaster noticed the crash would reserve before the replay.
+        while "reinitializing" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "no crash reset within 60 s"
+            time.sleep(0.05)
         while True:
             try:
                 with psycopg.connect(info.dsn(), autocommit=True) as conn:
