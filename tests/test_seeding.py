@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterator
 
 import psycopg
@@ -12,6 +13,7 @@ from pytest_oltpseed import validators
 from pytest_oltpseed.data.factory import bind
 from pytest_oltpseed.domains import default_domains, schema, select, tables_of
 from pytest_oltpseed.domains.hospital import factories as h
+from pytest_oltpseed.errors import OltpseedError
 from pytest_oltpseed.profiles import resolve
 from pytest_oltpseed.seed import seeder
 from pytest_oltpseed.seed.seeder import Seeder, Stage, plan
@@ -404,12 +406,10 @@ def test_set_based_fk_check_fails_a_stage_with_an_orphan(
     def shifted(self, conn, table, carry):  # type: ignore[no-untyped-def]
         real_init(self, conn, table, carry)
         if table == "pacientes":  # every visit points past the last patient
-            from array import array
-
             self.ids = array("q", [i + 10**9 for i in self.ids])
 
     monkeypatch.setattr(seeder.ParentPool, "__init__", shifted)
-    with pytest.raises(seeder.OltpseedError, match="violates consultas_paciente_id"):
+    with pytest.raises(OltpseedError, match="violates consultas_paciente_id"):
         Seeder(conn).run([consultas])
     assert conn.execute("SELECT count(*) FROM consultas").fetchone() == (0,)
     assert _schema_shape(conn) == before
@@ -431,7 +431,7 @@ def test_parent_pools_take_a_gapless_id_range_and_serve_narrower_requests(
     def fetched(table: str) -> list[int]:
         pool = seeder.ParentPool.__new__(seeder.ParentPool)
         pool.table, pool.carry, pool.values = table, (), {}
-        pool.ids = seeder.array("q")
+        pool.ids = array("q")
         pool._fetch(conn)
         return list(pool.ids)
 

@@ -133,7 +133,7 @@ def _pickers(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """FK column -> picker among existing parents, for every parent not given;
     and FK column -> the parents' pool it picks from."""
-    from pytest_oltpseed.seed.seeder import ParentPool
+    from pytest_oltpseed.seed.parents import ParentPool
 
     assert ctx.conn is not None
     given = {key.partition("__")[0] for key in overrides}

@@ -138,7 +138,7 @@ def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
         rule.load(seeder, stage, fast)
     plan = HeaderPlan(stage.factory, seeder.pool, ids, fresh, rule)
     parts = chunks.plan_chunks(stage.table, count, seeder.seed, seeder.as_of)
-    from pytest_oltpseed.seed.seeder import _Writer
+    from pytest_oltpseed.seed.writer import _Writer
 
     writer = _Writer(conn, stage)
     done = 0
