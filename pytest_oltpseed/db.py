@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -19,6 +20,12 @@ def table_ident(table: str) -> sql.Identifier:
     ``search_path`` as the built-in domains expect."""
     schema, dot, name = table.partition(".")
     return sql.Identifier(schema, name) if dot else sql.Identifier(table)
+
+
+def regclass_names(conn: psycopg.Connection[Any], tables: Sequence[str]) -> list[str]:
+    """``tables`` as text that ``::regclass`` reads back as the same tables:
+    quoted where a name needs it (a bare ``Order`` would fold to ``order``)."""
+    return [table_ident(t).as_string(conn) for t in tables]
 
 
 def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:

@@ -454,3 +454,21 @@ def test_parent_pools_take_a_gapless_id_range_and_serve_narrower_requests(
     expected = np.array(wide.values["data_cadastro"], dtype="datetime64[us]")
     assert seconds.tolist() == (expected.astype(np.int64) // 1_000_000).tolist()
     assert seconds[:2].tolist() == [-1, 1740816000]
+
+
+def test_carried_null_timestamps_stay_null() -> None:
+    """A parent's carried timestamp column with a NULL (NumPy's conversion
+    path) keeps the NULL as the vocabulary's NULL_TIME, not a far past."""
+    from datetime import datetime
+
+    from pytest_oltpseed.data import columns
+    from pytest_oltpseed.seed.parents import ParentPool
+
+    pool = object.__new__(ParentPool)
+    moment = datetime(2024, 1, 1, 0, 0, 1, 500)
+    pool.values = {"at": [moment, None]}
+    pool._seconds = {}
+    assert pool.seconds("at").tolist() == [
+        columns.to_seconds(moment),
+        columns.NULL_TIME,
+    ]

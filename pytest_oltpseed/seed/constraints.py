@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
+from pytest_oltpseed.db import regclass_names
 from pytest_oltpseed.errors import OltpseedError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class _Deferred:
             "f.confrelid, 'REFERENCES')), true) "
             "FROM pg_constraint f JOIN t ON f.conrelid = t.oid "
             "WHERE f.contype = 'f')",
-            ([stage.table, *stage.item_tables],),
+            (regclass_names(conn, [stage.table, *stage.item_tables]),),
         ).fetchone()
         return bool(row and row[0])
 
@@ -50,7 +51,7 @@ class _Deferred:
         """``keep_foreign_keys``: their triggers are off (:class:`_SetChecked`),
         so only the indexes are dropped."""
         self.conn = conn
-        tables = [stage.table, *stage.item_tables]
+        tables = regclass_names(conn, [stage.table, *stage.item_tables])
         self.constraints = (
             []
             if keep_foreign_keys
@@ -109,7 +110,7 @@ class _SetChecked:
 
     @classmethod
     def start(cls, conn: psycopg.Connection, stage: Stage) -> _SetChecked | None:
-        tables = [stage.table, *stage.item_tables]
+        tables = regclass_names(conn, [stage.table, *stage.item_tables])
         row = conn.execute(_SET_CHECKABLE, (tables,)).fetchone()
         if not (row and row[0]):
             return None

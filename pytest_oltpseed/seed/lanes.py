@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
 
 from pytest_oltpseed.data import columns
+from pytest_oltpseed.db import regclass_names
 from pytest_oltpseed.seed import chunks
 
 if TYPE_CHECKING:
@@ -54,10 +55,11 @@ class _Lanes:
         if not self.possible:
             return
         tables = [t for s in stages for t in (s.table, *s.item_tables)]
+        named = (tables, regclass_names(conn, tables))  # answers in our names
         parents: dict[str, set[str]] = {}
-        for child, parent in conn.execute(_PARENTS, (tables,)):
+        for child, parent in conn.execute(_PARENTS, named):
             parents.setdefault(child, set()).add(parent)
-        triggered = {t for (t,) in conn.execute(_OWN_TRIGGERS, (tables,))}
+        triggered = {t for (t,) in conn.execute(_OWN_TRIGGERS, named)}
         path, role, user = conn.execute(
             "SELECT current_setting('search_path'), current_user, session_user"
         ).fetchone() or ("", "", "")
@@ -68,7 +70,13 @@ class _Lanes:
         for i, stage in enumerate(stages):
             mine = {stage.table, *stage.item_tables}
             needs = set().union(*(parents.get(t, set()) for t in mine)) - mine
-            self.after.append({j for j in range(i) if stages[j].table in needs})
+            self.after.append(
+                {
+                    j
+                    for j in range(i)
+                    if needs & {stages[j].table, *stages[j].item_tables}
+                }
+            )
             self.alone.append(self._forks(stage) or bool(mine & triggered))
             serial.append(self._reads_its_domain(stage))
         # A stage whose rules read or write its domain's other tables runs in
@@ -126,49 +134,51 @@ class _Lanes:
         finished: set[int] = set()
         started: set[int] = set()
         stop = threading.Event()
-        with ThreadPoolExecutor(self.lanes, thread_name_prefix="oltpseed-lane") as pool:
-            try:
-                while len(finished) < len(self.stages):
-                    for i in self._ready(started, finished, running):
-                        started.add(i)
-                        if self.alone[i]:  # here, with forked workers if any
-                            seeder.done.append(seeder.run_stage(self.stages[i]))
-                            finished.add(i)
+        pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="oltpseed-lane")
+        try:
+            with pool:
+                try:
+                    while len(finished) < len(self.stages):
+                        for i in self._ready(started, finished, running):
+                            started.add(i)
+                            if self.alone[i]:  # here, with forked workers if any
+                                seeder.done.append(seeder.run_stage(self.stages[i]))
+                                finished.add(i)
+                                continue
+                            if not idle:
+                                conn = _connect_like(seeder.conn, *self.session)
+                                opened.append(conn)
+                                idle.append(conn)
+                            conn = idle.pop()
+                            lane = seeder._lane(conn, stop)
+                            future = pool.submit(lane.run_stage, self.stages[i])
+                            running[future] = (i, conn, lane)
+                        if not running:
                             continue
-                        if not idle:
-                            conn = _connect_like(seeder.conn, *self.session)
-                            opened.append(conn)
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            i, conn, lane = running.pop(future)
                             idle.append(conn)
-                        conn = idle.pop()
-                        lane = seeder._lane(conn, stop)
-                        future = pool.submit(lane.run_stage, self.stages[i])
-                        running[future] = (i, conn, lane)
-                    if not running:
-                        continue
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        i, conn, lane = running.pop(future)
-                        idle.append(conn)
-                        seeder.done.append(future.result())  # a failure: raise
-                        finished.add(i)
-                        for key, next_index in lane.ctx.local_indices():
-                            seeder.ctx.note_index(key, next_index)
-            except BaseException:
-                # Ctrl-C or a failed stage: the other lanes stop at their next
-                # chunk and their running statement is cancelled, so their
-                # stages roll back whole; the committed ones stay (``done``).
-                stop.set()
-                for _, conn, _ in running.values():
-                    with contextlib.suppress(Exception):
-                        conn.cancel_safe()
-                for future in list(running):
-                    with contextlib.suppress(BaseException):
-                        seeder.done.append(future.result())
-                raise
-            finally:
-                for conn in opened:
-                    with contextlib.suppress(Exception):
-                        conn.close()
+                            seeder.done.append(future.result())  # a failure: raise
+                            finished.add(i)
+                            for key, next_index in lane.ctx.local_indices():
+                                seeder.ctx.note_index(key, next_index)
+                except BaseException:
+                    # Ctrl-C or a failed stage: the other lanes stop at their next
+                    # chunk and their running statement is cancelled, so their
+                    # stages roll back whole; the committed ones stay (``done``).
+                    stop.set()
+                    for _, conn, _ in running.values():
+                        with contextlib.suppress(Exception):
+                            conn.cancel_safe()
+                    for future in list(running):
+                        with contextlib.suppress(BaseException):
+                            seeder.done.append(future.result())
+                    raise
+        finally:  # after the pool's shutdown: no lane still uses them
+            for conn in opened:
+                with contextlib.suppress(Exception):
+                    conn.close()
 
     def _ready(
         self, started: set[int], finished: set[int], running: Mapping[Any, Any]
@@ -205,13 +215,24 @@ def _connect_like(
     return other
 
 
-_PARENTS = """
-SELECT f.conrelid::regclass::text, f.confrelid::regclass::text
-FROM pg_constraint f
-WHERE f.contype = 'f' AND f.conrelid = ANY(SELECT unnest(%s::text[])::regclass)
+_NAMED = """
+WITH t AS (SELECT u.name, u.quoted::regclass AS oid
+           FROM unnest(%s::text[], %s::text[]) AS u(name, quoted))
 """
-_OWN_TRIGGERS = """
-SELECT DISTINCT g.tgrelid::regclass::text FROM pg_trigger g
+_PARENTS = (
+    _NAMED
+    + """
+SELECT c.name, p.name FROM pg_constraint f
+JOIN t c ON c.oid = f.conrelid JOIN t p ON p.oid = f.confrelid
+WHERE f.contype = 'f'
+"""
+)
+"""(child, parent) pairs among the stages' tables, by oid: ``regclass::text``
+may differ from a stage's name (quoted, or without a schema on the path)."""
+_OWN_TRIGGERS = (
+    _NAMED
+    + """
+SELECT DISTINCT t.name FROM pg_trigger g JOIN t ON g.tgrelid = t.oid
 WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND (g.tgtype & 4) <> 0
-AND g.tgrelid = ANY(SELECT unnest(%s::text[])::regclass)
 """
+)

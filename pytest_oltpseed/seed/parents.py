@@ -127,7 +127,13 @@ class ParentPool:
                     count=len(values),
                 )
             except TypeError:  # a NULL or a date: NumPy's own conversion
-                micros = np.array(values, dtype="datetime64[us]").astype(np.int64)
+                moments = np.array(values, dtype="datetime64[us]")
+                seconds = moments.astype(np.int64) // 1_000_000
+                # a NULL (NaT) stays the vocabulary's NULL, not a far past
+                self._seconds[column] = np.where(
+                    np.isnat(moments), columns.NULL_TIME, seconds
+                )
+                return self._seconds[column]
             self._seconds[column] = micros // 1_000_000
         return self._seconds[column]
 
