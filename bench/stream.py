@@ -75,6 +75,12 @@ def main() -> None:
         help="With --only changes or clients: the domain(s) to run.",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=50,
+        help="With --only clients: events a transaction (the stream's default 50).",
+    )
+    parser.add_argument(
         "--code",
         action="append",
         default=[],
@@ -93,7 +99,11 @@ def main() -> None:
             label, _, folder = given.partition("=")
             code[label] = Path(folder).resolve()
         clients_scaling(
-            args.events, args.seconds, args.domain or ["hospital", "retail"], code
+            args.events,
+            args.seconds,
+            args.domain or ["hospital", "retail"],
+            code,
+            args.batch_size,
         )
         return
     header = (
@@ -210,7 +220,11 @@ def _measured(
 
 
 def clients_scaling(
-    events: int, seconds: int, domains: list[str], code: dict[str, Path | None]
+    events: int,
+    seconds: int,
+    domains: list[str],
+    code: dict[str, Path | None],
+    batch_size: int = 50,
 ) -> None:
     """``--clients 1, 2, 4`` per domain beside ``pgbench -N -c`` (same run),
     for each version of the code in ``code`` (label -> a directory put first
@@ -245,7 +259,7 @@ def clients_scaling(
                         env["PYTHONPATH"] = str(path)
                     dsn = _fresh(server, domain)
                     common = ("--domain", domain, "--interval", "0",
-                              "--jitter-ms", "0", "--batch-size", "50",
+                              "--jitter-ms", "0", "--batch-size", str(batch_size),
                               "--clients", str(clients))  # fmt: skip
                     _, cpu0, back0, wall0 = _measured(
                         server, dsn, env, *common, "--max-events", str(clients)
