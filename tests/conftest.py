@@ -128,6 +128,20 @@ def run_cli(
     )
 
 
+def run_probe(
+    probe: str, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``probe`` (Python source that calls the CLI and reports what it
+    loaded) in a fresh interpreter, with ``args`` as its ``sys.argv[1:]``."""
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
 def tables_in(conninfo: str) -> set[str]:
     with psycopg.connect(conninfo) as conn:
         rows = conn.execute(

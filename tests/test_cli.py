@@ -8,7 +8,7 @@ import psycopg
 
 from pytest_oltpseed import __version__
 from pytest_oltpseed.domains import schema, select
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_probe
 
 
 def test_help_lists_commands(cli_env: dict[str, str]) -> None:
@@ -89,8 +89,6 @@ def test_help_and_version_load_no_core(cli_env: dict[str, str]) -> None:
     """``--help`` builds every command's signature: the command modules must
     import the core (psycopg, domains, stream, cdc, rich.progress) only when
     a command runs, or every invocation pays ~1 s of imports."""
-    import subprocess
-    import sys
 
     probe = (
         "import sys\n"
@@ -105,13 +103,7 @@ def test_help_and_version_load_no_core(cli_env: dict[str, str]) -> None:
     )
     for args in (["--help"], ["--version"], ["counts", "--help"],
                  ["cdc", "verify", "--help"], ["stream", "--help"]):  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            check=False,
-        )
+        done = run_probe(probe, *args, env=cli_env)
         assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
         assert done.stdout.strip(), args
 
@@ -138,8 +130,6 @@ def test_a_small_seed_loads_only_what_it_needs_and_exits_clean(
     or progress bars (no terminal); and it leaves nothing the interpreter's
     last collections would have had to finish, which the CLI skips
     (``gc.freeze``): no open connection, no running thread."""
-    import subprocess
-    import sys
 
     probe = (
         "import gc, sys, threading\n"
@@ -162,13 +152,7 @@ def test_a_small_seed_loads_only_what_it_needs_and_exits_clean(
         "print(loaded, len(open_conns), threads, file=sys.stderr)\n"
     )
     args = ["seed", "--profile", "SMALL", "--domain", "hospital", "--dsn", database]
-    done = subprocess.run(
-        [sys.executable, "-c", probe, *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        check=False,
-    )
+    done = run_probe(probe, *args, env=cli_env)
     assert done.stderr.strip().splitlines()[-1] == "[] 0 []", done.stderr
     assert "seeded SMALL" in done.stdout
     with psycopg.connect(database) as conn:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_probe
 
 URL = re.compile(r"postgresql://postgres@127\.0\.0\.1:(\d+)/oltpseed")
 
@@ -165,8 +165,6 @@ def test_a_running_server_is_found_without_its_tooling(
     ``pg_ctl status`` processes, no pytest-postgresql/mirakuru imports (nor
     mirakuru's scan of every process at exit). ``server stop`` still works
     after such a look-up."""
-    import subprocess
-    import sys
 
     env = _env(cli_env, server_home)
     assert run_cli("init-db", env=env).returncode == 0
@@ -182,13 +180,7 @@ def test_a_running_server_is_found_without_its_tooling(
     )
     said = {}
     for args in (["counts", "--json"], ["server", "status"]):
-        done = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        done = run_probe(probe, *args, env=env)
         assert done.stderr.strip().splitlines()[-1] == "[]", (args, done.stderr)
         said[args[0]] = done.stdout
     assert json.loads(said["counts"])["convenios"] == 2

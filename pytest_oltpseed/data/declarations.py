@@ -8,8 +8,9 @@ factory_boy's ``build()``/``create()`` and the bulk path evaluate them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import factory
 import factory.random
@@ -20,6 +21,8 @@ from pytest_oltpseed.data.context import Context, current
 from pytest_oltpseed.data.registry import factory_for
 from pytest_oltpseed.data.rows import Ref, Row, ref_id
 from pytest_oltpseed.errors import OltpseedError
+
+_T = TypeVar("_T")
 
 PREFER_TRIES = 8  # extra picks for a preferred parent (Parent(prefer=...))
 
@@ -247,3 +250,21 @@ def _identity(value: Any) -> object:
     if isinstance(value, Ref):
         return value.row.get("id") or id(value.row)
     return ref_id(value)
+
+
+def per_class(method: Callable[[Any], _T]) -> classmethod[Any, [], _T]:
+    """A class method whose value is computed once per class, on first use.
+
+    Kept in the class's own ``__dict__``: a subclass declares fields of its
+    own, so it never reads its parent's value."""
+    attr = f"_{method.__name__.lstrip('_')}_cache"
+
+    @functools.wraps(method)
+    def once(cls: Any) -> _T:
+        cached = cls.__dict__.get(attr)
+        if cached is None:
+            cached = method(cls)
+            setattr(cls, attr, cached)
+        return cached
+
+    return classmethod(once)

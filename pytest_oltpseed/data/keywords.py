@@ -16,6 +16,7 @@ from pytest_oltpseed.data.declarations import (
     Parent,
     Trait,
     _parent_value,
+    per_class,
 )
 from pytest_oltpseed.errors import OltpseedError
 
@@ -26,32 +27,24 @@ class Keywords:
 
     _meta: Any
 
-    @classmethod
-    def _fields(cls) -> dict[str, Any]:
+    @per_class
+    def _fields(cls: Any) -> dict[str, Any]:
         """Keyword name -> declaration: every declared column, helper or items
         (computed once per class)."""
-        cached = cls.__dict__.get("_fields_cache")
-        if cached is None:
-            cached = dict(cls._declarations()) | dict(cls._meta.parameters)
-            cls._fields_cache = cached  # type: ignore[attr-defined]
-        return cached
+        return dict(cls._declarations()) | dict(cls._meta.parameters)
 
-    @classmethod
-    def _aliases(cls) -> dict[str, str]:
+    @per_class
+    def _aliases(cls: Any) -> dict[str, str]:
         """``paciente`` -> ``paciente_id``: an FK column also answers to its
         name without ``_id``, where that name is not a field of its own."""
-        cached = cls.__dict__.get("_aliases_cache")
-        if cached is None:
-            fields = cls._fields()
-            cached = {
-                name.removesuffix("_id"): name
-                for name, declaration in fields.items()
-                if isinstance(declaration, Parent)
-                and name.endswith("_id")
-                and name.removesuffix("_id") not in fields
-            }
-            cls._aliases_cache = cached  # type: ignore[attr-defined]
-        return cached
+        fields = cls._fields()
+        return {
+            name.removesuffix("_id"): name
+            for name, declaration in fields.items()
+            if isinstance(declaration, Parent)
+            and name.endswith("_id")
+            and name.removesuffix("_id") not in fields
+        }
 
     @classmethod
     def valid_fields(cls) -> str:
@@ -127,43 +120,32 @@ class Keywords:
                 out[name] = param.default
         return out
 
-    @classmethod
-    def _traits(cls) -> dict[str, Trait]:
+    @per_class
+    def _traits(cls: Any) -> dict[str, Trait]:
         """The factory's traits by name, in declaration order (computed once)."""
-        cached = cls.__dict__.get("_traits_cache")
-        if cached is None:
-            cached = {}
-            for name, parameter in cls._meta.parameters.items():
-                if isinstance(parameter, factory.Trait):
-                    raise OltpseedError(
-                        f"{cls.__name__}.Params.{name}: use "
-                        "pytest_oltpseed.data.factory.Trait, not factory.Trait "
-                        "(whose conditional declarations the COPY path cannot run)"
-                    )
-                if isinstance(parameter, Trait):
-                    cached[name] = parameter
-            cls._traits_cache = cached  # type: ignore[attr-defined]
-        return cached
+        traits: dict[str, Trait] = {}
+        for name, parameter in cls._meta.parameters.items():
+            if isinstance(parameter, factory.Trait):
+                raise OltpseedError(
+                    f"{cls.__name__}.Params.{name}: use "
+                    "pytest_oltpseed.data.factory.Trait, not factory.Trait "
+                    "(whose conditional declarations the COPY path cannot run)"
+                )
+            if isinstance(parameter, Trait):
+                traits[name] = parameter
+        return traits
 
-    @classmethod
-    def _params(cls) -> dict[str, Param]:
+    @per_class
+    def _params(cls: Any) -> dict[str, Param]:
         """The factory's :class:`Param` keywords by name (computed once)."""
-        cached = cls.__dict__.get("_params_cache")
-        if cached is None:
-            cached = {
-                name: parameter
-                for name, parameter in cls._meta.parameters.items()
-                if isinstance(parameter, Param)
-            }
-            cls._params_cache = cached  # type: ignore[attr-defined]
-        return cached
+        return {
+            name: parameter
+            for name, parameter in cls._meta.parameters.items()
+            if isinstance(parameter, Param)
+        }
 
-    @classmethod
-    def _declarations(cls) -> list[tuple[str, Any]]:
+    @per_class
+    def _declarations(cls: Any) -> list[tuple[str, Any]]:
         """(name, declaration) in declaration order, computed once per class."""
-        cached = cls.__dict__.get("_declaration_cache")
-        if cached is None:
-            declarations = cls._meta.pre_declarations
-            cached = [(n, declarations[n].declaration) for n in declarations.sorted()]
-            cls._declaration_cache = cached  # type: ignore[attr-defined]
-        return cached
+        declarations = cls._meta.pre_declarations
+        return [(n, declarations[n].declaration) for n in declarations.sorted()]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_oltpseed.data.context import Context
-from pytest_oltpseed.data.declarations import Col, Items, Parent
+from pytest_oltpseed.data.declarations import Col, Items, Parent, per_class
 from pytest_oltpseed.data.keywords import Keywords
 from pytest_oltpseed.data.rows import Ref, Row, _Attrs
 from pytest_oltpseed.errors import OltpseedError
@@ -63,22 +63,19 @@ class Making(Keywords):
                 row[name] = declaration.make(ctx, row, create, parents, count)
         return row
 
-    @classmethod
-    def _plan(cls) -> list[tuple[str, type, Any]]:
+    @per_class
+    def _plan(cls: Any) -> list[tuple[str, type, Any]]:
         """(name, declaration kind, declaration): make_row's loop, checked once."""
-        cached = cls.__dict__.get("_plan_cache")
-        if cached is None:
-            cached = []
-            for name, declaration in cls._declarations():
-                kind = next(
-                    (k for k in (Col, Parent, Items) if isinstance(declaration, k)),
-                    None,
+        plan: list[tuple[str, type, Any]] = []
+        for name, declaration in cls._declarations():
+            kind = next(
+                (k for k in (Col, Parent, Items) if isinstance(declaration, k)),
+                None,
+            )
+            if kind is None:
+                raise OltpseedError(
+                    f"{cls.__name__}.{name}: only Col, Parent and Items are "
+                    "supported by the bulk path"
                 )
-                if kind is None:
-                    raise OltpseedError(
-                        f"{cls.__name__}.{name}: only Col, Parent and Items are "
-                        "supported by the bulk path"
-                    )
-                cached.append((name, kind, declaration))
-            cls._plan_cache = cached  # type: ignore[attr-defined]
-        return cached
+            plan.append((name, kind, declaration))
+        return plan

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pytest_oltpseed.data.context import Context, _current, current
-from pytest_oltpseed.data.declarations import Items
+from pytest_oltpseed.data.declarations import Items, per_class
 from pytest_oltpseed.data.keywords import Keywords
 from pytest_oltpseed.data.registry import factory_for
 from pytest_oltpseed.data.rows import Ref, Row, ref_id
@@ -129,28 +129,20 @@ class Persisting(Keywords):
         """The columns this factory writes, in declaration order."""
         return list(cls._written())
 
-    @classmethod
-    def _written(cls) -> tuple[str, ...]:
+    @per_class
+    def _written(cls: Any) -> tuple[str, ...]:
         """:meth:`column_names`, computed once per class (a stream asks for
         them at every row it writes)."""
-        cached = cls.__dict__.get("_written_cache")
-        if cached is None:
-            excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
-            cached = tuple(
-                n
-                for n, d in cls._declarations()
-                if n not in excluded and not isinstance(d, Items)
-            )
-            cls._written_cache = cached  # type: ignore[attr-defined]
-        return cached
+        excluded = set(cls._meta.exclude)  # type: ignore[attr-defined]
+        return tuple(
+            n
+            for n, d in cls._declarations()
+            if n not in excluded and not isinstance(d, Items)
+        )
 
-    @classmethod
-    def _items(cls) -> list[tuple[str, Items]]:
-        cached = cls.__dict__.get("_items_cache")
-        if cached is None:
-            cached = [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
-            cls._items_cache = cached  # type: ignore[attr-defined]
-        return cached
+    @per_class
+    def _items(cls: Any) -> list[tuple[str, Items]]:
+        return [(n, d) for n, d in cls._declarations() if isinstance(d, Items)]
 
     @classmethod
     def _before_insert(cls, ctx: Context, row: Row) -> None:
