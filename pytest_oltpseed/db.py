@@ -28,6 +28,14 @@ def regclass_names(conn: psycopg.Connection[Any], tables: Sequence[str]) -> list
     return [table_ident(t).as_string(conn) for t in tables]
 
 
+def has_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> bool:
+    """Whether ``table`` has a row (one index or heap page read at most)."""
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def resolve_conninfo(settings: Settings, announce: Callable[[str], None]) -> str:
     """The configured conninfo; with none configured, the embedded server's.
 

@@ -221,11 +221,13 @@ def test_seed_command_output(database: str, cli_env: dict[str, str]) -> None:
 def _schema_shape(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-        "FROM pg_constraint WHERE contype = 'f' UNION ALL "
+        "FROM pg_constraint WHERE contype IN ('f', 'p', 'u') UNION ALL "
+        "SELECT oid::regclass::text, 'replica identity', relreplident::text "
+        "FROM pg_class WHERE oid::regclass::text = ANY(%(t)s) UNION ALL "
         "SELECT indrelid::regclass::text, indexrelid::regclass::text, "
         "pg_get_indexdef(indexrelid) FROM pg_index "
-        "WHERE indrelid::regclass::text = ANY(%s) ORDER BY 1, 2",
-        (ALL_TABLES,),
+        "WHERE indrelid::regclass::text = ANY(%(t)s) ORDER BY 1, 2, 3",
+        {"t": ALL_TABLES},
     ).fetchall()
 
 
@@ -472,3 +474,102 @@ def test_carried_null_timestamps_stay_null() -> None:
         columns.to_seconds(moment),
         columns.NULL_TIME,
     ]
+
+
+def _keys_of(conn: psycopg.Connection, table: str) -> list[str]:
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = %s::regclass "
+            "AND contype IN ('p', 'u') ORDER BY 1",
+            (table,),
+        )
+    ]
+
+
+def test_an_empty_tables_keys_are_built_after_its_load(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``pgbench -i`` does: a large stage into an empty table loads
+    without its own primary key and unique constraints and builds them at
+    its end; a parent's key, which its children's FKs rest on, stays."""
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)
+    during: dict[str, list[str]] = {}
+
+    def look(stage: Stage, done: int) -> None:
+        for table in (stage.table, "pacientes"):
+            during.setdefault(f"{stage.table}:{table}", _keys_of(conn, table))
+
+    before = {t: _keys_of(conn, t) for t in ("pacientes", "pacientes_convenios")}
+    Seeder(conn, progress=look).run(plan(select("hospital"), resolve("SMALL")))
+    assert before["pacientes_convenios"] == [
+        "pacientes_convenios_paciente_id_convenio_id_key",
+        "pacientes_convenios_pkey",
+    ]
+    assert during["pacientes_convenios:pacientes_convenios"] == []
+    assert during["consultas:consultas"] == []
+    # pacientes' own unique cpf goes; its PK has FKs on it and stays
+    assert during["pacientes:pacientes"] == ["pacientes_pkey"]
+    assert during["consultas:pacientes"] == before["pacientes"]
+    for table, keys in before.items():
+        assert _keys_of(conn, table) == keys
+    assert _violations(conn) == []
+
+
+def test_a_duplicate_fails_the_rebuilt_key_and_the_stage_rolls_back(
+    conn: psycopg.Connection,
+) -> None:
+    """Building the key after the load checks every row, as the index kept
+    up to date would have: a duplicate fails the stage, which leaves
+    nothing, and the key is back as it was."""
+    from pytest_oltpseed.seed.constraints import _Deferred
+
+    stage = next(
+        s for s in plan(select("hospital"), resolve("SMALL")) if s.table == "exames"
+    )
+    before = _keys_of(conn, "exames")
+    with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+        deferred = _Deferred(conn, stage, keep_foreign_keys=True, keys=True)
+        assert _keys_of(conn, "exames") == []
+        conn.execute("SET LOCAL session_replication_role = replica")  # no parents
+        conn.execute(
+            "INSERT INTO exames (id, paciente_id, tipo_exame, data) VALUES "
+            "(7, 1, 'Hemograma', now()), (7, 2, 'Glicemia', now())"
+        )
+        deferred.restore()
+    assert _keys_of(conn, "exames") == before
+    assert conn.execute("SELECT count(*) FROM exames").fetchone() == (0,)
+
+
+def test_a_table_with_rows_keeps_its_keys(conn: psycopg.Connection) -> None:
+    """Rebuilding a key over rows already there would cost more than it
+    saves (and a rerun's upserts need it): only empty tables lose theirs."""
+    from pytest_oltpseed.seed.constraints import _Deferred
+
+    Seeder(conn).run(plan(select("hospital"), resolve("SMALL")))
+    stage = next(
+        s for s in plan(select("hospital"), resolve("SMALL")) if s.table == "exames"
+    )
+    with conn.transaction():
+        assert _Deferred(conn, stage, keep_foreign_keys=True, keys=True).keys == []
+        assert _keys_of(conn, "exames") == ["exames_pkey"]
+
+
+def test_lanes_take_the_longest_chain_first_and_headers_share_them(
+    conn: psycopg.Connection,
+) -> None:
+    """At STRESS, retail's header stages (generated in order, never forked)
+    share the lanes instead of running alone, and once the patients are in,
+    free lanes take the largest stages first, so the last stage to finish
+    is not the largest, alone."""
+    stages = plan(select("all"), resolve("STRESS"))
+    lanes = seeder._Lanes(Seeder(conn, workers=2), stages, 2)
+    names = [s.table for s in stages]
+    for table in HEADERS:
+        assert not lanes.alone[names.index(table)]
+    finished = {
+        names.index(t) for t in ("medicos", "convenios", "pacientes", "suppliers")
+    }
+    ready = lanes._ready(set(finished), finished, {})
+    assert [names[i] for i in ready] == ["consultas", "exames"]
+    conn.rollback()

@@ -91,6 +91,23 @@ class _Lanes:
                 for k in same:
                     if k > i:
                         self.after[k].add(i)
+        self.priority = self._critical_paths()
+
+    def _critical_paths(self) -> list[int]:
+        """Each stage's rows plus the most rows on any chain of stages that
+        waits for it: free lanes take the longest chain first, so the largest
+        stage does not start last and run alone while the other lanes idle."""
+        from pytest_oltpseed.seed import headers
+
+        rows = [headers.expected_rows(s.factory, s.count) for s in self.stages]
+        waiting: list[list[int]] = [[] for _ in self.stages]
+        for i, needs in enumerate(self.after):
+            for j in needs:
+                waiting[j].append(i)
+        priority = [0] * len(self.stages)
+        for i in reversed(range(len(self.stages))):  # a stage waits only on earlier
+            priority[i] = rows[i] + max((priority[k] for k in waiting[i]), default=0)
+        return priority
 
     @staticmethod
     def _reads_its_domain(stage: Stage) -> bool:
@@ -106,9 +123,16 @@ class _Lanes:
     def _forks(self, stage: Stage) -> bool:
         """Whether the stage forks generation workers: never beside a lane's
         thread (a fork copies its locks and its connection mid-statement).
-        The thresholds are read from :mod:`.seeder`, which forks (or not)."""
+        The thresholds are read from :mod:`.seeder`, which forks (or not).
+        Only chunked stages fork: headers with items and stages with rules
+        across rows are generated in order, on their lane's thread."""
         from pytest_oltpseed.seed import seeder as seed_module
 
+        hook = seed_module._hook(stage)
+        if stage.item_tables or not (
+            hook is None or isinstance(hook, seed_module.PlannedParents)
+        ):
+            return False
         return (
             self.seeder.workers > 0
             and stage.count >= seed_module.PARALLEL_AT
@@ -183,9 +207,10 @@ class _Lanes:
     def _ready(
         self, started: set[int], finished: set[int], running: Mapping[Any, Any]
     ) -> list[int]:
-        """Stages that may start now, in plan order, within the free lanes."""
+        """Stages that may start now within the free lanes, the longest chain
+        first (see :meth:`_critical_paths`); none passes a stage that runs
+        alone, which starts once all before it have finished."""
         ready: list[int] = []
-        free = self.lanes - len(running)
         for i in range(len(self.stages)):
             if i in started:
                 if self.alone[i] and i not in finished:
@@ -193,11 +218,12 @@ class _Lanes:
                 continue
             if self.alone[i]:
                 if not running and not ready and all(j in finished for j in range(i)):
-                    ready.append(i)
+                    return [i]
                 break
-            if len(ready) < free and self.after[i] <= finished:
+            if self.after[i] <= finished:
                 ready.append(i)
-        return ready
+        ready.sort(key=lambda i: -self.priority[i])
+        return ready[: self.lanes - len(running)]
 
 
 def _connect_like(

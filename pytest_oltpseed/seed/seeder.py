@@ -292,15 +292,20 @@ class Seeder:
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
                 run = partial(self._run_rows, stage, result, count, pickers, hook)
             checked = _SetChecked.start(self.conn, stage)
+            finish = getattr(hook, "finish", None)
             deferred = (
-                _Deferred(self.conn, stage, keep_foreign_keys=checked is not None)
+                _Deferred(
+                    self.conn,
+                    stage,
+                    keep_foreign_keys=checked is not None,
+                    keys=finish is None,  # finish() updates rows by key
+                )
                 if count >= DEFER_AT and _Deferred.allowed(self.conn, stage)
                 else None
             )
             run()
             if checked:
                 checked.triggers_back()
-            finish = getattr(hook, "finish", None)
             if finish is not None:  # a rule on rows already written (a cycle's FK)
                 finish(self, stage)
             if deferred:

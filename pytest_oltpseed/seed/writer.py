@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_oltpseed.data.factory import Parent, Ref, Row, SQLFactory, factory_for
-from pytest_oltpseed.db import table_ident
+from pytest_oltpseed.db import has_rows, table_ident
 
 if TYPE_CHECKING:
     from pytest_oltpseed.seed.seeder import Stage, StageResult
@@ -24,13 +24,6 @@ def _rows(values: Iterable[Sequence[Any]]) -> Callable[[psycopg.Copy], None]:
             copy.write_row(value)
 
     return feed
-
-
-def _has_rows(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_ident(table))
-    ).fetchone()
-    return bool(row and row[0])
 
 
 class _Writer:
@@ -48,7 +41,7 @@ class _Writer:
         self.staging: sql.Identifier | None = None
         # An empty table cannot conflict with rows whose keys are unique by
         # construction: COPY straight in. Otherwise stage, then upsert.
-        if stage.idempotent and _has_rows(conn, stage.table):
+        if stage.idempotent and has_rows(conn, table_ident(stage.table)):
             self.staging = sql.Identifier(f"oltpseed_stage_{stage.table}")
             conn.execute(
                 sql.SQL(
