@@ -221,6 +221,11 @@ def main() -> None:
         help="profiles with runs without the fast path (default: all)",
     )
     parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="also time the seeding alone, imports paid, beside the specs' design",
+    )
+    parser.add_argument(
         "--generated",
         action="store_true",
         help="hospital, retail and a generated domain (Pagila) side by side",
@@ -310,12 +315,21 @@ def _profile(
                 [sys.executable, str(HERE / SPEC[domain]), dsn, profile], env
             )
             if best is None or seconds < best[0]:
-                best = (seconds, rss, int(out.split()[0]), cpu)
+                best = (seconds, rss, int(out.split()[0]), cpu, float(out.split()[1]))
         assert best is not None
-        seconds, rss, rows, cpu = best
+        seconds, rss, rows, cpu, design_alone = best
         rate[f"spec {domain}"] = rows / seconds
         work[f"spec {domain}"] = sum(cpu) / rows
         _line(f"specs' design {profile} {domain}", rows, seconds, rss, cpu)
+        if args.alone:
+            ours = min(
+                _seeding_alone(server, profile, domain, env) for _ in range(args.repeat)
+            )
+            print(
+                f"{'':<4}{profile} {domain}, seeding alone (imports and connection "
+                f"paid): oltpseed {ours:.3f} s, the specs' design "
+                f"{design_alone:.3f} s: {design_alone / ours:.1f}x"
+            )
     if all_rows:
         scale = max(1, round(all_rows / 100_000))
         fresh_database(server, "bench", None)
@@ -362,6 +376,29 @@ def _ratios(
                 f"{rate[f'{domain} fast'] / rate[f'{domain} fast base']:.2f}x "
                 "the baseline"
             )
+
+
+_ALONE = """
+import sys, time, psycopg
+from pytest_oltpseed.config import load_settings
+from pytest_oltpseed.domains import select
+from pytest_oltpseed.seed.seeder import Seeder, plan
+settings = load_settings(dsn=sys.argv[1], seed_size=sys.argv[2])
+stages = plan(select(sys.argv[3]), settings.profile)
+with psycopg.connect(sys.argv[1]) as conn:
+    started = time.perf_counter()
+    Seeder(conn, workers=settings.seed_workers).run(stages)
+    print(time.perf_counter() - started)
+"""
+"""Seeding timed inside a process whose imports are done and whose connection
+is open, as the specs' design times itself (after Faker and psycopg2 are
+loaded): what a test suite's fixtures pay, where pytest already imported it all."""
+
+
+def _seeding_alone(server: ServerInfo, profile: str, domain: str, env: dict) -> float:
+    dsn = fresh_database(server, "bench", domain)
+    _, _, out, _ = _measure([sys.executable, "-c", _ALONE, dsn, profile, domain], env)
+    return float(out.split()[-1])
 
 
 SPEC = {"hospital": "spec_design.py", "retail": "spec_design_retail.py"}

@@ -168,7 +168,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
 ) -> None:
     """Column-wise == one row at a time, in this process or in two workers."""
     monkeypatch.setattr(seeder, "PARALLEL_AT", 1_000)  # MEDIUM stages fork
-    monkeypatch.setattr(columns, "FAST_AT", 1_000)  # MEDIUM stages go column-wise
+    monkeypatch.setattr(columns, "FAST_AT", 100)  # MEDIUM stages go column-wise
     rendered: list[str] = []
     real_columns = chunks.render_columns
 
@@ -185,6 +185,7 @@ def test_fast_path_equals_slow_path_with_and_without_workers(
     assert slow_forked == slow
     assert fast == slow
     assert set(rendered) >= {
+        "medicos",
         "pacientes",
         "pacientes_convenios",
         "consultas",
@@ -200,6 +201,19 @@ def test_cpf_over_arrays_equals_cpf_one_by_one() -> None:
     ns = np.concatenate([np.arange(0, 50_000), np.arange(10**9 - 1000, 10**9)])
     assert brazil.cpf_many(ns).tolist() == [brazil.cpf(int(n)) for n in ns]
     assert all(brazil.is_valid_cpf(v) for v in brazil.cpf_many(ns[:1000]))
+
+
+def test_crm_over_arrays_equals_crm_one_by_one() -> None:
+    """Each UF's numbers, the cycle-walk past 0 and the last index."""
+    from pytest_oltpseed.data import brazil
+
+    top = 10**6 * len(brazil.UFS)
+    ns = np.concatenate([np.arange(0, 20_000), np.arange(top - 20_000, top)])
+    ns = np.concatenate([ns, np.arange(0, top, 9_973)])
+    assert brazil.crm_many(ns).tolist() == [brazil.crm(int(n)) for n in ns]
+    assert all(brazil.is_valid_crm(v) for v in brazil.crm_many(ns[:1000]))
+    with pytest.raises(ValueError, match="outside the CRM space"):
+        brazil.crm_many(np.array([top]))
 
 
 def _violations(dsn: str, domain: str) -> list[str]:

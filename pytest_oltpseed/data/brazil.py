@@ -230,6 +230,19 @@ def crm(n: int) -> str:
     return f"CRM/{uf} {number:06d}"
 
 
+def crm_many(ns: Any) -> Any:
+    """:func:`crm` over a NumPy array of indices (an object array of str)."""
+    import numpy as np
+
+    ns = ns.astype(np.int64)
+    if ns.size and int(ns.max()) >= _CRM_SPACE * len(UFS):
+        raise ValueError(f"index {int(ns.max())} outside the CRM space")
+    number = _walk_many(ns % _CRM_SPACE, _CRM_A, _CRM_B, _CRM_SPACE, frozenset({0}))
+    ufs = np.array([f"CRM/{uf} " for uf in UFS], dtype=object)
+    digits = np.char.zfill(number.astype("U6"), 6).astype(object)
+    return ufs[(ns // _CRM_SPACE + ns) % len(UFS)] + digits
+
+
 def is_valid_cpf(value: str) -> bool:
     """Check digits right, 11 digits, not a repeated digit; masked or bare."""
     if not re.fullmatch(r"\d{3}\.\d{3}\.\d{3}-\d{2}|\d{11}", value):

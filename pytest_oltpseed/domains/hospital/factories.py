@@ -96,20 +96,20 @@ class Medico(SQLFactory):
     _table, _domain = "medicos", DOMAIN
     _natural_key = ("crm",)
 
-    nome = Col(lambda g, r: g.person_name())
-    crm = Col(lambda g, r: brazil.crm(g.next_index(DOMAIN, "medicos.crm")))
-    especialidade = Col(lambda g, r: g.choice(ESPECIALIDADES))
-    telefone = Col(lambda g, r: brazil.phone(g.rng.random))
+    nome = Col(NAME)
+    crm = Col(Indexed(DOMAIN, "medicos.crm", brazil.crm, brazil.crm_many))
+    especialidade = Col(Choice(ESPECIALIDADES))
+    telefone = Col(PHONE)
 
 
 class Convenio(SQLFactory):
     _table, _domain = "convenios", DOMAIN
     _natural_key = ("cnpj",)
 
-    nome = Col(lambda g, r: f"{g.choice(OPERADORAS)} {g.choice(PLANOS)}")
-    cnpj = Col(lambda g, r: brazil.cnpj(g.next_index(DOMAIN, "convenios.cnpj")))
-    tipo = Col(lambda g, r: g.weighted(TIPOS_CONVENIO))
-    cobertura = Col(lambda g, r: g.choice(COBERTURAS))
+    nome = Col(Join(Choice(OPERADORAS), " ", Choice(PLANOS)))
+    cnpj = Col(Indexed(DOMAIN, "convenios.cnpj", brazil.cnpj, brazil.cnpj_many))
+    tipo = Col(Weighted(TIPOS_CONVENIO))
+    cobertura = Col(Choice(COBERTURAS))
 
 
 class Paciente(SQLFactory):
