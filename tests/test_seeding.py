@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -417,6 +418,36 @@ def test_set_based_fk_check_fails_a_stage_with_an_orphan(
     assert _schema_shape(conn) == before
 
 
+def test_set_based_fk_check_holds_the_parents_until_the_stage_commits(
+    conn: psycopg.Connection, database: str
+) -> None:
+    """The copied rows took no lock on their parents (their FK triggers were
+    off), so once checked, a parent may not be deleted before the stage
+    commits: it would leave the new rows orphans. Readers still pass."""
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run([s for s in stages if s.table in ("medicos", "pacientes")])
+    consultas = next(s for s in stages if s.table == "consultas")
+    patient = conn.execute("SELECT min(id) FROM pacientes").fetchone()
+    conn.commit()
+    with psycopg.connect(database, autocommit=True) as other:
+        other.execute("SET lock_timeout = 300")
+        with conn.transaction():
+            checked = seeder._SetChecked.start(conn, consultas)
+            assert checked is not None
+            conn.execute(
+                "INSERT INTO consultas (paciente_id, medico_id, data, motivo, status) "
+                "SELECT %s, min(id), now(), 'retorno', 'agendada' FROM medicos",
+                patient,
+            )
+            checked.triggers_back()
+            checked.validate()
+            assert other.execute("SELECT count(*) FROM pacientes").fetchone()
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("DELETE FROM pacientes WHERE id = %s", patient)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):  # committed now
+            other.execute("DELETE FROM pacientes WHERE id = %s", patient)
+
+
 def test_parent_pools_take_a_gapless_id_range_and_serve_narrower_requests(
     conn: psycopg.Connection,
 ) -> None:
@@ -516,6 +547,39 @@ def test_an_empty_tables_keys_are_built_after_its_load(
     assert _violations(conn) == []
 
 
+def test_keys_stay_through_the_load_when_a_slot_may_decode_it(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logical slot on the database would decode the stage's INSERTs with
+    the relation as it was then: without its key, a CDC consumer would get
+    keyless records. With a slot, every key stays through the load."""
+    import uuid
+
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)
+    slot = f"keys_{uuid.uuid4().hex[:10]}"
+    conn.execute(
+        "SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,)
+    )
+    conn.commit()
+    try:
+        during: dict[str, list[str]] = {}
+
+        def look(stage: Stage, done: int) -> None:
+            during.setdefault(stage.table, _keys_of(conn, stage.table))
+
+        Seeder(conn, progress=look).run(plan(select("hospital"), resolve("SMALL")))
+        assert during["consultas"] == ["consultas_pkey"]
+        assert during["pacientes_convenios"] == [
+            "pacientes_convenios_paciente_id_convenio_id_key",
+            "pacientes_convenios_pkey",
+        ]
+        assert during["pacientes"] == ["pacientes_cpf_key", "pacientes_pkey"]
+    finally:
+        conn.rollback()
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        conn.commit()
+
+
 def test_a_duplicate_fails_the_rebuilt_key_and_the_stage_rolls_back(
     conn: psycopg.Connection,
 ) -> None:
@@ -572,4 +636,68 @@ def test_lanes_take_the_longest_chain_first_and_headers_share_them(
     }
     ready = lanes._ready(set(finished), finished, {})
     assert [names[i] for i in ready] == ["consultas", "exames"]
+    conn.rollback()
+
+
+def test_an_id_block_holds_off_other_writers_and_moves_past_its_rows(
+    conn: psycopg.Connection, database: str
+) -> None:
+    """A large stage numbers its rows from a block of the table's sequence:
+    while it runs, another writer's ``nextval`` waits (it cannot take a key
+    the stage is writing); after, it gets the key past the block. A stage
+    that fails leaves the sequence where it was."""
+    from pytest_oltpseed.seed.ids import IdBlock
+
+    def other_nextval(timeout_ms: int) -> int | None:
+        with psycopg.connect(database, autocommit=True) as other:
+            other.execute(f"SET lock_timeout = {timeout_ms}")
+            try:
+                row = other.execute("SELECT nextval('exames_id_seq')").fetchone()
+            except psycopg.errors.LockNotAvailable:
+                return None
+            return int(row[0]) if row else None
+
+    first = other_nextval(1000)
+    assert first is not None
+    with conn.transaction():
+        block = IdBlock.take(conn, "exames", 100)
+        assert block is not None and (block.column, block.first) == ("id", first + 1)
+        assert other_nextval(200) is None  # waits for the stage
+        block.finish(100)
+    assert other_nextval(1000) == first + 101
+    with pytest.raises(RuntimeError), conn.transaction():
+        failed = IdBlock.take(conn, "exames", 100)
+        assert failed is not None and failed.first == first + 102
+        raise RuntimeError("the stage fails before its rows are in")
+    assert other_nextval(1000) == first + 102
+
+
+def test_a_large_stage_numbers_its_rows_as_the_default_would(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys a block gives are those the column's default would have:
+    after rows already there, gapless, and the sequence left past them."""
+    from pytest_oltpseed.seed.ids import IdBlock
+
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)
+    taken: list[str] = []
+    take = IdBlock.take.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[IdBlock], conn: psycopg.Connection, table: str, n: int) -> Any:
+        block = take(cls, conn, table, n)
+        taken.append(table if block else f"no block: {table}")
+        return block
+
+    monkeypatch.setattr(IdBlock, "take", classmethod(spy))
+    stages = plan(select("hospital"), resolve("SMALL"))
+    Seeder(conn).run(stages)
+    assert "exames" in taken and not [t for t in taken if t.startswith("no")]
+    Seeder(conn).run([s for s in stages if s.table == "exames"])  # a second run
+    total = 2 * next(s.count for s in stages if s.table == "exames")
+    assert conn.execute("SELECT min(id), max(id), count(*) FROM exames").fetchone() == (
+        1,
+        total,
+        total,
+    )
+    assert conn.execute("SELECT nextval('exames_id_seq')").fetchone() == (total + 1,)
     conn.rollback()

@@ -42,13 +42,28 @@ class Chunk:
     seed: int
     as_of: datetime
     stage_rows: int = 0  # the stage's size: NumPy pays off only on large ones
+    first_id: int | None = None  # the key of its first row, when the seeder numbers
 
 
-def plan_chunks(table: str, count: int, seed: int, as_of: datetime) -> list[Chunk]:
+def plan_chunks(
+    table: str, count: int, seed: int, as_of: datetime, first_id: int | None = None
+) -> list[Chunk]:
+    """A stage's chunks; with ``first_id`` (see :mod:`.ids`), rows carry their
+    key, ``first_id`` onwards in row order."""
     return [
-        Chunk(table, number, start, min(CHUNK, count - start), seed, as_of, count)
+        Chunk(
+            table, number, start, min(CHUNK, count - start), seed, as_of, count,
+            None if first_id is None else first_id + start,
+        )
         for number, start in enumerate(range(0, count, CHUNK))
-    ]
+    ]  # fmt: skip
+
+
+def _key_texts(chunk: Chunk) -> list[str]:
+    """The chunk's keys as COPY text (none when the column's default numbers)."""
+    if chunk.first_id is None:
+        return []
+    return list(map(str, range(chunk.first_id, chunk.first_id + chunk.size)))
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -138,6 +153,7 @@ def render(
         row = make_row(ctx, pickers)
         values = [row[c] for c in names]
         lines.append("\t".join([formats[type(v)](v) for v in values]))
+    lines = _keyed(chunk, lines)
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
 
@@ -185,7 +201,7 @@ def render_columns(
     factory = factory_for(chunk.table)
     excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
     frame = columns.Frame(chunk.as_of, chunk.size, value_pools(chunk.seed), chunk.start)
-    texts = []
+    texts = [keys] if (keys := _key_texts(chunk)) else []
     for name, kind, declaration in factory._plan():
         if kind is Parent:
             if planned and name in planned:
@@ -245,8 +261,17 @@ def render_counter_rows(
             else:
                 row[name] = source.ref(pick(us[0], len(source)))
         lines.append("\t".join([_FORMATS[type(row[c])](row[c]) for c in names]))
+    lines = _keyed(chunk, lines)
     lines.append("")
     return "\n".join(lines).encode(), ctx.local_indices()
+
+
+def _keyed(chunk: Chunk, lines: list[str]) -> list[str]:
+    """``lines`` with the chunk's keys in front, when the seeder numbers them."""
+    keys = _key_texts(chunk)
+    if not keys:
+        return lines
+    return [f"{key}\t{line}" for key, line in zip(keys, lines, strict=True)]
 
 
 def _require(pool: Any) -> None:

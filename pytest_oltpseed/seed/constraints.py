@@ -27,10 +27,14 @@ class _Deferred:
 
     With ``keys``, an empty table's primary key and unique constraints go too
     (as ``pgbench -i`` adds its keys after the load): building a key's index
-    once, sorted, costs the server about half of what keeping it up to date
-    row by row does, and re-adding it checks uniqueness over every row just
-    the same. Only keys no FK and no replica identity rests on: a parent's
-    key is what its children's FKs reference.
+    once, sorted, costs the server less than keeping it up to date row by
+    row, and re-adding it checks uniqueness over every row just the same.
+    Only keys no FK and no replica identity rests on (a parent's key is what
+    its children's FKs reference), and only when no logical replication slot
+    on the database could decode the stage: a decoded INSERT made while its
+    table had no key would reach a CDC consumer without one (Debezium keys
+    its records by it). A slot made later cannot decode a transaction that
+    was already running when it was made.
     """
 
     @staticmethod
@@ -66,6 +70,7 @@ class _Deferred:
         :meth:`restore`)."""
         self.conn = conn
         tables = regclass_names(conn, [stage.table, *stage.item_tables])
+        keys = keys and not _decoded(conn)
         empty = [t for t in tables if keys and not has_rows(conn, sql.SQL(t))]
         self.keys = conn.execute(_KEYS, (empty,)).fetchall() if empty else []
         self.constraints = (
@@ -116,6 +121,16 @@ class _Deferred:
             )
 
 
+def _decoded(conn: psycopg.Connection) -> bool:
+    """Whether a logical replication slot on this database may decode what
+    the running transaction writes."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_type = "
+        "'logical' AND database = current_database())"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 class _SetChecked:
     """A stage's FKs checked once, set-based, instead of by a trigger per row.
 
@@ -132,8 +147,9 @@ class _SetChecked:
     Used only when the role may set the parameter (a superuser, or granted
     it), when every trigger firing on INSERT on the stage's tables is an FK's
     own (a domain's would be skipped too; ``updated_at`` ones fire on UPDATE),
-    and when those tables and their parents
-    are plain tables with validated FKs; otherwise the triggers fire as usual.
+    when those tables and their parents are plain tables with validated FKs,
+    and when the role may lock the parents (see :meth:`validate`); otherwise
+    the triggers fire as usual.
     """
 
     @classmethod
@@ -158,12 +174,25 @@ class _SetChecked:
         self.conn.execute("SET LOCAL session_replication_role = DEFAULT")
 
     def validate(self) -> None:
-        """Every FK holds for every row (MATCH SIMPLE or FULL, as declared)."""
+        """Every FK holds for every row (MATCH SIMPLE or FULL, as declared).
+
+        The parents are locked first in SHARE mode until the stage commits, as
+        ``ALTER TABLE ... ADD FOREIGN KEY`` locks them: the copied rows took
+        no row lock on their parents (the triggers that would were off), so
+        a parent deleted after the check and before the commit would leave
+        them orphans. SHARE lets other readers and checks through and holds
+        writers to the parents only from here to the commit."""
         # As ALTER TABLE does for this check: the anti-join may hash in memory.
         self.conn.execute(
             "SELECT set_config('work_mem', current_setting('maintenance_work_mem'),"
             " true)"
         )
+        for parent in sorted({(fk[3], fk[4]) for fk in self.foreign_keys}):
+            self.conn.execute(
+                sql.SQL("LOCK TABLE ONLY {} IN SHARE MODE").format(
+                    sql.Identifier(*parent)
+                )
+            )
         for fk in self.foreign_keys:
             schema, table, name, parent_schema, parent, fk_columns, keys, full = fk
             child_cols = [sql.SQL("c.{}").format(sql.Identifier(c)) for c in fk_columns]
@@ -211,6 +240,10 @@ SELECT NOT EXISTS (
     WHERE g.tgenabled <> 'D' AND (g.tgtype & 4) <> 0  -- fires on INSERT
     AND NOT (g.tgisinternal AND c.contype = 'f'))
 AND NOT EXISTS (SELECT 1 FROM fk WHERE NOT fk.convalidated)
+AND NOT EXISTS (  -- LOCK ... IN SHARE MODE needs one of these on each parent
+    SELECT 1 FROM fk WHERE NOT (has_table_privilege(fk.confrelid, 'UPDATE')
+    OR has_table_privilege(fk.confrelid, 'DELETE')
+    OR has_table_privilege(fk.confrelid, 'TRUNCATE')))
 AND NOT EXISTS (
     SELECT 1 FROM pg_class r
     WHERE (r.oid IN (SELECT oid FROM t) OR r.oid IN (SELECT confrelid FROM fk))

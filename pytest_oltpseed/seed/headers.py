@@ -39,6 +39,7 @@ from pytest_oltpseed.data.factory import (
 from pytest_oltpseed.data.factory import pools as value_pools
 from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.seed import chunks
+from pytest_oltpseed.seed.ids import IdBlock
 
 if TYPE_CHECKING:
     from pytest_oltpseed.seed.seeder import Seeder, Stage, StageResult
@@ -115,13 +116,27 @@ Text = tuple[str, list[str], bytes, int]  # table, columns, COPY text, rows
 def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
     """Generate and land a header stage chunk by chunk, COPY overlapping the
     next chunk's generation."""
+    from pytest_oltpseed.seed import seeder as seed_module
+
     conn, count = seeder.conn, stage.count
-    fast = columns.fast_enabled(expected_rows(stage.factory, count))
-    rows = conn.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-        (stage.table, count),
-    ).fetchall()
-    ids = sorted(int(r[0]) for r in rows)
+    expected = expected_rows(stage.factory, count)
+    fast = columns.fast_enabled(expected)
+    # A large stage takes its header ids as one block (see :mod:`.ids`).
+    block = (
+        IdBlock.take(conn, stage.table, count)
+        if expected >= seed_module.DEFER_AT
+        else None
+    )
+    if block is not None and block.column == "id":
+        ids = list(range(block.first, block.first + count))
+    else:
+        block = None
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+            "FROM generate_series(1, %s)",
+            (stage.table, count),
+        ).fetchall()
+        ids = sorted(int(r[0]) for r in rows)
     fresh = {
         (d.fn.domain, d.fn.key): indices.reserve(conn, d.fn.domain, d.fn.key, count)
         for _, kind, d in stage.factory._plan()
@@ -158,6 +173,8 @@ def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
         finally:
             if pending and not pending.done():
                 wait([pending])
+    if block is not None:
+        block.finish(count)
 
 
 def _land(writer: Any, texts: list[Text], result: StageResult) -> None:

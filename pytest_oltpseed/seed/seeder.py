@@ -51,6 +51,7 @@ from pytest_oltpseed.errors import UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
 from pytest_oltpseed.seed import chunks, headers
 from pytest_oltpseed.seed.constraints import _Deferred, _SetChecked
+from pytest_oltpseed.seed.ids import IdBlock
 from pytest_oltpseed.seed.lanes import _Lanes, _Stopped
 from pytest_oltpseed.seed.parents import ParentPool, Picker
 from pytest_oltpseed.seed.writer import _Writer
@@ -278,10 +279,13 @@ class Seeder:
         with self.conn.transaction():
             hook = _hook(stage)
             run: Callable[[], None]
+            chunked = isinstance(hook, PlannedParents) or (
+                hook is None and not stage.item_tables
+            )
             if isinstance(hook, PlannedParents):
                 positional, count = hook.plan(self, stage)
                 run = partial(self._run_chunks, stage, result, count, positional)
-            elif hook is None and not stage.item_tables:
+            elif chunked:
                 count = stage.count
                 run = partial(self._run_chunks, stage, result, count)
             elif headers.columnar(stage.table):  # headers + items, column-wise
@@ -291,6 +295,8 @@ class Seeder:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
                 run = partial(self._run_rows, stage, result, count, pickers, hook)
+            if chunked and count >= DEFER_AT:  # before its key may be dropped
+                run = partial(run, block=IdBlock.take(self.conn, stage.table, count))
             checked = _SetChecked.start(self.conn, stage)
             finish = getattr(hook, "finish", None)
             deferred = (
@@ -336,11 +342,16 @@ class Seeder:
         result: StageResult,
         count: int,
         positional: chunks.Positional | None = None,
+        *,
+        block: IdBlock | None = None,
     ) -> None:
         """A stage without rules across rows (or with its parents planned):
-        chunks of COPY text, from workers when it is large."""
-        parts = chunks.plan_chunks(stage.table, count, self.seed, self.as_of)
-        writer = _Writer(self.conn, stage)
+        chunks of COPY text, from workers when it is large; with ``block``,
+        rows carry their keys (see :mod:`.ids`)."""
+        parts = chunks.plan_chunks(
+            stage.table, count, self.seed, self.as_of, block.first if block else None
+        )
+        writer = _Writer(self.conn, stage, key=block.column if block else None)
         if (
             self.workers > 0
             and count >= PARALLEL_AT
@@ -369,6 +380,8 @@ class Seeder:
         else:
             rendered = (chunks.render(part, self.pool, positional) for part in parts)
             self._land_chunks(stage, result, writer, parts, rendered)
+        if block:
+            block.finish(count)
 
     def _land_chunks(
         self,

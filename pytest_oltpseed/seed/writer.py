@@ -29,11 +29,17 @@ def _rows(values: Iterable[Sequence[Any]]) -> Callable[[psycopg.Copy], None]:
 class _Writer:
     """COPY for one stage: straight in, or through staging for idempotent tables."""
 
-    def __init__(self, conn: psycopg.Connection, stage: Stage) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, stage: Stage, *, key: str | None = None
+    ) -> None:
+        """``key``: the key column the COPY text carries first (see
+        :mod:`.ids`); otherwise its default fills it."""
         self.conn = conn
         self.stage = stage
         self.factory = stage.factory
         self.columns = self.factory.column_names()
+        if key is not None:
+            self.columns = [key, *self.columns]
         self.items = [
             (name, items, factory_for(items.table))
             for name, items in self.factory._items()
