@@ -19,12 +19,18 @@ pgbench's, and the speed-up over the specs' design on the same hospital rows.
 
 Shared machines are noisy (runs of the same thing differ by up to 20% here):
 each run is repeated ``--repeat`` times and the best is kept, for every
-contender alike. Small profiles mostly time interpreter start-up (~0.4 s of
-imports) and the fresh server's first queries.
+contender alike. Small profiles mostly time interpreter start-up (~0.25 s of
+imports: psycopg, factory_boy with Faker, Typer) and the fresh server's first
+queries; ``--alone`` also times the seeding alone, in a process whose
+imports are done and whose connection is open, beside the specs' design's
+own timing of the same part (it starts its clock after its imports too).
+Every contender starts from compiled bytecode (``PYTHONDONTWRITEBYTECODE``
+is dropped), as an installed package does.
 
     .venv/bin/python bench/seed.py [--profiles SMALL,LARGE,STRESS] [--repeat 2]
         [--domains all,hospital,retail] [--spec-profiles LARGE]
         [--slow-profiles LARGE] [--no-spec] [--no-slow] [--baseline DIR]
+        [--alone]
 
 ``--baseline DIR`` also times ``oltpseed seed`` (fast path) from the checkout
 in DIR (its ``pytest_oltpseed`` and ``sql``, e.g. ``git archive main``

@@ -27,6 +27,7 @@ from typing import Any
 from pytest_oltpseed.data import columns
 from pytest_oltpseed.data.factory import Context, Parent, Ref, Row, _Attrs, factory_for
 from pytest_oltpseed.data.factory import pools as value_pools
+from pytest_oltpseed.seed import binary
 
 CHUNK = 5_000
 
@@ -43,17 +44,24 @@ class Chunk:
     as_of: datetime
     stage_rows: int = 0  # the stage's size: NumPy pays off only on large ones
     first_id: int | None = None  # the key of its first row, when the seeder numbers
+    binary: tuple[str, ...] | None = None  # each column's binary form (column-wise)
 
 
 def plan_chunks(
-    table: str, count: int, seed: int, as_of: datetime, first_id: int | None = None
+    table: str,
+    count: int,
+    seed: int,
+    as_of: datetime,
+    first_id: int | None = None,
+    binary_forms: tuple[str, ...] | None = None,
 ) -> list[Chunk]:
     """A stage's chunks; with ``first_id`` (see :mod:`.ids`), rows carry their
-    key, ``first_id`` onwards in row order."""
+    key, ``first_id`` onwards in row order; with ``binary_forms``, column-wise
+    chunks are binary COPY (see :mod:`.binary`)."""
     return [
         Chunk(
             table, number, start, min(CHUNK, count - start), seed, as_of, count,
-            None if first_id is None else first_id + start,
+            None if first_id is None else first_id + start, binary_forms,
         )
         for number, start in enumerate(range(0, count, CHUNK))
     ]  # fmt: skip
@@ -195,13 +203,19 @@ def _keys(chunk: Chunk, name: str, draws: int) -> list[int]:
 def render_columns(
     chunk: Chunk, pools: PoolSource, planned: Mapping[str, Planned] | None = None
 ) -> Rendered:
-    """The chunk as COPY text, built a column at a time (the NumPy path)."""
+    """The chunk for COPY, built a column at a time (the NumPy path): text,
+    or binary when the stage's columns all have a binary form
+    (``chunk.binary``, see :mod:`.binary`)."""
     if not columns.load_numpy():
         raise RuntimeError("the column-wise path needs NumPy (extra 'fast')")
+    np = columns.np
     factory = factory_for(chunk.table)
     excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
     frame = columns.Frame(chunk.as_of, chunk.size, value_pools(chunk.seed), chunk.start)
-    texts = [keys] if (keys := _key_texts(chunk)) else []
+    written: list[tuple[str, Any]] = []  # (kind, values) of each written column
+    if chunk.first_id is not None:
+        ids = np.arange(chunk.first_id, chunk.first_id + chunk.size, dtype=np.int64)
+        written.append(("int", ids))
     for name, kind, declaration in factory._plan():
         if kind is Parent:
             if planned and name in planned:
@@ -216,17 +230,35 @@ def render_columns(
                 index = columns.picks(columns.uniforms(key, 0, chunk.size), len(pool))
             frame.columns[name] = index
             frame.parents[name] = pool
-            texts.append(columns.column_text("int", pool.id_array()[index]))
+            written.append(("int", pool.id_array()[index]))
             continue
         gen = declaration.fn
         us = [columns.uniforms(k, 0, chunk.size) for k in _keys(chunk, name, gen.draws)]
         values = gen.many(frame, us)
         frame.columns[name] = values
         if name not in excluded:
-            texts.append(columns.column_text(gen.kind, values))
+            written.append((gen.kind, values))
+    used = sorted(frame.used.items())
+    if chunk.binary:
+        return binary.encode(chunk.binary, [v for _, v in written], chunk.size), used
+    texts = [columns.column_text(kind, values) for kind, values in written]
     lines = list(map("\t".join, zip(*texts, strict=True)))
     lines.append("")
-    return "\n".join(lines).encode(), sorted(frame.used.items())
+    return "\n".join(lines).encode(), used
+
+
+def kinds(table: str, numbered: bool) -> list[str]:
+    """The generator kind of each column a column-wise chunk of ``table``
+    writes, in order (``numbered``: its key first, see :mod:`.ids`)."""
+    factory = factory_for(table)
+    excluded = set(factory._meta.exclude)  # type: ignore[attr-defined]
+    out = ["int"] if numbered else []
+    for name, kind, declaration in factory._plan():
+        if kind is Parent:
+            out.append("int")
+        elif name not in excluded:
+            out.append(declaration.fn.kind)
+    return out
 
 
 def render_counter_rows(

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import (
     Future,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
@@ -49,7 +48,7 @@ from pytest_oltpseed.data.factory import (
 from pytest_oltpseed.domains import Domain
 from pytest_oltpseed.errors import UsageError
 from pytest_oltpseed.profiles import DEFAULT_AS_OF, Profile
-from pytest_oltpseed.seed import chunks, headers
+from pytest_oltpseed.seed import chunked, chunks, headers
 from pytest_oltpseed.seed.constraints import _Deferred, _SetChecked
 from pytest_oltpseed.seed.ids import IdBlock
 from pytest_oltpseed.seed.lanes import _Lanes, _Stopped
@@ -279,15 +278,15 @@ class Seeder:
         with self.conn.transaction():
             hook = _hook(stage)
             run: Callable[[], None]
-            chunked = isinstance(hook, PlannedParents) or (
+            in_chunks = isinstance(hook, PlannedParents) or (
                 hook is None and not stage.item_tables
             )
             if isinstance(hook, PlannedParents):
                 positional, count = hook.plan(self, stage)
-                run = partial(self._run_chunks, stage, result, count, positional)
-            elif chunked:
+                run = partial(chunked.run, self, stage, result, count, positional)
+            elif in_chunks:
                 count = stage.count
-                run = partial(self._run_chunks, stage, result, count)
+                run = partial(chunked.run, self, stage, result, count)
             elif headers.columnar(stage.table):  # headers + items, column-wise
                 count = headers.expected_rows(stage.factory, stage.count)
                 run = partial(headers.run, self, stage, result, hook)
@@ -295,7 +294,7 @@ class Seeder:
                 pickers = self._pickers(stage.factory)
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
                 run = partial(self._run_rows, stage, result, count, pickers, hook)
-            if chunked and count >= DEFER_AT:  # before its key may be dropped
+            if in_chunks and count >= DEFER_AT:  # before its key may be dropped
                 run = partial(run, block=IdBlock.take(self.conn, stage.table, count))
             checked = _SetChecked.start(self.conn, stage)
             finish = getattr(hook, "finish", None)
@@ -335,82 +334,6 @@ class Seeder:
             result.seconds,
         )
         return result
-
-    def _run_chunks(
-        self,
-        stage: Stage,
-        result: StageResult,
-        count: int,
-        positional: chunks.Positional | None = None,
-        *,
-        block: IdBlock | None = None,
-    ) -> None:
-        """A stage without rules across rows (or with its parents planned):
-        chunks of COPY text, from workers when it is large; with ``block``,
-        rows carry their keys (see :mod:`.ids`)."""
-        parts = chunks.plan_chunks(
-            stage.table, count, self.seed, self.as_of, block.first if block else None
-        )
-        writer = _Writer(self.conn, stage, key=block.column if block else None)
-        if (
-            self.workers > 0
-            and count >= PARALLEL_AT
-            and _CAN_FORK
-            and not chunks.column_wise(stage.table, count, positional)
-        ):
-            columns.numpy_settled()  # never fork with an import half done
-            chunks.STAGE_POOLS.clear()
-            for name, kind, declaration in stage.factory._plan():
-                if kind is Parent and name not in (positional or {}):
-                    key = (declaration.table, declaration.carry)
-                    chunks.STAGE_POOLS[key] = self.pool(*key)
-            chunks.STAGE_POSITIONAL.clear()
-            chunks.STAGE_POSITIONAL.update(positional or {})
-            context = multiprocessing.get_context("fork")
-            try:
-                with ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=chunks.quiet_worker
-                ) as procs:
-                    self._land_chunks(
-                        stage, result, writer, parts, procs.map(chunks.work, parts)
-                    )
-            finally:
-                chunks.STAGE_POOLS.clear()
-                chunks.STAGE_POSITIONAL.clear()
-        else:
-            rendered = (chunks.render(part, self.pool, positional) for part in parts)
-            self._land_chunks(stage, result, writer, parts, rendered)
-        if block:
-            block.finish(count)
-
-    def _land_chunks(
-        self,
-        stage: Stage,
-        result: StageResult,
-        writer: _Writer,
-        parts: list[chunks.Chunk],
-        rendered: Iterable[tuple[bytes, list[tuple[tuple[str, str], int]]]],
-    ) -> None:
-        """COPY chunk n on a writer thread while chunk n+1 is generated (here or
-        received from a worker): the server ingests as the client generates."""
-        done = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
-            pending: Future[None] | None = None
-            try:
-                for part, (data, used) in zip(parts, rendered, strict=True):
-                    if pending:
-                        pending.result()
-                    pending = pool.submit(writer.write_text, data, part.size, result)
-                    for key, next_index in used:
-                        self.ctx.note_index(key, next_index)
-                    done += part.size
-                    if self.progress:
-                        self.progress(stage, done)
-                if pending:
-                    pending.result()
-            finally:
-                if pending and not pending.done():
-                    wait([pending])
 
     def _run_rows(
         self,

@@ -40,6 +40,7 @@ class _Writer:
         self.columns = self.factory.column_names()
         if key is not None:
             self.columns = [key, *self.columns]
+        self.binary = False  # write_text's data is binary COPY (see .binary)
         self.items = [
             (name, items, factory_for(items.table))
             for name, items in self.factory._items()
@@ -69,9 +70,12 @@ class _Writer:
         table: sql.Identifier,
         columns: Sequence[str],
         feed: Callable[[psycopg.Copy], object],
+        binary: bool = False,
     ) -> None:
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            table, self._cols(columns)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            table,
+            self._cols(columns),
+            sql.SQL(" (FORMAT BINARY)" if binary else ""),
         )
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
             feed(copy)
@@ -102,8 +106,11 @@ class _Writer:
             result.items[items.table] += len(children)
 
     def write_text(self, data: bytes, rows: int, result: StageResult) -> None:
-        """Land ``rows`` rows given as COPY text (the chunked path)."""
-        self._land(rows, result, lambda copy: copy.write(data), self.columns)
+        """Land ``rows`` rows given as COPY data (the chunked path): text, or
+        binary when :attr:`binary` says so."""
+        self._land(
+            rows, result, lambda copy: copy.write(data), self.columns, self.binary
+        )
 
     def _land(
         self,
@@ -111,9 +118,10 @@ class _Writer:
         result: StageResult,
         feed: Callable[[psycopg.Copy], object],
         columns: Sequence[str],
+        binary: bool = False,
     ) -> None:
         """COPY into the table, or into staging then upsert; count what landed."""
-        self._copy(self.staging or table_ident(self.stage.table), columns, feed)
+        self._copy(self.staging or table_ident(self.stage.table), columns, feed, binary)
         if self.staging is None:
             result.written += rows
             return
