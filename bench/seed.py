@@ -90,14 +90,21 @@ def _server_cpu() -> float:
 Measured = tuple[float, float, str, tuple[float, float]]
 
 
-def _measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
+def _measure(
+    command: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> Measured:
     """(seconds, peak RSS in MB, stdout, (client CPU s, server CPU s)) of one
     child process. On a shared machine CPU seconds hold where wall time
     swings 2-3x with the load."""
     server_before = _server_cpu()
     started = time.perf_counter()
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
     )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
@@ -327,6 +334,18 @@ def _profile(
         rate[f"spec {domain}"] = rows / seconds
         work[f"spec {domain}"] = sum(cpu) / rows
         _line(f"specs' design {profile} {domain}", rows, seconds, rss, cpu)
+        if domain == "hospital":
+            best_cli = None
+            for _ in range(args.repeat):
+                dsn = fresh_database(server, "bench", domain)
+                seconds, rss, out, cpu = _spec_cli(dsn, profile, env)
+                if best_cli is None or seconds < best_cli[0]:
+                    best_cli = (seconds, rss, int(out.split()[0]), cpu)
+            assert best_cli is not None
+            seconds, rss, rows, cpu = best_cli
+            rate["spec-cli hospital"] = rows / seconds
+            work["spec-cli hospital"] = sum(cpu) / rows
+            _line(f"specs' design by its CLI {profile}", rows, seconds, rss, cpu)
         if args.alone:
             ours = min(
                 _seeding_alone(server, profile, domain, env) for _ in range(args.repeat)
@@ -369,6 +388,12 @@ def _ratios(
                 f"{rate[label] / rate[f'spec {domain}']:.1f}x the specs' design, "
                 f"{work[f'spec {domain}'] / work[label]:.1f}x less CPU a row"
             )
+        if f"spec-cli {domain}" in rate and not label.startswith("spec"):
+            print(
+                f"{'':<4}{profile} {label}: "
+                f"{rate[label] / rate[f'spec-cli {domain}']:.1f}x the specs' design "
+                "run by its CLI"
+            )
     for domain in domains:
         if f"{domain} slow" in rate:
             print(
@@ -399,6 +424,33 @@ with psycopg.connect(sys.argv[1]) as conn:
 """Seeding timed inside a process whose imports are done and whose connection
 is open, as the specs' design times itself (after Faker and psycopg2 are
 loaded): what a test suite's fixtures pay, where pytest already imported it all."""
+
+
+def _spec_cli(dsn: str, profile: str, env: dict[str, str]) -> Measured:
+    """The specs' design run as spec 002 runs it (``spec_design_cli.py``):
+    from a directory with its ``config/.env`` and ``config/settings.toml``."""
+    from psycopg.conninfo import conninfo_to_dict
+    from spec_design_cli import SETTINGS, config
+
+    from pytest_oltpseed.profiles import resolve
+
+    parts = conninfo_to_dict(dsn)
+    volumes = resolve(profile)
+    tables = [t for d in select("hospital") for t in d.tables]
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "config").mkdir()
+        (Path(work) / "config" / ".env").write_text(
+            config(
+                {k: str(parts[k]) for k in ("host", "port", "user") if k in parts}
+                | {"database": str(parts["dbname"])},
+                {t: volumes.count(t) for t in tables},
+                volumes.batch_size,
+            )
+        )
+        (Path(work) / "config" / "settings.toml").write_text(SETTINGS)
+        return _measure(
+            [sys.executable, str(HERE / "spec_design_cli.py"), "seed"], env, cwd=work
+        )
 
 
 def _seeding_alone(server: ServerInfo, profile: str, domain: str, env: dict) -> float:

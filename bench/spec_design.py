@@ -14,40 +14,54 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import psycopg2
 from faker import Faker
 from psycopg2.extras import execute_values
-
-from pytest_oltpseed.profiles import resolve
 
 STATUS = ["agendada", "realizada", "cancelada", "faltou"]
 EXAMES = ["hemograma", "raio-x", "tomografia", "ultrassom", "PCR", "ECG"]
 
 
 def main(dsn: str, profile_name: str) -> None:
+    from pytest_oltpseed.profiles import resolve  # the volumes (not the design's)
+
     profile = resolve(profile_name)
-    batch = profile.batch_size
+    conn = psycopg2.connect(dsn)
+    started = time.perf_counter()
+    rows = seed_tables(conn, profile.count, profile.batch_size)
+    conn.close()
+    print(rows, f"{time.perf_counter() - started:.3f}")
+
+
+def seed_tables(
+    conn: Any, count: Callable[[str], int], batch: int, *, per_batch: bool = False
+) -> int:
+    """Every hospital table at ``count(table)`` rows; the rows written.
+
+    ``per_batch``: a commit per batch of ``batch`` rows, as spec 002's
+    ``seed.py`` says (``spec_design_cli.py``); otherwise one per table."""
     fake = Faker("pt_BR")
     Faker.seed(0)
     random.seed(0)
-    conn = psycopg2.connect(dsn)
     cur = conn.cursor()
     rows = 0
-    started = time.perf_counter()
 
     def insert(table: str, columns: str, values: list[tuple]) -> None:
         nonlocal rows
-        execute_values(
-            cur, f"INSERT INTO {table} ({columns}) VALUES %s", values, page_size=batch
-        )
-        conn.commit()
+        statement = f"INSERT INTO {table} ({columns}) VALUES %s"
+        for at in range(0, len(values), batch) if per_batch else (0,):
+            part = values[at : at + batch] if per_batch else values
+            execute_values(cur, statement, part, page_size=batch)
+            conn.commit()
         rows += len(values)
 
     crms: set[str] = set()
     medicos = []
-    while len(medicos) < profile.count("medicos"):
+    while len(medicos) < count("medicos"):
         crm = f"CRM/{fake.estado_sigla()} {fake.random_number(digits=6, fix_len=True)}"
         if crm in crms:
             continue
@@ -57,7 +71,7 @@ def main(dsn: str, profile_name: str) -> None:
 
     cnpjs: set[str] = set()
     convenios = []
-    while len(convenios) < profile.count("convenios"):
+    while len(convenios) < count("convenios"):
         cnpj = fake.cnpj()
         if cnpj in cnpjs:
             continue
@@ -74,7 +88,7 @@ def main(dsn: str, profile_name: str) -> None:
 
     cpfs: set[str] = set()
     pacientes = []
-    while len(pacientes) < profile.count("pacientes"):
+    while len(pacientes) < count("pacientes"):
         cpf = fake.cpf()
         if cpf in cpfs:
             continue
@@ -105,7 +119,7 @@ def main(dsn: str, profile_name: str) -> None:
 
     pairs: set[tuple[int, int]] = set()
     links = []
-    while len(links) < profile.count("pacientes_convenios"):
+    while len(links) < count("pacientes_convenios"):
         pair = (random.choice(patients)[0], random.choice(plans))
         if pair in pairs:
             continue
@@ -127,7 +141,7 @@ def main(dsn: str, profile_name: str) -> None:
         return fake.date_time_between(start_date=cadastro, end_date="now")
 
     consultas = []
-    for _ in range(profile.count("consultas")):
+    for _ in range(count("consultas")):
         pid, cadastro = random.choice(patients)
         consultas.append(
             (
@@ -142,7 +156,7 @@ def main(dsn: str, profile_name: str) -> None:
     del consultas
 
     exames = []
-    for _ in range(profile.count("exames")):
+    for _ in range(count("exames")):
         pid, cadastro = random.choice(patients)
         exames.append(
             (
@@ -156,7 +170,7 @@ def main(dsn: str, profile_name: str) -> None:
     del exames
 
     internacoes = []
-    for _ in range(profile.count("internacoes")):
+    for _ in range(count("internacoes")):
         pid, cadastro = random.choice(patients)
         entrada = after(cadastro)
         saida = (
@@ -178,8 +192,7 @@ def main(dsn: str, profile_name: str) -> None:
         "paciente_id, data_entrada, data_saida, motivo, quarto",
         internacoes,
     )
-    conn.close()
-    print(rows, f"{time.perf_counter() - started:.3f}")
+    return rows
 
 
 if __name__ == "__main__":
