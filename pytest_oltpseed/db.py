@@ -29,7 +29,7 @@ def regclass_names(conn: psycopg.Connection[Any], tables: Sequence[str]) -> list
 
 
 def has_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> bool:
-    """Whether ``table`` has a row (one index or heap page read at most)."""
+    """Whether ``table`` has a row (the scan stops at the first one)."""
     row = conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table)
     ).fetchone()

@@ -683,8 +683,10 @@ def test_a_large_stage_numbers_its_rows_as_the_default_would(
     taken: list[str] = []
     take = IdBlock.take.__func__  # type: ignore[attr-defined]
 
-    def spy(cls: type[IdBlock], conn: psycopg.Connection, table: str, n: int) -> Any:
-        block = take(cls, conn, table, n)
+    def spy(
+        cls: type[IdBlock], conn: psycopg.Connection, table: str, *rest: Any
+    ) -> Any:
+        block = take(cls, conn, table, *rest)
         taken.append(table if block else f"no block: {table}")
         return block
 
@@ -701,3 +703,90 @@ def test_a_large_stage_numbers_its_rows_as_the_default_would(
     )
     assert conn.execute("SELECT nextval('exames_id_seq')").fetchone() == (total + 1,)
     conn.rollback()
+
+
+def test_keys_that_would_not_come_back_as_they_were_stay(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key a view groups by (the view depends on it), one with storage
+    parameters or a comment (``ADD CONSTRAINT`` would not bring those back)
+    stays through the load; the stage succeeds and the key is as it was."""
+    monkeypatch.setattr(seeder, "DEFER_AT", 50)
+    conn.execute(
+        "CREATE VIEW exames_por_id AS SELECT e.id, e.tipo_exame, count(*) AS n "
+        "FROM exames e GROUP BY e.id"
+    )
+    conn.execute("ALTER INDEX consultas_pkey SET (fillfactor = 70)")
+    conn.execute("COMMENT ON CONSTRAINT internacoes_pkey ON internacoes IS 'chave'")
+    conn.commit()
+    during: dict[str, list[str]] = {}
+
+    def look(stage: Stage, done: int) -> None:
+        during.setdefault(stage.table, _keys_of(conn, stage.table))
+
+    Seeder(conn, progress=look).run(plan(select("hospital"), resolve("SMALL")))
+    assert during["exames"] == ["exames_pkey"]
+    assert during["consultas"] == ["consultas_pkey"]
+    assert during["internacoes"] == ["internacoes_pkey"]
+    assert during["pacientes_convenios"] == []  # nothing of that kind: rebuilt
+    options = conn.execute(
+        "SELECT reloptions FROM pg_class WHERE relname = 'consultas_pkey'"
+    ).fetchone()
+    assert options == (["fillfactor=70"],)
+    assert conn.execute("SELECT count(*) FROM exames_por_id").fetchone() == (350,)
+
+
+def test_no_id_block_where_the_sequence_or_the_factory_says_otherwise(
+    conn: psycopg.Connection,
+) -> None:
+    """A cycling sequence (the lock must not change it), a key the factory
+    writes itself, a sequence another table's default also draws from: the
+    column's default numbers the rows, and the sequence is as it was."""
+    from pytest_oltpseed.seed.ids import IdBlock
+
+    assert IdBlock.take(conn, "exames", 10, ["id", "paciente_id"]) is None
+    conn.execute("ALTER SEQUENCE exames_id_seq CYCLE")
+    assert IdBlock.take(conn, "exames", 10) is None
+    cycling = conn.execute(
+        "SELECT seqcycle FROM pg_sequence WHERE seqrelid = 'exames_id_seq'::regclass"
+    ).fetchone()
+    assert cycling == (True,)
+    conn.execute("ALTER SEQUENCE exames_id_seq NO CYCLE")
+    conn.execute(
+        "CREATE TABLE exames_copia (id bigint DEFAULT nextval('exames_id_seq'))"
+    )
+    assert IdBlock.take(conn, "exames", 10) is None
+    conn.execute("DROP TABLE exames_copia")
+    block = IdBlock.take(conn, "exames", 10)
+    assert block is not None and block.column == "id"
+    conn.rollback()
+
+
+def test_a_self_reference_is_checked_without_locking_the_stages_own_table(
+    conn: psycopg.Connection,
+) -> None:
+    """The SHARE lock goes to the parents only: the stage's own tables (a
+    self-reference, a header) are written by this stage, and two stages
+    locking their own tables would deadlock each other."""
+    from types import SimpleNamespace
+
+    conn.execute(
+        "CREATE TABLE setores (id bigserial PRIMARY KEY, pai bigint "
+        "REFERENCES setores (id), paciente_id bigint REFERENCES pacientes (id))"
+    )
+    conn.commit()
+    stage = SimpleNamespace(table="setores", item_tables=[])
+    with conn.transaction():
+        checked = seeder._SetChecked.start(conn, stage)  # type: ignore[arg-type]
+        assert checked is not None
+        conn.execute("INSERT INTO setores (pai) VALUES (NULL)")
+        checked.triggers_back()
+        checked.validate()
+        locked = dict(
+            conn.execute(
+                "SELECT c.relname::text, l.mode FROM pg_locks l JOIN pg_class c "
+                "ON c.oid = l.relation WHERE l.pid = pg_backend_pid() "
+                "AND c.relname IN ('setores', 'pacientes') AND l.mode = 'ShareLock'"
+            ).fetchall()
+        )
+        assert locked == {"pacientes": "ShareLock"}

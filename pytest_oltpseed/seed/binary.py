@@ -10,7 +10,7 @@ each row a 2-byte field count: fixed-width columns are written as a
 scattered to their offsets, all with NumPy.
 
 Only for columns whose kind has one exact binary form in the column's type
-(:data:`FORMS`) and a UTF-8 database; anything else (money as ``numeric``, a
+(:data:`FORMS`) over a UTF-8 connection; anything else (money as ``numeric``, a
 ``timestamptz``, whose text the server reads in the session's time zone, a
 type of a generated domain) keeps text COPY for the whole stage. The rows
 are the same either way.
@@ -56,9 +56,9 @@ def forms(
     conn: psycopg.Connection, table: str, names: Sequence[str], kinds: Sequence[str]
 ) -> tuple[str, ...] | None:
     """Each written column's form, or ``None`` when one has no binary form
-    here (the stage then copies text)."""
-    row = conn.execute("SELECT current_setting('server_encoding')").fetchone()
-    if not row or row[0] != "UTF8":
+    here (the stage then copies text). Text goes as UTF-8, which the server
+    reads in the connection's client encoding: only where that is UTF-8."""
+    if conn.info.encoding.lower().replace("-", "") != "utf8":
         return None
     types = dict(
         conn.execute(

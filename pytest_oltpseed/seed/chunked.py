@@ -36,7 +36,8 @@ def run(
 
     writer = _Writer(seeder.conn, stage, key=block.column if block else None)
     forms = None
-    if chunks.column_wise(stage.table, count, positional):
+    column_wise = chunks.column_wise(stage.table, count, positional)
+    if column_wise:
         kinds = chunks.kinds(stage.table, numbered=block is not None)
         forms = binary.forms(seeder.conn, stage.table, writer.columns, kinds)
     writer.binary = forms is not None
@@ -52,7 +53,8 @@ def run(
         seeder.workers > 0
         and count >= seed_module.PARALLEL_AT
         and seed_module._CAN_FORK
-        and not chunks.column_wise(stage.table, count, positional)
+        and not column_wise
+        and seeder._stop is None  # never fork from a lane's thread
     ):
         columns.numpy_settled()  # never fork with an import half done
         chunks.STAGE_POOLS.clear()

@@ -240,6 +240,8 @@ def render_columns(
             written.append((gen.kind, values))
     used = sorted(frame.used.items())
     if chunk.binary:
+        if len(chunk.binary) != len(written):  # kinds() and this loop disagree
+            raise AssertionError(f"{chunk.table}: binary forms do not match columns")
         return binary.encode(chunk.binary, [v for _, v in written], chunk.size), used
     texts = [columns.column_text(kind, values) for kind, values in written]
     lines = list(map("\t".join, zip(*texts, strict=True)))

@@ -29,8 +29,9 @@ class _Deferred:
     (as ``pgbench -i`` adds its keys after the load): building a key's index
     once, sorted, costs the server less than keeping it up to date row by
     row, and re-adding it checks uniqueness over every row just the same.
-    Only keys no FK and no replica identity rests on (a parent's key is what
-    its children's FKs reference), and only when no logical replication slot
+    Only keys nothing depends on (a parent's key is what its children's FKs
+    reference) and that ``ADD CONSTRAINT`` rebuilds exactly (see
+    :data:`_KEYS`), and only when no logical replication slot
     on the database could decode the stage: a decoded INSERT made while its
     table had no key would reach a CDC consumer without one (Debezium keys
     its records by it). A slot made later cannot decode a transaction that
@@ -79,7 +80,7 @@ class _Deferred:
             else conn.execute(
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
                 "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY("
-                "SELECT unnest(%s::text[])::regclass)",
+                "SELECT unnest(%s::text[])::regclass) ORDER BY 1, 2",
                 (tables,),
             ).fetchall()
         )
@@ -123,10 +124,15 @@ class _Deferred:
 
 def _decoded(conn: psycopg.Connection) -> bool:
     """Whether a logical replication slot on this database may decode what
-    the running transaction writes."""
+    the running transaction writes.
+
+    The transaction takes its id first: a slot made afterwards waits for it
+    to end before it decodes anything, so it never sees this one's writes;
+    a transaction without an id yet would not hold a new slot back."""
     row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_type = "
-        "'logical' AND database = current_database())"
+        "SELECT pg_current_xact_id() IS NOT NULL AND EXISTS (SELECT 1 FROM "
+        "pg_replication_slots WHERE slot_type = 'logical' "
+        "AND database = current_database())"
     ).fetchone()
     return bool(row and row[0])
 
@@ -139,10 +145,12 @@ class _SetChecked:
     firing on every copied row; at the end one anti-join per FK finds any row
     without its parent (the query ``ALTER TABLE ... ADD FOREIGN KEY`` runs),
     and a violation fails the stage, which rolls back whole. Nothing in the
-    schema changes, so no lock is taken on the parent tables: stages that
-    reference the same parents can run at once on several connections (see
-    :meth:`Seeder.run`), where dropping and re-adding their FKs would queue
-    them one behind the other on the parent's lock.
+    schema changes, so the parent tables are not locked while the rows are
+    copied, only in SHARE mode from the check to the commit (see
+    :meth:`validate`): stages that reference the same parents can run at
+    once on several connections (see :meth:`Seeder.run`), where dropping and
+    re-adding their FKs would queue them one behind the other on the
+    parent's lock from the drop on.
 
     Used only when the role may set the parameter (a superuser, or granted
     it), when every trigger firing on INSERT on the stage's tables is an FK's
@@ -167,7 +175,7 @@ class _SetChecked:
 
     def __init__(self, conn: psycopg.Connection, tables: Sequence[str]) -> None:
         self.conn = conn
-        self.foreign_keys = conn.execute(_FOREIGN_KEYS, (list(tables),)).fetchall()
+        self.foreign_keys = conn.execute(_FOREIGN_KEYS, {"t": list(tables)}).fetchall()
 
     def triggers_back(self) -> None:
         """Triggers fire again (a hook's ``finish`` updates rows as usual)."""
@@ -187,14 +195,18 @@ class _SetChecked:
             "SELECT set_config('work_mem', current_setting('maintenance_work_mem'),"
             " true)"
         )
-        for parent in sorted({(fk[3], fk[4]) for fk in self.foreign_keys}):
+        # not the stage's own tables (a header, a self-reference): writers to
+        # them wait for this stage anyway, and two stages locking their own
+        # tables would deadlock
+        parents = {(fk[3], fk[4]) for fk in self.foreign_keys if not fk[8]}
+        for parent in sorted(parents):
             self.conn.execute(
                 sql.SQL("LOCK TABLE ONLY {} IN SHARE MODE").format(
                     sql.Identifier(*parent)
                 )
             )
         for fk in self.foreign_keys:
-            schema, table, name, parent_schema, parent, fk_columns, keys, full = fk
+            schema, table, name, parent_schema, parent, fk_columns, keys, full, _ = fk
             child_cols = [sql.SQL("c.{}").format(sql.Identifier(c)) for c in fk_columns]
             match = sql.SQL(" AND ").join(
                 sql.SQL("p.{} = {}").format(sql.Identifier(k), c)
@@ -261,11 +273,12 @@ SELECT cn.nspname::text, c.relname::text, f.conname::text, pn.nspname::text,
        ARRAY(SELECT a.attname::text FROM unnest(f.confkey) WITH ORDINALITY k(n, i)
              JOIN pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.n
              ORDER BY k.i),
-       f.confmatchtype = 'f'
+       f.confmatchtype = 'f',
+       f.confrelid = ANY(SELECT unnest(%(t)s::text[])::regclass)
 FROM pg_constraint f
 JOIN pg_class c ON c.oid = f.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
 JOIN pg_class p ON p.oid = f.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
-WHERE f.contype = 'f' AND f.conrelid = ANY(SELECT unnest(%s::text[])::regclass)
+WHERE f.contype = 'f' AND f.conrelid = ANY(SELECT unnest(%(t)s::text[])::regclass)
 ORDER BY 1, 2, 3
 """
 
@@ -275,13 +288,22 @@ SELECT k.conrelid::regclass::text, k.conname::text, pg_get_constraintdef(k.oid)
 FROM pg_constraint k JOIN t ON k.conrelid = t.oid
 JOIN pg_class r ON r.oid = k.conrelid
 JOIN pg_index i ON i.indexrelid = k.conindid
+JOIN pg_class x ON x.oid = k.conindid
 WHERE k.contype IN ('p', 'u') AND r.relkind = 'r'
-AND NOT i.indisreplident
-AND NOT EXISTS (SELECT 1 FROM pg_constraint f
-                WHERE f.contype = 'f' AND f.conindid = k.conindid)
+AND NOT i.indisreplident AND NOT i.indisclustered
+AND x.reltablespace = 0 AND x.reloptions IS NULL
+AND NOT EXISTS (SELECT 1 FROM pg_depend d  -- an FK, a view's GROUP BY, ...
+    WHERE d.deptype = 'n' AND (
+        (d.refclassid = 'pg_constraint'::regclass AND d.refobjid = k.oid)
+        OR (d.refclassid = 'pg_class'::regclass AND d.refobjid = k.conindid)))
+AND NOT EXISTS (SELECT 1 FROM pg_description c
+    WHERE c.objoid IN (k.oid, k.conindid))
 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE r.oid IN (h.inhrelid, h.inhparent))
 ORDER BY 1, 2
 """
 """The PK and unique constraints of a stage's tables that may be rebuilt after
-the load (see :class:`_Deferred`): on plain tables, backing no FK and no
-replica identity."""
+the load (see :class:`_Deferred`), exactly as they were: on plain tables;
+nothing depends on them (an FK on a parent's key, a view grouping by it);
+not a replica identity index, not clustered on; in the default tablespace,
+without storage parameters and without a comment (``ADD CONSTRAINT`` from
+``pg_get_constraintdef`` would not bring those back)."""

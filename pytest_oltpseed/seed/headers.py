@@ -39,7 +39,7 @@ from pytest_oltpseed.data.factory import (
 from pytest_oltpseed.data.factory import pools as value_pools
 from pytest_oltpseed.db import table_ident
 from pytest_oltpseed.seed import chunks
-from pytest_oltpseed.seed.ids import IdBlock
+from pytest_oltpseed.seed.ids import IdBlock, next_values
 
 if TYPE_CHECKING:
     from pytest_oltpseed.seed.seeder import Seeder, Stage, StageResult
@@ -123,7 +123,7 @@ def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
     fast = columns.fast_enabled(expected)
     # A large stage takes its header ids as one block (see :mod:`.ids`).
     block = (
-        IdBlock.take(conn, stage.table, count)
+        IdBlock.take(conn, stage.table, count, stage.factory.column_names())
         if expected >= seed_module.DEFER_AT
         else None
     )
@@ -131,12 +131,7 @@ def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
         ids = list(range(block.first, block.first + count))
     else:
         block = None
-        rows = conn.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-            "FROM generate_series(1, %s)",
-            (stage.table, count),
-        ).fetchall()
-        ids = sorted(int(r[0]) for r in rows)
+        ids = next_values(conn, stage.table, count)
     fresh = {
         (d.fn.domain, d.fn.key): indices.reserve(conn, d.fn.domain, d.fn.key, count)
         for _, kind, d in stage.factory._plan()

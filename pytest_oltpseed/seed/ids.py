@@ -15,6 +15,7 @@ filled by a plain serial counting up by one; anything else keeps the default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -26,14 +27,23 @@ _SERIAL_KEY = """
 SELECT a.attname::text, s.oid::regclass::text, q.seqincrement, q.seqmax
 FROM pg_constraint k
 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
-JOIN pg_class s ON s.oid = to_regclass(pg_get_serial_sequence(%s, a.attname))
+JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+JOIN pg_class s ON s.oid = to_regclass(pg_get_serial_sequence(%(t)s, a.attname))
 JOIN pg_sequence q ON q.seqrelid = s.oid
-WHERE k.conrelid = %s::regclass AND k.contype = 'p'
-AND cardinality(k.conkey) = 1 AND a.attidentity = ''
+WHERE k.conrelid = %(t)s::regclass AND k.contype = 'p'
+AND cardinality(k.conkey) = 1 AND a.attidentity = '' AND NOT q.seqcycle
+AND a.attname <> ALL(%(written)s::text[])
+AND pg_get_expr(d.adbin, d.adrelid)
+    = format('nextval(%%L::regclass)', s.oid::regclass::text)
+AND NOT EXISTS (SELECT 1 FROM pg_depend o  -- another column's default
+    WHERE o.refobjid = s.oid AND o.classid = 'pg_attrdef'::regclass
+    AND o.objid <> d.oid)
 AND pg_has_role(s.relowner, 'USAGE')
 """
-"""A table's one-column primary key filled by a serial the role owns: the
-column, its sequence (as a regclass name), its increment and its maximum."""
+"""A table's one-column primary key filled by its own serial (the column's
+default is ``nextval`` of it, no other column's is), which the factory does
+not write and the role owns, not cycling: the column, the sequence (as a
+regclass name), its increment and its maximum."""
 
 
 @dataclass
@@ -41,18 +51,28 @@ class IdBlock:
     """Keys ``first``, ``first + 1``, ... for one stage's rows of ``table``."""
 
     conn: psycopg.Connection
-    table: str
     column: str
     sequence: str
     first: int
 
     @classmethod
-    def take(cls, conn: psycopg.Connection, table: str, count: int) -> IdBlock | None:
+    def take(
+        cls,
+        conn: psycopg.Connection,
+        table: str,
+        count: int,
+        written: Sequence[str] = (),
+    ) -> IdBlock | None:
         """A block for ``count`` rows from the sequence's next value, the
         sequence locked until the transaction ends; ``None`` where the
-        default stays (and says what is wrong, if the sequence runs out)."""
+        column's default stays: no such key (see :data:`_SERIAL_KEY`; a key
+        in ``written``, the columns the factory writes, is its own), or a
+        sequence without ``count`` values left (the default then fails on
+        the row that passes its maximum, as it always would)."""
         ident = table_ident(table).as_string(conn)
-        found = conn.execute(_SERIAL_KEY, (ident, ident)).fetchone()
+        found = conn.execute(
+            _SERIAL_KEY, {"t": ident, "written": list(written)}
+        ).fetchone()
         if found is None or found[2] != 1:
             return None
         column, sequence, _, maximum = found
@@ -65,7 +85,7 @@ class IdBlock:
         first = last + 1 if called else last
         if first + count - 1 > maximum:
             return None
-        return cls(conn, table, column, sequence, first)
+        return cls(conn, column, sequence, first)
 
     def finish(self, used: int) -> None:
         """Move the sequence past the ``used`` keys the stage wrote (the
@@ -75,3 +95,13 @@ class IdBlock:
                 "SELECT setval(%s::regclass, %s, true)",
                 (self.sequence, self.first + used - 1),
             )
+
+
+def next_values(conn: psycopg.Connection, table: str, count: int) -> list[int]:
+    """``count`` values of ``table``'s ``id`` sequence, one ``nextval`` each
+    (ascending; where no :class:`IdBlock` may be taken)."""
+    rows = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (table, count),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)

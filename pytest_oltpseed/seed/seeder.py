@@ -295,7 +295,10 @@ class Seeder:
                 count = hook.prepare(self, stage, pickers) if hook else stage.count
                 run = partial(self._run_rows, stage, result, count, pickers, hook)
             if in_chunks and count >= DEFER_AT:  # before its key may be dropped
-                run = partial(run, block=IdBlock.take(self.conn, stage.table, count))
+                block = IdBlock.take(
+                    self.conn, stage.table, count, stage.factory.column_names()
+                )
+                run = partial(run, block=block)
             checked = _SetChecked.start(self.conn, stage)
             finish = getattr(hook, "finish", None)
             deferred = (

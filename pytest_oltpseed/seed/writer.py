@@ -11,6 +11,7 @@ from psycopg import sql
 
 from pytest_oltpseed.data.factory import Parent, Ref, Row, SQLFactory, factory_for
 from pytest_oltpseed.db import has_rows, table_ident
+from pytest_oltpseed.seed.ids import next_values
 
 if TYPE_CHECKING:
     from pytest_oltpseed.seed.seeder import Stage, StageResult
@@ -84,7 +85,7 @@ class _Writer:
         """Land header rows (allocating ids when they have items), then items."""
         columns = list(self.columns)
         if self.items:
-            ids = self._allocate(len(rows))
+            ids = next_values(self.conn, self.stage.table, len(rows))
             for row, new_id in zip(rows, ids, strict=True):
                 row["id"] = new_id
             columns = ["id", *columns]
@@ -153,11 +154,3 @@ class _Writer:
                 if type(values[i]) is Ref:
                     values[i] = values[i].row["id"]
             yield values
-
-    def _allocate(self, n: int) -> list[int]:
-        rows = self.conn.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-            "FROM generate_series(1, %s)",
-            (self.stage.table, n),
-        ).fetchall()
-        return [int(r[0]) for r in rows]
