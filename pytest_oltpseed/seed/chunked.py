@@ -6,15 +6,16 @@ Moved out of :mod:`.seeder` (which reads its thresholds ``PARALLEL_AT`` and
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pytest_oltpseed.data import columns
 from pytest_oltpseed.data.factory import Parent
 from pytest_oltpseed.seed import binary, chunks
 from pytest_oltpseed.seed.ids import IdBlock
-from pytest_oltpseed.seed.writer import _Writer
+from pytest_oltpseed.seed.writer import _Writer, pipeline
 
 if TYPE_CHECKING:
     from pytest_oltpseed.seed.seeder import Seeder, Stage, StageResult
@@ -90,23 +91,13 @@ def _land(
     parts: list[chunks.Chunk],
     rendered: Iterable[tuple[bytes, list[tuple[tuple[str, str], int]]]],
 ) -> None:
-    """COPY chunk n on a writer thread while chunk n+1 is generated (here or
-    received from a worker): the server ingests as the client generates."""
-    done = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
-        pending: Future[None] | None = None
-        try:
-            for part, (data, used) in zip(parts, rendered, strict=True):
-                if pending:
-                    pending.result()
-                pending = pool.submit(writer.write_text, data, part.size, result)
-                for key, next_index in used:
-                    seeder.ctx.note_index(key, next_index)
-                done += part.size
-                if seeder.progress:
-                    seeder.progress(stage, done)
-            if pending:
-                pending.result()
-        finally:
-            if pending and not pending.done():
-                wait([pending])
+    """COPY chunk n while chunk n+1 is generated (here or received from a
+    worker), noting the identifier indices each chunk used."""
+
+    def jobs() -> Iterator[tuple[int, Callable[[], None]]]:
+        for part, (data, used) in zip(parts, rendered, strict=True):
+            for key, next_index in used:
+                seeder.ctx.note_index(key, next_index)
+            yield part.size, partial(writer.write_text, data, part.size, result)
+
+    pipeline(seeder, stage, jobs())

@@ -21,8 +21,8 @@ front, so a chunk never waits on the connection its COPY is using.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_oltpseed.data import columns, indices
@@ -148,26 +148,17 @@ def run(seeder: Seeder, stage: Stage, result: StageResult, rule: Any) -> None:
         rule.load(seeder, stage, fast)
     plan = HeaderPlan(stage.factory, seeder.pool, ids, fresh, rule)
     parts = chunks.plan_chunks(stage.table, count, seeder.seed, seeder.as_of)
-    from pytest_oltpseed.seed.writer import _Writer
+    from pytest_oltpseed.seed.writer import _Writer, pipeline
 
     writer = _Writer(conn, stage)
-    done = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
-        pending: Future[None] | None = None
-        try:
-            for part in parts:
-                texts = render(plan, part, fast)
-                if pending:
-                    pending.result()
-                pending = pool.submit(_land, writer, texts, result)
-                done += part.size
-                if seeder.progress:
-                    seeder.progress(stage, done)
-            if pending:
-                pending.result()
-        finally:
-            if pending and not pending.done():
-                wait([pending])
+    pipeline(
+        seeder,
+        stage,
+        (
+            (part.size, partial(_land, writer, render(plan, part, fast), result))
+            for part in parts
+        ),
+    )
     if block is not None:
         block.finish(count)
 

@@ -23,12 +23,7 @@ import multiprocessing
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import (
-    Future,
-    ThreadPoolExecutor,
-    wait,
-)
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -53,7 +48,7 @@ from pytest_oltpseed.seed.constraints import _Deferred, _SetChecked
 from pytest_oltpseed.seed.ids import IdBlock
 from pytest_oltpseed.seed.lanes import _Lanes, _Stopped
 from pytest_oltpseed.seed.parents import ParentPool, Picker
-from pytest_oltpseed.seed.writer import _Writer
+from pytest_oltpseed.seed.writer import _Writer, pipeline
 
 
 @dataclass(frozen=True)
@@ -346,33 +341,21 @@ class Seeder:
         pickers: dict[str, Picker],
         hook: Hook | None,
     ) -> None:
-        """A stage with rules across rows: rows in order, COPY on a writer thread."""
+        """A stage with rules across rows: rows in order, each batch copied on
+        a writer thread while the next is generated."""
         writer = _Writer(self.conn, stage)
-        with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
-            pending: Future[None] | None = None
-            try:
-                done = 0
-                while done < count:
-                    size = min(stage.batch_size, count - done)
-                    rows = []
-                    for _ in range(size):
-                        row = stage.factory.make_row(self.ctx, pickers)
-                        if hook:
-                            hook.accept(row)  # before the next row picks stock
-                        rows.append(row)
-                    if pending:
-                        pending.result()
-                    # COPY this batch on the writer thread while the next one is
-                    # generated: the server's core works as ours does.
-                    pending = pool.submit(writer.write, rows, result)
-                    done += size
-                    if self.progress:
-                        self.progress(stage, done)
-                if pending:
-                    pending.result()
-            finally:
-                if pending and not pending.done():
-                    wait([pending])
+
+        def jobs() -> Iterator[tuple[int, Callable[[], None]]]:
+            for at in range(0, count, stage.batch_size):
+                rows = []
+                for _ in range(min(stage.batch_size, count - at)):
+                    row = stage.factory.make_row(self.ctx, pickers)
+                    if hook:
+                        hook.accept(row)  # before the next row picks stock
+                    rows.append(row)
+                yield len(rows), partial(writer.write, rows, result)
+
+        pipeline(self, stage, jobs())
 
     def _pickers(self, factory: type[SQLFactory]) -> dict[str, Picker]:
         pickers: dict[str, Picker] = {}

@@ -4,6 +4,7 @@ and ``ON CONFLICT DO NOTHING`` for idempotent tables. Moved out of :mod:`.seeder
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -14,7 +15,7 @@ from pytest_oltpseed.db import has_rows, table_ident
 from pytest_oltpseed.seed.ids import next_values
 
 if TYPE_CHECKING:
-    from pytest_oltpseed.seed.seeder import Stage, StageResult
+    from pytest_oltpseed.seed.seeder import Seeder, Stage, StageResult
 
 
 def _rows(values: Iterable[Sequence[Any]]) -> Callable[[psycopg.Copy], None]:
@@ -154,3 +155,28 @@ class _Writer:
                 if type(values[i]) is Ref:
                     values[i] = values[i].row["id"]
             yield values
+
+
+def pipeline(
+    seeder: Seeder, stage: Stage, jobs: Iterable[tuple[int, Callable[[], object]]]
+) -> None:
+    """Run each ``(rows, copy)`` job of ``jobs`` on a writer thread while the
+    generator makes the next one: the server ingests batch n as the client
+    generates batch n+1. Progress is reported per job; a failed COPY raises
+    here, and none is left running on the way out."""
+    done = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="oltpseed-copy") as pool:
+        pending: Future[object] | None = None
+        try:
+            for rows, copy in jobs:
+                if pending:
+                    pending.result()
+                pending = pool.submit(copy)
+                done += rows
+                if seeder.progress:
+                    seeder.progress(stage, done)
+            if pending:
+                pending.result()
+        finally:
+            if pending and not pending.done():
+                wait([pending])
