@@ -179,7 +179,11 @@ class _Lanes:
                             running[future] = (i, conn, lane)
                         if not running:
                             continue
-                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        # A timed wait: Ctrl-C may reach a lane's thread, and
+                        # the main thread runs the handler only once it wakes.
+                        done, _ = wait(
+                            running, timeout=_TICK, return_when=FIRST_COMPLETED
+                        )
                         for future in done:
                             i, conn, lane = running.pop(future)
                             idle.append(conn)
@@ -224,6 +228,10 @@ class _Lanes:
                 ready.append(i)
         ready.sort(key=lambda i: -self.priority[i])
         return ready[: self.lanes - len(running)]
+
+
+_TICK = 0.2
+"""Seconds between the main thread's looks at a pending signal while lanes run."""
 
 
 def _connect_like(
