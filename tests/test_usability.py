@@ -285,6 +285,9 @@ def test_ctrl_c_during_seed_says_what_committed_and_how_to_finish(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a terminal's foreground job gets it: a suite run in the
+        # background (`make test &`) hands its children SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen = []
