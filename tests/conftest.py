@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -113,12 +115,33 @@ def server_home() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(home)], check=False)
 
 
+def as_user(uid: int | None = None) -> list[str]:
+    """A command prefix that runs as ``uid`` (default: ``nobody``) when we are
+    root, who reads and writes anything: a permission is only tested as a
+    user. Empty when we are not root; skips the test without ``setpriv``."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv is needed to drop root")
+    gid = uid
+    if uid is None:
+        nobody = pwd.getpwnam("nobody")
+        uid, gid = nobody.pw_uid, nobody.pw_gid
+    return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+
+
 def run_cli(
-    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+    *args: str,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout: float = 120,
+    user: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pytest_oltpseed`` exactly as a user's shell would."""
+    """Run ``python -m pytest_oltpseed`` exactly as a user's shell would
+    (``user``: a prefix from :func:`as_user`)."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest_oltpseed", *args],
+        [*user, sys.executable, "-m", "pytest_oltpseed", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import as_user, run_cli
 
 
 def _one_line(text: str) -> str:
@@ -24,21 +22,6 @@ def _one_line(text: str) -> str:
     assert len(lines) == 1, text
     assert "Traceback" not in text
     return lines[0]
-
-
-def _as_nobody() -> list[str]:
-    """A prefix that runs a command as ``nobody`` (root reads and writes
-    anything, so a permission is only tested as a user)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv is needed to drop root")
-    nobody = pwd.getpwnam("nobody")
-    return [
-        setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-        "--clear-groups",
-    ]  # fmt: skip
 
 
 @pytest.fixture
@@ -73,7 +56,7 @@ def test_another_users_server_home_is_one_line(
 ) -> None:
     """A user whose OLTPSEED_HOME is root's server home (root started the
     server there): one line naming the variable, not a PermissionError."""
-    prefix = _as_nobody()
+    prefix = as_user()
     if not prefix:
         pytest.skip("needs root, to make a home another account cannot use")
     home = shared_dir / "home"
@@ -92,15 +75,7 @@ def test_another_users_server_home_is_one_line(
         "OLTPSEED_CONFIG_DIR": str(shared_dir / "config"),
     }
     for args in (["counts"], ["server", "status"], ["server", "dsn"]):
-        result = subprocess.run(
-            [*prefix, sys.executable, "-m", "pytest_oltpseed", *args],
-            env=env,
-            cwd=shared_dir,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        result = run_cli(*args, env=env, cwd=shared_dir, timeout=60, user=prefix)
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
         assert "(OLTPSEED_HOME)" in line and "Permission denied" in line, line
@@ -124,18 +99,16 @@ def test_introspect_into_an_unwritable_out_is_one_line(
         f"oltpseed: error: cannot write --out {blocker / 'domains'}: "
         f"{blocker} is not a directory"
     )
-    prefix = _as_nobody()
     readonly = shared_dir / "readonly"
     readonly.mkdir(mode=0o555)
     (shared_dir / "config").mkdir()
-    as_user = subprocess.run(
-        [*prefix, sys.executable, "-m", "pytest_oltpseed", "introspect",
-         "--dsn", database, "--name", "shop", "--out", str(readonly)],
+    refused = run_cli(
+        "introspect", "--dsn", database, "--name", "shop", "--out", str(readonly),
         env={**cli_env, "OLTPSEED_CONFIG_DIR": str(shared_dir / "config")},
-        cwd=shared_dir, capture_output=True, text=True, check=False, timeout=120,
+        cwd=shared_dir, user=as_user(),
     )  # fmt: skip
-    assert as_user.returncode == 2, as_user.stderr
-    assert _one_line(as_user.stderr) == (
+    assert refused.returncode == 2, refused.stderr
+    assert _one_line(refused.stderr) == (
         f"oltpseed: error: cannot write --out {readonly}: {readonly} is not writable"
     )
     assert list(readonly.iterdir()) == []
@@ -182,10 +155,8 @@ def test_an_account_without_a_home_is_one_line(
     server's home raised RuntimeError from ``Path.home()``: a traceback."""
     if os.geteuid() != 0:
         pytest.skip("needs root, to run as a uid with no passwd entry")
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv is needed to drop root")
     uid = 4321
+    prefix = as_user(uid)
     try:
         pwd.getpwuid(uid)
         pytest.skip(f"uid {uid} has a passwd entry here")
@@ -200,23 +171,16 @@ def test_an_account_without_a_home_is_one_line(
     env.pop("OLTPSEED_HOME", None)
     shared_dir.chmod(0o777)
     for args in (["counts"], ["server", "status"], ["pause"]):
-        result = subprocess.run(
-            [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-             sys.executable, "-m", "pytest_oltpseed", *args],
-            env=env, cwd=shared_dir, capture_output=True, text=True, check=False,
-            timeout=60,
-        )  # fmt: skip
+        result = run_cli(*args, env=env, cwd=shared_dir, timeout=60, user=prefix)
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
         assert f"no home directory for uid {uid}" in line and "OLTPSEED_HOME" in line
     # with a home given, initdb itself refuses such an account: its reason is
     # in the one line (pg_ctl's own lines went to the terminal above it)
     home = shared_dir / "home"
-    started = subprocess.run(
-        [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-         sys.executable, "-m", "pytest_oltpseed", "server", "start"],
-        env={**env, "OLTPSEED_HOME": str(home)}, cwd=shared_dir,
-        capture_output=True, text=True, check=False, timeout=120,
+    started = run_cli(
+        "server", "start", env={**env, "OLTPSEED_HOME": str(home)},
+        cwd=shared_dir, user=prefix,
     )  # fmt: skip
     assert started.returncode == 1, started.stderr
     line = _one_line(started.stderr)

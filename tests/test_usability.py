@@ -4,8 +4,6 @@ code, whole output off a terminal, and no gate that passes on nothing."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -20,7 +18,7 @@ import pytest
 from pytest_oltpseed.config import load_settings
 from pytest_oltpseed.data.factory import bind, factory_for
 from pytest_oltpseed.domains import schema, select
-from tests.conftest import run_cli
+from tests.conftest import as_user, run_cli
 
 
 def _one_line(text: str) -> str:
@@ -111,25 +109,10 @@ def test_unreadable_config_directory_as_a_user(cli_env: dict[str, str]) -> None:
         (config / ".env").write_text("SEED_SIZE=SMALL\n")
         config.chmod(0)
         env = {k: v for k, v in cli_env.items() if k != "OLTPSEED_CONFIG_DIR"}
-        prefix: list[str] = []
-        if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                pytest.skip("setpriv is needed to drop root")
-            nobody = pwd.getpwnam("nobody")
-            prefix = [
-                setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
-                "--clear-groups",
-            ]  # fmt: skip
-        result = subprocess.run(
-            [*prefix, sys.executable, "-m", "pytest_oltpseed", "seed", "--dry-run"],
-            cwd=base,
-            env={**env, "LOG_DIR": str(base / "logs")},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        result = run_cli(
+            "seed", "--dry-run", env={**env, "LOG_DIR": str(base / "logs")},
+            cwd=base, timeout=60, user=as_user(),
+        )  # fmt: skip
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
         assert "cannot read config" in line and "Permission denied" in line

@@ -715,16 +715,9 @@ class KeyPart(Gen):
         return values[index]
 
 
-def key(
-    helper: str,
-    table: str,
-    columns: tuple[str, ...],
-    i: int,
-    *,
-    position: int | None = None,
-    kind: str = "value",
-) -> Gen:
-    return KeyPart(helper, table, columns, i, position=position, kind=kind)
+key = KeyPart
+"""The vocabulary's name for :class:`KeyPart`, as generated domains write it
+(``V.key(helper, table, columns, i)``)."""
 
 
 # -- unique by construction ------------------------------------------------------------
